@@ -1,0 +1,326 @@
+#include "commands.hpp"
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+
+#include "patchbay/config.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/loader.hpp"
+#include "patchbay/version.hpp"
+
+namespace po = boost::program_options;
+using nlohmann::json;
+
+namespace patchbay::cli {
+namespace {
+
+struct Parsed {
+  po::variables_map vm;
+  std::vector<std::string> positional;
+};
+
+// Parses `args` against `desc`; positional words are collected in order.
+Parsed parse(const std::vector<std::string>& args, const po::options_description& desc) {
+  po::options_description all(desc);
+  all.add_options()("positional", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pos;
+  pos.add("positional", -1);
+  Parsed p;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), p.vm);
+  po::notify(p.vm);
+  if (p.vm.count("positional")) p.positional = p.vm["positional"].as<std::vector<std::string>>();
+  return p;
+}
+
+bool wants_help(const Parsed& p, const std::string& usage, const po::options_description& desc) {
+  if (!p.vm.count("help")) return false;
+  std::cout << usage << "\n" << desc << "\n";
+  return true;
+}
+
+void load_plugins(Registry& registry, const std::vector<std::string>& extra_dirs) {
+  PluginLoader loader(registry);
+  auto dirs = PluginLoader::default_search_path();
+  for (const auto& d : extra_dirs) dirs.emplace_back(d);
+  loader.load_directories(dirs);
+}
+
+json to_json(const OptionValue& v) {
+  return std::visit([](const auto& x) { return json(x); }, v);
+}
+
+const char* type_name(OptionType t) {
+  switch (t) {
+    case OptionType::boolean: return "bool";
+    case OptionType::integer: return "int";
+    case OptionType::real: return "float";
+    case OptionType::string: return "string";
+    case OptionType::integer_list: return "int list";
+    case OptionType::real_list: return "float list";
+    case OptionType::string_list: return "string list";
+    case OptionType::integer_pair: return "int pair";
+  }
+  return "?";
+}
+
+std::string describe_constraint(const OptionSpec& s) {
+  if (!s.choices.empty()) {
+    std::string out = "one of:";
+    for (const auto& c : s.choices) out += " " + c;
+    return out;
+  }
+  if (s.range.min && s.range.max) return fmt::format("{} .. {}", *s.range.min, *s.range.max);
+  if (s.range.min) return fmt::format(">= {}", *s.range.min);
+  if (s.range.max) return fmt::format("<= {}", *s.range.max);
+  return "";
+}
+
+json schema_json(const OptionSchema& schema) {
+  json options = json::array();
+  for (const auto& s : schema.specs()) {
+    json o = {{"name", s.name}, {"type", type_name(s.type)}, {"help", s.help}};
+    o["default"] = s.default_value ? to_json(*s.default_value) : json(nullptr);
+    o["required"] = !s.default_value.has_value();
+    if (s.range.min) o["min"] = *s.range.min;
+    if (s.range.max) o["max"] = *s.range.max;
+    if (!s.choices.empty()) o["choices"] = s.choices;
+    options.push_back(o);
+  }
+  return options;
+}
+
+void print_schema(const OptionSchema& schema, const std::string& indent) {
+  size_t width = 4;
+  for (const auto& s : schema.specs()) width = std::max(width, s.name.size());
+  for (const auto& s : schema.specs()) {
+    const std::string def = s.default_value ? to_toml(*s.default_value) : "(required)";
+    const std::string constraint = describe_constraint(s);
+    fmt::print("{}{:<{}}  {:<11} {:<14} {}{}\n", indent, s.name, width, type_name(s.type), def,
+               s.help, constraint.empty() ? "" : " [" + constraint + "]");
+  }
+}
+
+json config_json(const ResolvedConfig& c) {
+  json out;
+  const auto table = [](const Options& o) {
+    json t = json::object();
+    for (const auto& [k, v] : o.values()) t[k] = to_json(v);
+    return t;
+  };
+  const auto slot = [&](const SlotConfig& s) {
+    json t = table(s.options);
+    t["plugin"] = s.plugin;
+    t["plugin_version"] = s.plugin_version;
+    return t;
+  };
+  out["experiment"] = table(c.experiment);
+  out["dataset"] = slot(c.dataset);
+  out["frontend"] = table(c.frontend);
+  out["patcher"] = slot(c.patcher);
+  out["masker"] = slot(c.masker);
+  out["backbone"] = slot(c.backbone);
+  out["train"] = table(c.train);
+  return out;
+}
+
+po::options_description common_options(const char* title) {
+  po::options_description desc(title);
+  desc.add_options()("help,h", "show this help")("json", "print JSON on stdout (and nothing else)")(
+      "plugin-dir", po::value<std::vector<std::string>>()->composing(),
+      "also load plugins from this folder (repeatable)");
+  return desc;
+}
+
+std::vector<std::string> plugin_dirs(const Parsed& p) {
+  return p.vm.count("plugin-dir") ? p.vm["plugin-dir"].as<std::vector<std::string>>()
+                                  : std::vector<std::string>{};
+}
+
+Experiment plan_from(const Parsed& p, const Registry& registry, const std::string& command) {
+  if (p.positional.empty()) {
+    throw ConfigError("cli.missing_file", fmt::format("which experiment? usage: patchbay {} FILE "
+                                                      "[key=value...]", command));
+  }
+  std::vector<std::string> overrides(p.positional.begin() + 1, p.positional.end());
+  return load_experiment(p.positional[0], overrides, registry);
+}
+
+}  // namespace
+
+int run_plugins(const std::vector<std::string>& args) {
+  auto desc = common_options("patchbay plugins options");
+  const auto p = parse(args, desc);
+  if (wants_help(p, "Usage: patchbay plugins [--json] [--plugin-dir DIR]\n\nLists every plugin "
+                    "found: kind, name, version, file, and its options (type, default, help).",
+                 desc)) {
+    return kExitOk;
+  }
+  if (!p.positional.empty()) {
+    throw ConfigError("cli.unexpected", fmt::format("'plugins' takes no arguments, got '{}'",
+                                                    p.positional[0]));
+  }
+  Registry registry;
+  load_plugins(registry, plugin_dirs(p));
+  if (p.vm.count("json")) {
+    json out = {{"patchbay_version", version()}, {"plugins", json::array()}};
+    for (auto kind : kAllPluginKinds) {
+      for (const auto* e : registry.entries(kind)) {
+        out["plugins"].push_back({{"kind", to_string(kind)},
+                                  {"name", e->name()},
+                                  {"library", e->origin.library},
+                                  {"version", e->origin.version},
+                                  {"file", e->origin.file},
+                                  {"help", e->description.help},
+                                  {"options", schema_json(e->description.options)}});
+      }
+    }
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  for (auto kind : kAllPluginKinds) {
+    const auto entries = registry.entries(kind);
+    fmt::print("{} ({})\n", plural(kind), entries.size());
+    for (const auto* e : entries) {
+      fmt::print("  {} {}  {}\n    from {}\n", e->name(), e->origin.version, e->description.help,
+                 e->origin.file);
+      print_schema(e->description.options, "      ");
+    }
+    fmt::print("\n");
+  }
+  return kExitOk;
+}
+
+int run_plan(const std::vector<std::string>& args) {
+  auto desc = common_options("patchbay plan options");
+  desc.add_options()("config", "also print each run's resolved configuration as TOML");
+  const auto p = parse(args, desc);
+  if (wants_help(p, "Usage: patchbay plan FILE [key=value...] [--json] [--config]\n\nValidates the "
+                    "experiment file (with overrides applied) against every plugin's options and "
+                    "prints the runs it expands to, without running anything.",
+                 desc)) {
+    return kExitOk;
+  }
+  Registry registry;
+  load_plugins(registry, plugin_dirs(p));
+  const auto exp = plan_from(p, registry, "plan");
+  if (p.vm.count("json")) {
+    json out = {{"experiment", exp.name}, {"file", exp.file.string()},
+                {"overrides", exp.overrides}, {"runs", json::array()}};
+    for (const auto& r : exp.runs) {
+      json axes = json::object();
+      for (const auto& [k, v] : r.axes) axes[k] = to_json(v);
+      out["runs"].push_back({{"id", r.id}, {"slug", r.slug}, {"axes", axes},
+                             {"config", config_json(r.config)}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  fmt::print("experiment '{}' ({}): {} run{}\n\n", exp.name, exp.file.string(), exp.runs.size(),
+             exp.runs.size() == 1 ? "" : "s");
+  fmt::print("{:<20} {:<12} {:<16} {:<10} {:<12} {}\n", "run id", "slug", "dataset", "patcher",
+             "masker", "backbone");
+  for (const auto& r : exp.runs) {
+    const auto& c = r.config;
+    fmt::print("{:<20} {:<12} {:<16} {:<10} {:<12} {}\n", r.id, r.slug, c.dataset.plugin,
+               c.patcher.plugin, c.masker.plugin, c.backbone.plugin);
+  }
+  if (p.vm.count("config")) {
+    for (const auto& r : exp.runs) fmt::print("\n# run {}\n{}", r.id, r.config.to_toml());
+  }
+  return kExitOk;
+}
+
+int run_cost(const std::vector<std::string>& args) {
+  auto desc = common_options("patchbay cost options");
+  desc.add_options()("classes", po::value<int64_t>()->default_value(35),
+                     "number of output classes C")(
+      "repeats", po::value<int>()->default_value(20), "timed forward passes (median reported)");
+  const auto p = parse(args, desc);
+  if (wants_help(p, "Usage: patchbay cost FILE [key=value...] [--json] [--classes C] "
+                    "[--repeats N]\n\nBuilds each planned run's patcher and backbone (no data, "
+                    "no training) and reports tokens, parameters, paper MACs (Linear + Conv "
+                    "multiply-accumulates, the FFTP paper's \"GFLOPs\"), full FLOPs and the median "
+                    "CPU latency of a batch-1 forward pass on random input.",
+                 desc)) {
+    return kExitOk;
+  }
+  const int64_t classes = p.vm["classes"].as<int64_t>();
+  const int repeats = std::max(1, p.vm["repeats"].as<int>());
+  Registry registry;
+  load_plugins(registry, plugin_dirs(p));
+  const auto exp = plan_from(p, registry, "cost");
+  json rows = json::array();
+  for (const auto& run : exp.runs) {
+    const auto& c = run.config;
+    const int64_t threads = c.train.get_int("threads");
+    at::set_num_threads(threads > 0 ? static_cast<int>(threads)
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    torch::manual_seed(c.train.get_int("seed"));
+    PatcherContext pc;
+    pc.freq_bins = c.frontend.get_int("num_mel_bins");
+    pc.frames = c.frontend.get_int("target_frames");
+    pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
+    auto patcher = registry.make_patcher(c.patcher.plugin, c.patcher.options, pc);
+    BackboneContext bc;
+    bc.grid = patcher->grid();
+    bc.embed_dim = pc.embed_dim;
+    bc.num_classes = classes;
+    auto backbone = registry.make_backbone(c.backbone.plugin, c.backbone.options, bc);
+    patcher->module().eval();
+    backbone->module().eval();
+
+    torch::NoGradGuard no_grad;
+    const auto input = torch::randn({1, 1, pc.freq_bins, pc.frames});
+    std::vector<double> ms;
+    for (int i = 0; i < repeats + 2; ++i) {  // two warm-up passes
+      const auto t0 = std::chrono::steady_clock::now();
+      auto logits = backbone->forward(patcher->forward(input));
+      const auto t1 = std::chrono::steady_clock::now();
+      if (logits.sizes() != at::IntArrayRef({1, classes})) {
+        throw ShapeError("shape.logits", fmt::format("backbone '{}' returned logits of shape {}, "
+                                                     "expected [1, {}]", c.backbone.plugin,
+                                                     fmt::to_string(fmt::join(logits.sizes(), ", ")),
+                                                     classes));
+      }
+      if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    const Cost pcost = patcher->cost();
+    const Cost bcost = backbone->cost();
+    rows.push_back({{"id", run.id},
+                    {"patcher", c.patcher.plugin},
+                    {"backbone", c.backbone.plugin},
+                    {"grid", patcher->grid().describe()},
+                    {"tokens", patcher->grid().tokens()},
+                    {"params", pcost.params + bcost.params},
+                    {"paper_macs", pcost.paper_macs + bcost.paper_macs},
+                    {"flops", pcost.flops + bcost.flops},
+                    {"latency_ms_median", ms[ms.size() / 2]},
+                    {"threads", at::get_num_threads()}});
+  }
+  if (p.vm.count("json")) {
+    std::cout << json{{"experiment", exp.name}, {"runs", rows}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13} {:>12} {:>12}\n", "run id", "patcher",
+             "backbone", "tokens", "params", "paper GMACs", "GFLOPs", "latency ms");
+  for (const auto& r : rows) {
+    fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13.4f} {:>12.4f} {:>12.3f}\n",
+               r["id"].get<std::string>(), r["patcher"].get<std::string>(),
+               r["backbone"].get<std::string>(), r["tokens"].get<int64_t>(),
+               r["params"].get<int64_t>(), r["paper_macs"].get<int64_t>() / 1e9,
+               r["flops"].get<int64_t>() / 1e9, r["latency_ms_median"].get<double>());
+  }
+  fmt::print("(batch 1, {} intra-op threads, median of {} passes)\n",
+             rows.empty() ? 0 : rows[0]["threads"].get<int>(), repeats);
+  return kExitOk;
+}
+
+}  // namespace patchbay::cli

@@ -1,0 +1,18 @@
+// The patchbay CLI's subcommands. Each returns the process exit code; errors are thrown
+// as patchbay::Error and printed by main().
+#pragma once
+#include <string>
+#include <vector>
+
+namespace patchbay::cli {
+
+int run_plugins(const std::vector<std::string>& args);
+int run_plan(const std::vector<std::string>& args);
+int run_cost(const std::vector<std::string>& args);
+
+// Exit codes.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // the input was refused (bad file, option, plugin)
+inline constexpr int kExitUsage = 2;  // the command line itself was wrong
+
+}  // namespace patchbay::cli

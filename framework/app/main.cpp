@@ -1,0 +1,71 @@
+// patchbay: the command-line host. Parses the command, loads plugins, runs the subcommand.
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options/errors.hpp>
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/version.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(patchbay - spectrogram-patching experiments for audio classification
+
+Usage:
+  patchbay <command> [options]
+
+Commands:
+  plugins                 list the plugins found, with their options and defaults
+  plan FILE [key=value]   validate an experiment file and print the runs it expands to
+  cost FILE [key=value]   build the planned model and report tokens, parameters, MACs and
+                          CPU latency (no data needed)
+
+Options:
+  -h, --help              this text; `patchbay <command> --help` explains one command
+  --version               version, build (compiler, LibTorch) and thread count
+
+Plugins are looked up in the build's plugins/ folder, then in PATCHBAY_PLUGIN_PATH
+(colon-separated folders). Logging goes to stderr; set PATCHBAY_LOG=debug for more.
+
+Examples:
+  patchbay plugins
+  patchbay plan experiments/quickstart/quickstart.toml patcher.stride=2
+  patchbay cost experiments/quickstart/quickstart.toml --json
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? patchbay::cli::kExitUsage : patchbay::cli::kExitOk;
+  }
+  if (args[0] == "--version") {
+    fmt::print("{}\n", patchbay::build_summary());
+    return patchbay::cli::kExitOk;
+  }
+  const std::string command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (command == "plugins") return patchbay::cli::run_plugins(rest);
+    if (command == "plan") return patchbay::cli::run_plan(rest);
+    if (command == "cost") return patchbay::cli::run_cost(rest);
+    fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
+               command);
+    return patchbay::cli::kExitUsage;
+  } catch (const boost::program_options::error& e) {
+    fmt::print(stderr, "patchbay {}: {}; run 'patchbay {} --help'\n", command, e.what(), command);
+    return patchbay::cli::kExitUsage;
+  } catch (const patchbay::Error& e) {
+    fmt::print(stderr, "patchbay {}: error [{}]: {}\n", command, e.id(), e.what());
+    return patchbay::cli::kExitError;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "patchbay {}: internal error: {}\n", command, e.what());
+    return patchbay::cli::kExitError;
+  }
+}

@@ -1,0 +1,127 @@
+// The four plugin interfaces: Dataset, Patcher, Masker, Backbone.
+//
+// One run wires them as: dataset clips -> front end (framework) -> log-mel [B, F, T]
+// -> masker (training only) -> patcher [B, 1, F, T] -> tokens [B, N, D] + PatchGrid
+// -> backbone -> logits [B, C]. All tensors are LibTorch tensors, batch first, float32 on
+// the run's device unless stated. A plugin never sees another plugin, only tensors and the
+// PatchGrid.
+//
+// Ownership: factories return std::shared_ptr; the host owns the objects and keeps the
+// plugin library loaded for as long as any of them lives (libraries are never unloaded).
+// Errors: a factory or method throws patchbay::ConfigError for bad options,
+// patchbay::ShapeError for shapes it cannot accept and patchbay::DataError for bad data;
+// anything else is wrapped by the host as a PluginError naming the plugin.
+//
+// Only the Tensor declaration is included here (cheap to compile); implementations include
+// <torch/nn.h>.
+#pragma once
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "patchbay/export.hpp"
+#include "patchbay/patch_grid.hpp"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace patchbay {
+
+// ---------------------------------------------------------------------------------------
+// Dataset: lists clips and their labels. It does not decode audio (the front end does).
+
+enum class Split { train, valid, test };
+PATCHBAY_API const char* to_string(Split split);
+
+struct Clip {
+  std::string id;                // unique within the dataset, stable across runs
+  std::filesystem::path path;    // absolute path of the audio file
+  std::vector<int64_t> labels;   // class indices; exactly one unless multi_label()
+};
+
+class PATCHBAY_API Dataset {
+ public:
+  virtual ~Dataset();
+  // Class names, index = label. Non-empty.
+  virtual const std::vector<std::string>& class_names() const = 0;
+  // True when a clip can carry several labels (train with BCE, report mAP).
+  virtual bool multi_label() const = 0;
+  // The clips of one split in a deterministic order (same options and files, same list).
+  // Throws DataError naming the file when the layout is broken.
+  virtual std::vector<Clip> clips(Split split) const = 0;
+};
+
+struct DatasetContext {
+  // Relative paths in options are resolved against this folder (the experiment file's).
+  std::filesystem::path base_dir;
+};
+
+// ---------------------------------------------------------------------------------------
+// Patcher: spectrogram -> tokens. Owns the patch embedding's parameters.
+
+struct PatcherContext {
+  int64_t freq_bins = 128;   // F, the front end's num_mel_bins
+  int64_t frames = 128;      // T, the front end's target_frames
+  int64_t embed_dim = 192;   // D, decided by the backbone
+};
+
+class PATCHBAY_API Patcher {
+ public:
+  virtual ~Patcher();
+  // The geometry for the context the patcher was made for (fixed at construction; the
+  // factory throws ShapeError naming the option and the input shape if it does not fit).
+  virtual const PatchGrid& grid() const = 0;
+  // spec [B, 1, F, T] -> tokens [B, grid().tokens(), D], token order frequency-major.
+  // Throws ShapeError if F or T differ from the context.
+  virtual at::Tensor forward(const at::Tensor& spec) = 0;
+  // The learnable parameters (the trainer optimises, moves and checkpoints this module).
+  virtual torch::nn::Module& module() = 0;
+  // Parameters and MACs of one example's forward pass.
+  virtual Cost cost() const = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+// Masker: training-time augmentation of the spectrogram. Stateless apart from options;
+// all randomness comes from the generator so the same seed gives the same masks.
+
+struct MaskResult {
+  at::Tensor spec;          // [B, F, T], same dtype and device as the input
+  at::Tensor masked_cells;  // [B] int64: cells actually masked per example (overlaps once)
+};
+
+class PATCHBAY_API Masker {
+ public:
+  virtual ~Masker();
+  // spec [B, F, T]; grid = the configured patcher's geometry (for alignment);
+  // generator = the run's CPU generator. Never modifies `spec` in place.
+  virtual MaskResult apply(const at::Tensor& spec, const PatchGrid& grid,
+                           at::Generator& generator) const = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+// Backbone: tokens -> logits.
+
+struct BackboneContext {
+  PatchGrid grid;            // the patcher's geometry (N = grid.tokens())
+  int64_t embed_dim = 192;   // D, as the backbone's embed_dim function reported it
+  int64_t num_classes = 2;   // C
+};
+
+class PATCHBAY_API Backbone {
+ public:
+  virtual ~Backbone();
+  // tokens [B, N, D] -> logits [B, C] (no sigmoid / softmax: the loss works on logits).
+  // Throws ShapeError if N or D differ from the context.
+  virtual at::Tensor forward(const at::Tensor& tokens) = 0;
+  virtual torch::nn::Module& module() = 0;
+  // Parameters and MACs of one example's forward pass over grid.tokens() tokens.
+  virtual Cost cost() const = 0;
+};
+
+}  // namespace patchbay

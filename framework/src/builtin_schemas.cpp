@@ -1,0 +1,70 @@
+// The schemas of the framework's own tables: [experiment], [frontend], [train].
+// Defaults follow AST's Speech Commands recipe (REFERENCE.md §2, §4) where one exists.
+#include "patchbay/config.hpp"
+
+namespace patchbay {
+
+const OptionSchema& experiment_schema() {
+  static const OptionSchema schema = [] {
+    OptionSchema s;
+    s.add_string("name", "", "experiment name; names the results file (default: the file's stem)");
+    s.add_string("description", "", "one line saying what the experiment asks");
+    return s;
+  }();
+  return schema;
+}
+
+const OptionSchema& frontend_schema() {
+  static const OptionSchema schema = [] {
+    OptionSchema s;
+    s.add_int("sample_rate", 16000, "audio is resampled to this rate (Hz)", Range::at_least(1000));
+    s.add_int("num_mel_bins", 128, "mel filters, the spectrogram's F", Range::between(1, 1024));
+    s.add_int("target_frames", 128, "frames after padding / cropping, the spectrogram's T "
+              "(128 for 1 s clips, 1024 for 10 s)", Range::between(1, 100000));
+    s.add_real("frame_length_ms", 25.0, "analysis window length (ms)", Range::between(1, 1000));
+    s.add_real("frame_shift_ms", 10.0, "hop between frames (ms)", Range::between(1, 1000));
+    s.add_real("low_freq", 20.0, "lowest mel filter edge (Hz)", Range::at_least(0));
+    s.add_real("high_freq", 0.0, "highest mel filter edge (Hz); 0 or negative: offset from Nyquist");
+    s.add_real("preemphasis", 0.97, "pre-emphasis coefficient", Range::between(0, 1));
+    s.add_real("dither", 0.0, "dither amplitude (0: none, as AST)", Range::at_least(0));
+    s.add_choice("window", "hanning", {"hanning", "hamming", "povey", "rectangular", "blackman"},
+                 "analysis window");
+    s.add_choice("normalize", "train_split", {"train_split", "fixed", "none"},
+                 "(x - mean) / (2 std) with statistics of the training split, the fixed "
+                 "norm_mean / norm_std, or no normalisation");
+    s.add_real("norm_mean", -6.845978, "mean for normalize = \"fixed\" (AST's Speech Commands value)");
+    s.add_real("norm_std", 5.5654526, "standard deviation for normalize = \"fixed\"",
+               Range::at_least(1e-12));
+    s.add_string("cache_dir", "", "feature cache folder (default: beside the dataset)");
+    return s;
+  }();
+  return schema;
+}
+
+const OptionSchema& train_schema() {
+  static const OptionSchema schema = [] {
+    OptionSchema s;
+    s.add_int("epochs", 10, "passes over the training split", Range::at_least(1));
+    s.add_int("batch_size", 32, "examples per step", Range::at_least(1));
+    s.add_choice("optimizer", "adamw", {"adamw", "adam"}, "optimiser");
+    s.add_real("lr", 2.5e-4, "peak learning rate", Range::at_least(0));
+    s.add_real("weight_decay", 5e-7, "weight decay", Range::at_least(0));
+    s.add_real_list("betas", {0.95, 0.999}, "Adam betas (AST's)", Range::between(0, 1));
+    s.add_choice("schedule", "cosine", {"cosine", "step", "constant"},
+                 "linear warm-up then cosine decay; AST's step decay; or constant");
+    s.add_int("warmup_steps", 0, "linear warm-up steps", Range::at_least(0));
+    s.add_real("grad_clip", 0.0, "clip the gradient norm to this (0: off)", Range::at_least(0));
+    s.add_real("label_smoothing", 0.0, "label smoothing for single-label cross-entropy",
+               Range::between(0, 1));
+    s.add_real("mixup", 0.0, "probability of mixing a batch", Range::between(0, 1));
+    s.add_real("mixup_alpha", 10.0, "mixup lambda ~ Beta(alpha, alpha)", Range::at_least(1e-6));
+    s.add_int("seed", 0, "seed of every random choice in the run", Range::at_least(0));
+    s.add_int("threads", 0, "intra-op threads (0: all cores)", Range::at_least(0));
+    s.add_int("loader_threads", 1, "background data-loading threads", Range::at_least(0));
+    s.add_string("device", "cpu", "LibTorch device, e.g. cpu or cuda:0");
+    return s;
+  }();
+  return schema;
+}
+
+}  // namespace patchbay

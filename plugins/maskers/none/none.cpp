@@ -1,0 +1,21 @@
+// `none`: the masker of runs without masking. Returns the input unchanged and counts 0 cells.
+#include <ATen/ATen.h>
+
+#include "patchbay/registry.hpp"
+
+namespace {
+
+class NoMasker final : public patchbay::Masker {
+ public:
+  patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::PatchGrid&,
+                             at::Generator&) const override {
+    return {spec, at::zeros({spec.size(0)}, spec.options().dtype(at::kLong))};
+  }
+};
+
+}  // namespace
+
+void register_none_masker(patchbay::Registrar& registrar) {
+  registrar.add_masker({"none", "no masking (the spectrogram passes through)", {}},
+                       [](const patchbay::Options&) { return std::make_shared<NoMasker>(); });
+}

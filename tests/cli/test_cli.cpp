@@ -1,0 +1,113 @@
+// End-to-end checks of build/patchbay: exit codes, stdout/stderr discipline, JSON validity.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "helpers.hpp"
+#include "test_paths.hpp"
+
+using nlohmann::json;
+
+namespace {
+std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
+std::string quickstart() {
+  return std::string("'") + patchbay::test::kSourceDir + "/experiments/quickstart/quickstart.toml'";
+}
+}  // namespace
+
+TEST_SUITE("cli") {
+TEST_CASE("cli: --help and --version") {
+  auto r = patchbay::test::run(cli() + " --help");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Usage:") != std::string::npos);
+  CHECK(r.out.find("plan FILE") != std::string::npos);
+  r = patchbay::test::run(cli() + " --version");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("libtorch") != std::string::npos);
+  r = patchbay::test::run(cli());
+  CHECK(r.code == 2);  // no command: usage on stderr
+  CHECK(r.err.find("Usage:") != std::string::npos);
+  r = patchbay::test::run(cli() + " frobnicate");
+  CHECK(r.code == 2);
+  CHECK(r.err == "patchbay: unknown command 'frobnicate'; run 'patchbay --help' for the commands\n");
+  r = patchbay::test::run(cli() + " plan --help");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Usage: patchbay plan FILE") != std::string::npos);
+}
+
+TEST_CASE("cli: plugins --json lists every built plugin as valid JSON on stdout") {
+  const auto r = patchbay::test::run(cli() + " plugins --json");
+  REQUIRE(r.code == 0);
+  const auto j = json::parse(r.out);
+  std::set<std::string> found;
+  for (const auto& p : j["plugins"]) {
+    found.insert(p["kind"].get<std::string>() + "/" + p["name"].get<std::string>());
+    CHECK(p.contains("file"));
+    CHECK(p.contains("version"));
+    CHECK(p["options"].is_array());
+  }
+  for (const char* want : {"patcher/fftp", "patcher/square", "masker/none", "backbone/linear_probe",
+                           "dataset/folder"}) {
+    CHECK(found.count(want) == 1);
+  }
+  for (const auto& p : j["plugins"]) {
+    if (p["name"] == "fftp") {
+      CHECK(p["options"][1]["name"] == "stride");
+      CHECK(p["options"][1]["default"] == 4);
+      CHECK(p["options"][1]["min"] == 1.0);
+    }
+  }
+}
+
+TEST_CASE("cli: plan prints the one run of a file without [sweep]") {
+  auto r = patchbay::test::run(cli() + " plan " + quickstart());
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("1 run") != std::string::npos);
+  CHECK(r.out.find("-base") != std::string::npos);
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " patcher.stride=2 --json");
+  REQUIRE(r.code == 0);
+  const auto j = json::parse(r.out);
+  REQUIRE(j["runs"].size() == 1);
+  CHECK(j["runs"][0]["config"]["patcher"]["stride"] == 2);
+  CHECK(j["runs"][0]["config"]["patcher"]["plugin_version"] == "0.1.0");
+  CHECK(j["experiment"] == "quickstart");
+}
+
+TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing on stdout") {
+  auto r = patchbay::test::run(cli() + " plan " + quickstart() + " patcher.stride=0 --json");
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "patchbay plan: error [config.out_of_range]: command line 'patcher.stride=0': "
+                 "patcher 'fftp' option 'stride' must be >= 1, got 0\n");
+  r = patchbay::test::run(cli() + " plan");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("which experiment?") != std::string::npos);
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " --bogus");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("unrecognised option '--bogus'") != std::string::npos);
+}
+
+TEST_CASE("cli: cost builds the model and measures it") {
+  const auto r = patchbay::test::run(cli() + " cost " + quickstart() + " --json --repeats 3");
+  REQUIRE(r.code == 0);
+  const auto j = json::parse(r.out);
+  REQUIRE(j["runs"].size() == 1);
+  const auto& run = j["runs"][0];
+  CHECK(run["tokens"] == 29);
+  // FFTP patch embedding (29 x 192 x 128 x 16) + linear probe head (192 x 35).
+  CHECK(run["paper_macs"] == 29LL * 192 * 128 * 16 + 192 * 35);
+  CHECK(run["latency_ms_median"].get<double>() > 0);
+}
+
+TEST_CASE("cli: PATCHBAY_PLUGIN_PATH adds plugins; a broken one there stops with its file named") {
+  patchbay::test::TempDir dir;
+  const auto r = patchbay::test::run("PATCHBAY_PLUGIN_PATH='" + std::string(patchbay::test::kFaultDir) +
+                                     "' " + cli() + " plugins");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("patchbay plugins: error [plugin.") != std::string::npos);
+  CHECK(r.err.find(patchbay::test::kFaultDir) != std::string::npos);
+}
+}

@@ -1,0 +1,64 @@
+#include "helpers.hpp"
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <sys/wait.h>
+
+void register_fftp(patchbay::Registrar&);
+void register_square(patchbay::Registrar&);
+void register_none_masker(patchbay::Registrar&);
+void register_linear_probe(patchbay::Registrar&);
+void register_folder_dataset(patchbay::Registrar&);
+
+namespace fs = std::filesystem;
+
+namespace patchbay::test {
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / ("patchbay-test-" + std::to_string(rd()) + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void register_linked_plugins(Registry& registry) {
+  const auto linked = [&](const char* name, void (*fn)(Registrar&)) {
+    PluginOrigin origin;
+    origin.library = name;
+    origin.version = "0.1.0";
+    origin.file = "(linked in)";
+    registry.register_library(origin, fn);
+  };
+  linked("fftp", register_fftp);
+  linked("square", register_square);
+  linked("none_masker", register_none_masker);
+  linked("linear_probe", register_linear_probe);
+  linked("folder", register_folder_dataset);
+}
+
+Outcome run(const std::string& command) {
+  TempDir dir;
+  const auto out = dir.path() / "out", err = dir.path() / "err";
+  const std::string full = command + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(full.c_str());
+  Outcome o;
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto slurp = [](const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  o.out = slurp(out);
+  o.err = slurp(err);
+  return o;
+}
+
+}  // namespace patchbay::test

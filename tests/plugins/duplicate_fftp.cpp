@@ -1,0 +1,9 @@
+// A plugin that claims the name of an in-tree patcher.
+#include "patchbay/registry.hpp"
+
+void register_duplicate_fftp(patchbay::Registrar& r) {
+  r.add_patcher({"fftp", "an impostor", {}},
+                [](const patchbay::Options&, const patchbay::PatcherContext&) {
+                  return std::shared_ptr<patchbay::Patcher>();
+                });
+}

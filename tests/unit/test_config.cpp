@@ -1,0 +1,189 @@
+#include <doctest/doctest.h>
+
+#include "helpers.hpp"
+#include "patchbay/config.hpp"
+#include "patchbay/error.hpp"
+
+using namespace patchbay;
+
+namespace {
+
+const Registry& registry() {
+  static Registry r;
+  static bool once = (test::register_linked_plugins(r), true);
+  (void)once;
+  return r;
+}
+
+// Line numbers below refer to this text.
+const std::string kBase = R"([experiment]
+name = "t"
+
+[dataset]
+plugin = "folder"
+root = "data"
+
+[patcher]
+plugin = "fftp"
+stride = 4
+
+[backbone]
+plugin = "linear_probe"
+)";
+
+Experiment load(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  return load_experiment_text(text, "exp.toml", overrides, registry());
+}
+
+// "id: message" of the ConfigError that loading raises.
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    load(text, overrides);
+  } catch (const ConfigError& e) {
+    return e.id() + ": " + e.what();
+  }
+  return "(no error)";
+}
+
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = kBase;
+  const auto at = s.find(from);
+  REQUIRE(at != std::string::npos);
+  return s.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("config: a valid file resolves to one run with every default filled in") {
+  const auto exp = load(kBase);
+  CHECK(exp.name == "t");
+  REQUIRE(exp.runs.size() == 1);
+  const auto& run = exp.runs[0];
+  CHECK(run.slug == "base");
+  CHECK(run.id == run.config.hash() + "-base");
+  CHECK(run.config.hash().size() == 8);
+  CHECK(run.config.patcher.plugin == "fftp");
+  CHECK(run.config.patcher.plugin_version == "0.1.0");
+  CHECK(run.config.patcher.options.get_int("stride") == 4);
+  CHECK(run.config.patcher.options.get_int("patch_frames") == 16);  // default
+  CHECK(run.config.masker.plugin == "none");                        // [masker] may be left out
+  CHECK(run.config.frontend.get_int("num_mel_bins") == 128);
+  CHECK(run.config.train.get_string("optimizer") == "adamw");
+  CHECK(run.config.to_toml().find("[patcher]\nplugin = \"fftp\"\nplugin_version = \"0.1.0\"\n"
+                                  "patch_frames = 16\nstride = 4\n") != std::string::npos);
+}
+
+TEST_CASE("config: the run id depends on what runs, not on names") {
+  const auto a = load(kBase).runs[0].id;
+  CHECK(load(kBase).runs[0].id == a);  // deterministic
+  CHECK(load(with("name = \"t\"", "name = \"renamed\"")).runs[0].id == a);
+  CHECK(load(kBase, {"patcher.stride=2"}).runs[0].id != a);
+  // Writing a default explicitly changes nothing.
+  CHECK(load(with("stride = 4", "stride = 4\npatch_frames = 16")).runs[0].id == a);
+}
+
+TEST_CASE("config: the experiment name defaults to the file's stem") {
+  CHECK(load_experiment_text(with("name = \"t\"\n", ""), "dir/my_study.toml", {}, registry()).name ==
+        "my_study");
+}
+
+TEST_CASE("config: overrides apply before validation and parse as TOML, else as strings") {
+  const auto exp = load(kBase, {"patcher.stride=8", "dataset.root=/data/sc v2", "train.lr=1e-3",
+                                "frontend.target_frames=1024", "masker.plugin=none"});
+  const auto& c = exp.runs[0].config;
+  CHECK(c.patcher.options.get_int("stride") == 8);
+  CHECK(c.dataset.options.get_string("root") == "/data/sc v2");
+  CHECK(c.train.get_real("lr") == doctest::Approx(1e-3));
+  CHECK(c.frontend.get_int("target_frames") == 1024);
+  // An override can switch the plugin; the file's options must then fit the new one.
+  const auto square = load(kBase, {"patcher.plugin=square"}).runs[0].config.patcher;
+  CHECK(square.options.get_int_pair("stride") == std::array<int64_t, 2>{4, 4});
+  CHECK(error_of(with("stride = 4", "patch_frames = 8"), {"patcher.plugin=square"}) ==
+        "config.unknown_key: exp.toml:10:1: patcher 'square' has no option 'patch_frames' (options: "
+        "patch_size, stride)");
+}
+
+TEST_CASE("config: syntax errors give file, line and column") {
+  const auto e = error_of(with("stride = 4", "stride = = 4"));
+  CHECK(e.rfind("config.syntax: exp.toml:10:", 0) == 0);
+  CHECK(e.find("fix the TOML syntax") != std::string::npos);
+}
+
+TEST_CASE("config: validation messages (verbatim)") {
+  CHECK(error_of(with("stride = 4", "strid = 4")) ==
+        "config.unknown_key: exp.toml:10:1: patcher 'fftp' has no option 'strid'; did you mean "
+        "'stride'? (options: patch_frames, stride)");
+  CHECK(error_of(with("stride = 4", "budget = 4")) ==
+        "config.unknown_key: exp.toml:10:1: patcher 'fftp' has no option 'budget' (options: "
+        "patch_frames, stride)");
+  CHECK(error_of(with("stride = 4", "stride = \"four\"")) ==
+        "config.wrong_type: exp.toml:10:10: patcher 'fftp' option 'stride' expects an integer, got a "
+        "string (\"four\")");
+  CHECK(error_of(with("stride = 4", "stride = 0")) ==
+        "config.out_of_range: exp.toml:10:10: patcher 'fftp' option 'stride' must be >= 1, got 0");
+  CHECK(error_of(kBase + "\n[train]\noptimizer = \"sgd\"\n") ==
+        "config.bad_choice: exp.toml:16:13: [train] option 'optimizer' must be one of \"adamw\", "
+        "\"adam\", got \"sgd\"");
+  CHECK(error_of(with("plugin = \"fftp\"", "plugin = \"fftq\"")) ==
+        "config.unknown_plugin: exp.toml:9:10: no patcher plugin named 'fftq'; did you mean 'fftp'? "
+        "(available patchers: fftp, square)");
+  CHECK(error_of(with("plugin = \"fftp\"", "plugin = 3")) ==
+        "config.wrong_type: exp.toml:9:10: [patcher] plugin expects a string naming a patcher, got 3 "
+        "(available patchers: fftp, square)");
+  CHECK(error_of(with("[backbone]\nplugin = \"linear_probe\"\n", "")) ==
+        "config.missing_plugin: exp.toml: [backbone] is missing; add a [backbone] table with plugin = "
+        "\"<name>\" (available backbones: linear_probe)");
+  CHECK(error_of(with("plugin = \"linear_probe\"\n", "embed_dim = 64\n")) ==
+        "config.missing_plugin: exp.toml:12:1: [backbone] has no 'plugin' key; add plugin = "
+        "\"<name>\" (available backbones: linear_probe)");
+  CHECK(error_of(with("root = \"data\"\n", "")) ==
+        "config.missing_value: exp.toml:4:1: dataset 'folder' option 'root' (folder with one "
+        "sub-folder of clips per class (relative to the experiment file)) has no default; set it in "
+        "[dataset] or on the command line as dataset.root=...");
+  CHECK(error_of(kBase + "\n[trian]\nepochs = 1\n") ==
+        "config.unknown_section: exp.toml:15:1: unknown table [trian]; did you mean [train]? "
+        "(tables: experiment, dataset, frontend, patcher, masker, backbone, train, sweep)");
+  CHECK(error_of(kBase + "\n[sweep]\n\"patcher.stride\" = [1, 2]\n") ==
+        "config.sweep_unsupported: exp.toml:15:1: this patchbay cannot expand [sweep] yet (the sweep "
+        "engine is a later issue); remove [sweep] and set one value per option, or use key=value "
+        "overrides");
+}
+
+TEST_CASE("config: override errors name the command-line argument") {
+  CHECK(error_of(kBase, {"patcher.stride=four"}) ==
+        "config.wrong_type: command line 'patcher.stride=four': patcher 'fftp' option 'stride' "
+        "expects an integer, got a string (\"four\")");
+  CHECK(error_of(kBase, {"stride=4"}) ==
+        "config.bad_override: command line 'stride=4': 'stride' must name a table and a key, "
+        "<table>.<key>=<value>, e.g. patcher.stride=4");
+  CHECK(error_of(kBase, {"patcher.stride"}) ==
+        "config.bad_override: command line 'patcher.stride': an override must be "
+        "<table>.<key>=<value>, e.g. patcher.stride=4");
+  CHECK(error_of(kBase, {"pacher.stride=4"}) ==
+        "config.bad_override: command line 'pacher.stride=4': there is no table [pacher] to "
+        "override; did you mean 'patcher'? (tables: experiment, dataset, frontend, patcher, masker, "
+        "backbone, train)");
+}
+
+TEST_CASE("config: every problem is reported at once") {
+  const auto e = error_of(with("stride = 4", "stride = 0\nstrid = 1"), {"train.epochs=0"});
+  CHECK(e ==
+        "config.out_of_range: command line 'train.epochs=0': [train] option 'epochs' must be >= 1, "
+        "got 0\n"
+        "exp.toml:11:1: patcher 'fftp' has no option 'strid'; did you mean 'stride'? (options: "
+        "patch_frames, stride) [config.unknown_key]\n"
+        "exp.toml:10:10: patcher 'fftp' option 'stride' must be >= 1, got 0 [config.out_of_range]");
+}
+
+TEST_CASE("config: a missing file says where examples are") {
+  try {
+    load_experiment("/nonexistent/exp.toml", {}, registry());
+    FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    CHECK(e.id() == "config.not_found");
+    CHECK(std::string(e.what()) == "cannot read experiment file '/nonexistent/exp.toml'; check the "
+                                   "path (examples are in experiments/)");
+  }
+}
+}

@@ -12,6 +12,9 @@ void register_square(patchbay::Registrar&);
 void register_none_masker(patchbay::Registrar&);
 void register_linear_probe(patchbay::Registrar&);
 void register_folder_dataset(patchbay::Registrar&);
+void register_specaugment(patchbay::Registrar&);
+void register_specmask(patchbay::Registrar&);
+void register_ast(patchbay::Registrar&);
 
 namespace fs = std::filesystem;
 
@@ -41,6 +44,9 @@ void register_linked_plugins(Registry& registry) {
   linked("none_masker", register_none_masker);
   linked("linear_probe", register_linear_probe);
   linked("folder", register_folder_dataset);
+  linked("specaugment", register_specaugment);
+  linked("specmask", register_specmask);
+  linked("ast", register_ast);
 }
 
 Outcome run(const std::string& command) {

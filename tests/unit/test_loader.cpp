@@ -46,7 +46,9 @@ TEST_CASE("loader: the build's plugins load and register every kind") {
   const size_t n = r.size();
   loader.load_directories({test::kPluginDir});  // loading again is a no-op
   CHECK(r.size() == n);
-  CHECK(loader.libraries().size() == 5);
+  size_t files = 0;
+  for (const auto& f : fs::directory_iterator(test::kPluginDir)) files += f.path().extension() == ".so";
+  CHECK(loader.libraries().size() == files);
 }
 
 TEST_CASE("loader: a missing file") {

@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "cli_common.hpp"
 
 #include <chrono>
 #include <iostream>
@@ -20,37 +21,6 @@ using nlohmann::json;
 
 namespace patchbay::cli {
 namespace {
-
-struct Parsed {
-  po::variables_map vm;
-  std::vector<std::string> positional;
-};
-
-// Parses `args` against `desc`; positional words are collected in order.
-Parsed parse(const std::vector<std::string>& args, const po::options_description& desc) {
-  po::options_description all(desc);
-  all.add_options()("positional", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description pos;
-  pos.add("positional", -1);
-  Parsed p;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), p.vm);
-  po::notify(p.vm);
-  if (p.vm.count("positional")) p.positional = p.vm["positional"].as<std::vector<std::string>>();
-  return p;
-}
-
-bool wants_help(const Parsed& p, const std::string& usage, const po::options_description& desc) {
-  if (!p.vm.count("help")) return false;
-  std::cout << usage << "\n" << desc << "\n";
-  return true;
-}
-
-void load_plugins(Registry& registry, const std::vector<std::string>& extra_dirs) {
-  PluginLoader loader(registry);
-  auto dirs = PluginLoader::default_search_path();
-  for (const auto& d : extra_dirs) dirs.emplace_back(d);
-  loader.load_directories(dirs);
-}
 
 json to_json(const OptionValue& v) {
   return std::visit([](const auto& x) { return json(x); }, v);
@@ -130,28 +100,6 @@ json config_json(const ResolvedConfig& c) {
   return out;
 }
 
-po::options_description common_options(const char* title) {
-  po::options_description desc(title);
-  desc.add_options()("help,h", "show this help")("json", "print JSON on stdout (and nothing else)")(
-      "plugin-dir", po::value<std::vector<std::string>>()->composing(),
-      "also load plugins from this folder (repeatable)");
-  return desc;
-}
-
-std::vector<std::string> plugin_dirs(const Parsed& p) {
-  return p.vm.count("plugin-dir") ? p.vm["plugin-dir"].as<std::vector<std::string>>()
-                                  : std::vector<std::string>{};
-}
-
-Experiment plan_from(const Parsed& p, const Registry& registry, const std::string& command) {
-  if (p.positional.empty()) {
-    throw ConfigError("cli.missing_file", fmt::format("which experiment? usage: patchbay {} FILE "
-                                                      "[key=value...]", command));
-  }
-  std::vector<std::string> overrides(p.positional.begin() + 1, p.positional.end());
-  return load_experiment(p.positional[0], overrides, registry);
-}
-
 }  // namespace
 
 int run_plugins(const std::vector<std::string>& args) {
@@ -167,7 +115,7 @@ int run_plugins(const std::vector<std::string>& args) {
                                                     p.positional[0]));
   }
   Registry registry;
-  load_plugins(registry, plugin_dirs(p));
+  load_plugins(registry, p);
   if (p.vm.count("json")) {
     json out = {{"patchbay_version", version()}, {"plugins", json::array()}};
     for (auto kind : kAllPluginKinds) {
@@ -208,15 +156,19 @@ int run_plan(const std::vector<std::string>& args) {
     return kExitOk;
   }
   Registry registry;
-  load_plugins(registry, plugin_dirs(p));
+  load_plugins(registry, p);
   const auto exp = plan_from(p, registry, "plan");
+  std::vector<PatchGrid> grids;
+  for (const auto& r : exp.runs) grids.push_back(grid_of(r.config, registry));
   if (p.vm.count("json")) {
     json out = {{"experiment", exp.name}, {"file", exp.file.string()},
                 {"overrides", exp.overrides}, {"runs", json::array()}};
     for (const auto& r : exp.runs) {
       json axes = json::object();
       for (const auto& [k, v] : r.axes) axes[k] = to_json(v);
+      const auto& g = grids[out["runs"].size()];
       out["runs"].push_back({{"id", r.id}, {"slug", r.slug}, {"axes", axes},
+                             {"tokens", g.tokens()}, {"grid", {g.rows, g.cols}},
                              {"config", config_json(r.config)}});
     }
     std::cout << out.dump(2) << "\n";
@@ -224,12 +176,13 @@ int run_plan(const std::vector<std::string>& args) {
   }
   fmt::print("experiment '{}' ({}): {} run{}\n\n", exp.name, exp.file.string(), exp.runs.size(),
              exp.runs.size() == 1 ? "" : "s");
-  fmt::print("{:<20} {:<12} {:<16} {:<10} {:<12} {}\n", "run id", "slug", "dataset", "patcher",
-             "masker", "backbone");
-  for (const auto& r : exp.runs) {
+  fmt::print("{:<20} {:<12} {:<16} {:<10} {:>7} {:<12} {}\n", "run id", "slug", "dataset", "patcher",
+             "tokens", "masker", "backbone");
+  for (size_t i = 0; i < exp.runs.size(); ++i) {
+    const auto& r = exp.runs[i];
     const auto& c = r.config;
-    fmt::print("{:<20} {:<12} {:<16} {:<10} {:<12} {}\n", r.id, r.slug, c.dataset.plugin,
-               c.patcher.plugin, c.masker.plugin, c.backbone.plugin);
+    fmt::print("{:<20} {:<12} {:<16} {:<10} {:>7} {:<12} {}\n", r.id, r.slug, c.dataset.plugin,
+               c.patcher.plugin, grids[i].tokens(), c.masker.plugin, c.backbone.plugin);
   }
   if (p.vm.count("config")) {
     for (const auto& r : exp.runs) fmt::print("\n# run {}\n{}", r.id, r.config.to_toml());
@@ -254,7 +207,7 @@ int run_cost(const std::vector<std::string>& args) {
   const int64_t classes = p.vm["classes"].as<int64_t>();
   const int repeats = std::max(1, p.vm["repeats"].as<int>());
   Registry registry;
-  load_plugins(registry, plugin_dirs(p));
+  load_plugins(registry, p);
   const auto exp = plan_from(p, registry, "cost");
   json rows = json::array();
   for (const auto& run : exp.runs) {

@@ -90,6 +90,15 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   CHECK(r.err.find("unrecognised option '--bogus'") != std::string::npos);
 }
 
+TEST_CASE("cli: plan refuses patch geometry that does not fit the input, before anything runs") {
+  const auto r = patchbay::test::run(cli() + " plan " + quickstart() + " patcher.patch_frames=200");
+  CHECK(r.code == 1);
+  CHECK(r.err == "patchbay plan: error [shape.patch_geometry]: patcher 'fftp' (patch_frames = 200, "
+                 "stride = 4): a patch of 200 frames is longer than the input (input 128 mel bins x "
+                 "128 frames, kernel 128 x 200, stride 128 x 4); choose a smaller patch or a longer "
+                 "input\n");
+}
+
 TEST_CASE("cli: cost builds the model and measures it") {
   const auto r = patchbay::test::run(cli() + " cost " + quickstart() + " --json --repeats 3");
   REQUIRE(r.code == 0);

@@ -32,6 +32,45 @@ TEST_CASE("linked plugins: square and fftp produce AST's and FFTP's token counts
   CHECK(fftp->cost().paper_macs == 991LL * 16 * 128 * 10);
 }
 
+TEST_CASE("linked plugins: token counts and grids on 1 s and 10 s inputs") {
+  Registry r;
+  test::register_linked_plugins(r);
+  const auto grid = [&](const char* name, std::map<std::string, OptionValue> set, int64_t frames) {
+    auto o = Options::defaults(r.get(PluginKind::patcher, name).description.options);
+    for (const auto& [k, v] : set) o.set(k, v);
+    return r.make_patcher(name, o, PatcherContext{128, frames, 8})->grid();
+  };
+  struct Case {
+    int64_t frames, tp, st, tokens;
+  };
+  // FFTP: N = floor((T - Tp) / st) + 1, one row of full-frequency patches.
+  for (const auto& c : {Case{128, 16, 4, 29}, Case{128, 16, 16, 8}, Case{128, 2, 1, 127},
+                        Case{998, 16, 10, 99}, Case{1000, 10, 1, 991}, Case{1000, 10, 10, 100},
+                        Case{1024, 16, 10, 101}, Case{1024, 16, 8, 127}}) {
+    CAPTURE(c.frames);
+    CAPTURE(c.tp);
+    CAPTURE(c.st);
+    const auto g = grid("fftp", {{"patch_frames", c.tp}, {"stride", c.st}}, c.frames);
+    CHECK(g.rows == 1);
+    CHECK(g.tokens() == c.tokens);
+    CHECK(g.span(0).freq_end == 128);
+    CHECK(g.span(g.tokens() - 1).time_end <= c.frames);
+  }
+  // Square 16 x 16, stride 10: 12 rows; (T - 16) / 10 + 1 columns.
+  for (const auto& c : {Case{128, 16, 10, 144}, Case{998, 16, 10, 12 * 99}, Case{1000, 16, 10, 12 * 99},
+                        Case{1024, 16, 10, 1212}}) {
+    CAPTURE(c.frames);
+    const auto g = grid("square", {}, c.frames);
+    CHECK(g.rows == 12);
+    CHECK(g.tokens() == c.tokens);
+  }
+  // Rectangular patches and strides as [freq, time] pairs.
+  const auto g = grid("square", {{"patch_size", std::vector<int64_t>{32, 8}},
+                                 {"stride", std::vector<int64_t>{32, 4}}}, 128);
+  CHECK(g.rows == 4);
+  CHECK(g.cols == 31);
+}
+
 TEST_CASE("linked plugins: token order is frequency-major") {
   Registry r;
   test::register_linked_plugins(r);

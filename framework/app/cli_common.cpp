@@ -1,0 +1,66 @@
+#include "cli_common.hpp"
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "patchbay/error.hpp"
+#include "patchbay/loader.hpp"
+
+namespace po = boost::program_options;
+
+namespace patchbay::cli {
+
+Parsed parse(const std::vector<std::string>& args, const po::options_description& desc) {
+  po::options_description all(desc);
+  all.add_options()("positional", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pos;
+  pos.add("positional", -1);
+  Parsed p;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), p.vm);
+  po::notify(p.vm);
+  if (p.vm.count("positional")) p.positional = p.vm["positional"].as<std::vector<std::string>>();
+  return p;
+}
+
+bool wants_help(const Parsed& p, const std::string& usage, const po::options_description& desc) {
+  if (!p.vm.count("help")) return false;
+  std::cout << usage << "\n\n" << desc << "\n";
+  return true;
+}
+
+po::options_description common_options(const char* title) {
+  po::options_description desc(title);
+  desc.add_options()("help,h", "show this help")("json", "print JSON on stdout (and nothing else)")(
+      "plugin-dir", po::value<std::vector<std::string>>()->composing(),
+      "also load plugins from this folder (repeatable)");
+  return desc;
+}
+
+void load_plugins(Registry& registry, const Parsed& p) {
+  PluginLoader loader(registry);
+  auto dirs = PluginLoader::default_search_path();
+  if (p.vm.count("plugin-dir")) {
+    for (const auto& d : p.vm["plugin-dir"].as<std::vector<std::string>>()) dirs.emplace_back(d);
+  }
+  loader.load_directories(dirs);
+}
+
+Experiment plan_from(const Parsed& p, const Registry& registry, const std::string& command) {
+  if (p.positional.empty()) {
+    throw ConfigError("cli.missing_file", fmt::format("which experiment? usage: patchbay {} FILE "
+                                                      "[key=value...]", command));
+  }
+  std::vector<std::string> overrides(p.positional.begin() + 1, p.positional.end());
+  return load_experiment(p.positional[0], overrides, registry);
+}
+
+PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
+  PatcherContext pc;
+  pc.freq_bins = c.frontend.get_int("num_mel_bins");
+  pc.frames = c.frontend.get_int("target_frames");
+  pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
+  return registry.make_patcher(c.patcher.plugin, c.patcher.options, pc)->grid();
+}
+
+}  // namespace patchbay::cli

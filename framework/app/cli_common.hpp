@@ -1,0 +1,40 @@
+// Helpers shared by the CLI's subcommands: argument parsing, help, plugin loading, planning.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "patchbay/config.hpp"
+#include "patchbay/registry.hpp"
+
+namespace patchbay::cli {
+
+struct Parsed {
+  boost::program_options::variables_map vm;
+  std::vector<std::string> positional;  // words that are not options, in order
+};
+
+// Parses `args` against `desc`; positional words are collected in order. Throws
+// boost::program_options::error for unknown options (main() prints it with the command).
+Parsed parse(const std::vector<std::string>& args,
+             const boost::program_options::options_description& desc);
+
+// When --help was given, prints `usage` and the options and returns true.
+bool wants_help(const Parsed& p, const std::string& usage,
+                const boost::program_options::options_description& desc);
+
+// --help, --json and --plugin-dir, which every plugin-using command takes.
+boost::program_options::options_description common_options(const char* title);
+
+// Loads the default plugin search path plus the --plugin-dir folders.
+void load_plugins(Registry& registry, const Parsed& p);
+
+// The experiment named by the first positional word, the rest being key=value overrides.
+Experiment plan_from(const Parsed& p, const Registry& registry, const std::string& command);
+
+// The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
+// geometry is reported before anything runs (ShapeError naming the options and the shape).
+PatchGrid grid_of(const ResolvedConfig& config, const Registry& registry);
+
+}  // namespace patchbay::cli

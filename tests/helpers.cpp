@@ -1,6 +1,7 @@
 #include "helpers.hpp"
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -15,6 +16,8 @@ void register_folder_dataset(patchbay::Registrar&);
 void register_specaugment(patchbay::Registrar&);
 void register_specmask(patchbay::Registrar&);
 void register_ast(patchbay::Registrar&);
+void register_speech_commands(patchbay::Registrar&);
+void register_audioset(patchbay::Registrar&);
 
 namespace fs = std::filesystem;
 
@@ -47,6 +50,8 @@ void register_linked_plugins(Registry& registry) {
   linked("specaugment", register_specaugment);
   linked("specmask", register_specmask);
   linked("ast", register_ast);
+  linked("speech_commands", register_speech_commands);
+  linked("audioset", register_audioset);
 }
 
 Outcome run(const std::string& command) {

@@ -55,6 +55,9 @@ class PATCHBAY_API Dataset {
   // The clips of one split in a deterministic order (same options and files, same list).
   // Throws DataError naming the file when the layout is broken.
   virtual std::vector<Clip> clips(Split split) const = 0;
+  // Clips the dataset left out because their files were missing or bad (on_bad_clip =
+  // "skip"), as paths; the run records them. Empty by default.
+  virtual std::vector<std::string> skipped_clips() const { return {}; }
 };
 
 struct DatasetContext {

@@ -1,0 +1,95 @@
+// `speech_commands`: the Speech Commands V2 layout exactly (REFERENCE.md §7):
+//   <root>/<word>/<speaker>_nohash_<n>.wav, validation_list.txt and testing_list.txt (paths
+//   relative to root) name the validation and test clips, everything else is training;
+//   _background_noise_/ holds long noise recordings and is not a class.
+// 35 words in the real V2; `classes` selects a subset (label indices follow the given order).
+#include <fmt/format.h>
+
+#include "patchbay/registry.hpp"
+#include "patchbay_datasets/layout.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace patchbay;
+using namespace patchbay::datasets;
+
+class SpeechCommands final : public Dataset {
+ public:
+  SpeechCommands(const Options& o, const DatasetContext& ctx) {
+    const fs::path root = resolve_root("speech_commands", o.get_string("root"), ctx,
+                                       "the folder of Speech Commands V2 (the one holding "
+                                       "validation_list.txt)");
+    for (const char* list : {"validation_list.txt", "testing_list.txt"}) {
+      if (!fs::exists(root / list)) {
+        throw DataError("data.layout",
+                        fmt::format("dataset 'speech_commands': '{}' is missing; Speech Commands V2 "
+                                    "ships it at its root; point dataset.root there, or use the "
+                                    "'folder' dataset for other layouts", (root / list).string()));
+      }
+    }
+    const auto available = class_folders(root);
+    const auto& wanted = o.get_string_list("classes");
+    names_ = wanted.empty() ? available : wanted;
+    for (const auto& name : names_) {
+      if (std::find(available.begin(), available.end(), name) == available.end()) {
+        throw DataError("data.unknown_class",
+                        fmt::format("dataset 'speech_commands': class '{}' (dataset.classes) has no "
+                                    "folder under '{}'; available: {}", name, root.string(),
+                                    fmt::join(available, ", ")));
+      }
+    }
+    const auto valid = read_lines(root / "validation_list.txt");
+    const auto test = read_lines(root / "testing_list.txt");
+    for (size_t label = 0; label < names_.size(); ++label) {
+      for (const auto& f : audio_files(root / names_[label], {".wav"})) {
+        Clip clip;
+        clip.id = fs::relative(f, root).generic_string();
+        clip.path = fs::absolute(f);
+        clip.labels = {static_cast<int64_t>(label)};
+        const Split split = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;
+        splits_[static_cast<int>(split)].push_back(std::move(clip));
+      }
+    }
+    if (splits_[0].empty()) {
+      throw DataError("data.no_clips", fmt::format("dataset 'speech_commands': no training clips under "
+                                                   "'{}'", root.string()));
+    }
+  }
+
+  const std::vector<std::string>& class_names() const override { return names_; }
+  bool multi_label() const override { return false; }
+  std::vector<Clip> clips(Split split) const override { return splits_[static_cast<int>(split)]; }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<Clip> splits_[3];
+};
+
+}  // namespace
+
+void register_speech_commands(patchbay::Registrar& registrar) {
+  OptionSchema s;
+  s.add_required_string("root", "Speech Commands V2 folder (holds validation_list.txt)");
+  s.add({"classes", OptionType::string_list, OptionValue{std::vector<std::string>{}},
+         "words to use, in label order (empty: every word folder)", {}, {}});
+  registrar.add_dataset(
+      {"speech_commands", "Speech Commands V2: word folders, validation/testing lists", s},
+      [](const Options& o, const DatasetContext& c) { return std::make_shared<SpeechCommands>(o, c); },
+      [](const fs::path& dir) {
+        const char* words[] = {"go", "stop", "yes"};
+        std::ofstream valid(dir / "validation_list.txt"), test(dir / "testing_list.txt");
+        for (int w = 0; w < 3; ++w) {
+          fs::create_directories(dir / words[w]);
+          for (int speaker = 0; speaker < 6; ++speaker) {
+            const auto name = fmt::format("{:08x}_nohash_0.wav", 0x1000 * (speaker + 1));
+            write_tone_wav(dir / words[w] / name, 300.0 * (w + 1) + 10 * speaker, 0.25);
+            if (speaker == 4) valid << words[w] << "/" << name << "\n";
+            if (speaker == 5) test << words[w] << "/" << name << "\n";
+          }
+        }
+        fs::create_directories(dir / "_background_noise_");
+        write_tone_wav(dir / "_background_noise_" / "hum.wav", 50.0, 1.0);
+        return std::map<std::string, OptionValue>{{"root", dir.string()}};
+      });
+}

@@ -1,0 +1,140 @@
+// Dataset plugins read their real on-disk layouts (the conformance suite checks the generic
+// contract on each plugin's example; these check the layout rules and the bad-input paths).
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "helpers.hpp"
+#include "patchbay/error.hpp"
+
+namespace fs = std::filesystem;
+using namespace patchbay;
+
+namespace {
+
+const Registry& registry() {
+  static Registry r;
+  static bool once = (test::register_linked_plugins(r), true);
+  (void)once;
+  return r;
+}
+
+std::shared_ptr<Dataset> make(const std::string& name, const std::map<std::string, OptionValue>& set,
+                              const fs::path& base) {
+  auto o = Options::defaults(registry().get(PluginKind::dataset, name).description.options);
+  for (const auto& [k, v] : set) o.set(k, v);
+  return registry().make_dataset(name, o, DatasetContext{base});
+}
+
+void touch(const fs::path& p) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << "x";
+}
+
+std::string data_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.id() + ": " + e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("speech_commands: lists decide splits; background noise is not a class") {
+  test::TempDir dir;
+  const auto root = dir.path() / "sc";
+  for (const char* f : {"yes/a_nohash_0.wav", "yes/b_nohash_0.wav", "yes/c_nohash_0.wav", "no/a_nohash_0.wav",
+                        "no/b_nohash_0.wav", "_background_noise_/white.wav"}) {
+    touch(root / f);
+  }
+  std::ofstream(root / "validation_list.txt") << "yes/b_nohash_0.wav\r\nno/b_nohash_0.wav\n";
+  std::ofstream(root / "testing_list.txt") << "yes/c_nohash_0.wav\n";
+  auto ds = make("speech_commands", {{"root", std::string("sc")}}, dir.path());  // relative root
+  CHECK(ds->class_names() == std::vector<std::string>{"no", "yes"});
+  CHECK_FALSE(ds->multi_label());
+  const auto train = ds->clips(Split::train);
+  REQUIRE(train.size() == 2);
+  CHECK(train[0].id == "no/a_nohash_0.wav");
+  CHECK(train[0].labels == std::vector<int64_t>{0});
+  CHECK(train[1].id == "yes/a_nohash_0.wav");
+  CHECK(ds->clips(Split::valid).size() == 2);
+  CHECK(ds->clips(Split::test).size() == 1);
+
+  // A subset of classes, in the given label order.
+  ds = make("speech_commands", {{"root", root.string()}, {"classes", std::vector<std::string>{"yes"}}}, dir.path());
+  CHECK(ds->class_names() == std::vector<std::string>{"yes"});
+  CHECK(ds->clips(Split::train).size() == 1);
+  CHECK(data_error([&] {
+          make("speech_commands", {{"root", root.string()}, {"classes", std::vector<std::string>{"maybe"}}}, dir.path());
+        }) == "data.unknown_class: dataset 'speech_commands': class 'maybe' (dataset.classes) has no "
+              "folder under '" + root.string() + "'; available: no, yes");
+  fs::remove(root / "testing_list.txt");
+  CHECK(data_error([&] { make("speech_commands", {{"root", root.string()}}, dir.path()); })
+            .rfind("data.layout: dataset 'speech_commands': '" + (root / "testing_list.txt").string() +
+                       "' is missing",
+                   0) == 0);
+}
+
+TEST_CASE("folder: hashed splits are stable and near the requested shares") {
+  test::TempDir dir;
+  for (int i = 0; i < 400; ++i) touch(dir.path() / (i % 2 ? "a" : "b") / ("clip" + std::to_string(i) + ".wav"));
+  touch(dir.path() / "a" / "notes.txt");  // not audio
+  auto ds = make("folder", {{"root", dir.path().string()}}, dir.path());
+  const auto valid = ds->clips(Split::valid).size(), test = ds->clips(Split::test).size();
+  CHECK(valid + test + ds->clips(Split::train).size() == 400);
+  CHECK(valid > 20);
+  CHECK(valid < 65);
+  CHECK(test > 20);
+  CHECK(test < 65);
+  CHECK(data_error([&] { make("folder", {{"root", (dir.path() / "nope").string()}}, dir.path()); }) ==
+        "data.root_missing: dataset 'folder': root '" + (dir.path() / "nope").string() +
+            "' is not a folder; set dataset.root to the folder holding one sub-folder per class");
+}
+
+TEST_CASE("audioset: AST's datafiles, multi-label, relative paths, missing files") {
+  test::TempDir dir;
+  const auto d = dir.path();
+  std::ofstream(d / "labels.csv") << "index,mid,display_name\n0,/m/a,\"Speech, male\"\n1,/m/b,Music\n";
+  touch(d / "wav" / "1.wav");
+  touch(d / "wav" / "2.wav");
+  std::ofstream(d / "train.json") << R"({"data": [{"wav": "wav/1.wav", "labels": "/m/a,/m/b"},
+                                                  {"wav": ")" << (d / "wav" / "2.wav").string() << R"(", "labels": "/m/b"}]})";
+  std::ofstream(d / "eval.json") << R"({"data": [{"wav": "wav/1.wav", "labels": "/m/a"}]})";
+  const std::map<std::string, OptionValue> base = {{"train_json", std::string("train.json")},
+                                                   {"test_json", std::string("eval.json")},
+                                                   {"labels_csv", std::string("labels.csv")},
+                                                   {"valid_percent", 0.0}};
+  auto ds = make("audioset", base, d);
+  CHECK(ds->multi_label());
+  CHECK(ds->class_names() == std::vector<std::string>{"Speech, male", "Music"});
+  const auto train = ds->clips(Split::train);
+  REQUIRE(train.size() == 2);
+  CHECK(train[0].labels == std::vector<int64_t>{0, 1});
+  CHECK(train[0].path == (d / "wav" / "1.wav"));
+  CHECK(ds->clips(Split::test).size() == 1);
+
+  // Missing files: one error naming them all, or skipped and reported.
+  std::ofstream(d / "train.json") << R"({"data": [{"wav": "wav/1.wav", "labels": "/m/a"},
+      {"wav": "wav/gone1.wav", "labels": "/m/a"}, {"wav": "wav/gone2.wav", "labels": "/m/b"}]})";
+  CHECK(data_error([&] { make("audioset", base, d); }) ==
+        "data.missing_clips: dataset 'audioset': 2 audio files named in the datafiles do not exist:\n  " +
+            (d / "wav" / "gone1.wav").string() + "\n  " + (d / "wav" / "gone2.wav").string() +
+            "\nfix the paths (relative paths are read from the JSON file's folder) or set "
+            "dataset.on_bad_clip = \"skip\"");
+  auto skip = base;
+  skip["on_bad_clip"] = std::string("skip");
+  ds = make("audioset", skip, d);
+  CHECK(ds->clips(Split::train).size() == 1);
+  CHECK(ds->skipped_clips().size() == 2);
+
+  std::ofstream(d / "train.json") << R"({"data": [{"wav": "wav/1.wav", "labels": "/m/zzz"}]})";
+  CHECK(data_error([&] { make("audioset", base, d); }) ==
+        "data.unknown_label: " + (d / "train.json").string() +
+            ": entry 0 has label '/m/zzz', which class_labels_indices.csv does not list");
+  std::ofstream(d / "train.json") << R"({"data": [)";
+  CHECK(data_error([&] { make("audioset", base, d); }).rfind("data.malformed: " + (d / "train.json").string() + ": not valid JSON", 0) == 0);
+}
+}

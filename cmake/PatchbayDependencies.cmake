@@ -6,6 +6,12 @@ find_package(fmt REQUIRED)                         # libfmt-dev
 find_package(spdlog REQUIRED)                      # libspdlog-dev
 find_package(nlohmann_json 3 REQUIRED)             # nlohmann-json3-dev
 find_package(HDF5 REQUIRED COMPONENTS C CXX)       # libhdf5-dev
+# Audio decoding and resampling. Debian 12's libsndfile1-dev ships no CMake config (only
+# sndfile.pc), and libsoxr-dev only soxr.pc: both come through pkg-config.
+find_package(PkgConfig REQUIRED)                   # pkg-config
+pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)  # libsndfile1-dev
+pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)        # libsoxr-dev
+pkg_check_modules(STB REQUIRED IMPORTED_TARGET stb)          # libstb-dev (PNG images)
 if(PATCHBAY_BUILD_TESTS)
   find_package(doctest REQUIRED)                   # doctest-dev
 endif()

@@ -23,6 +23,9 @@ Commands:
   plan FILE [key=value]   validate an experiment file and print the runs it expands to
   cost FILE [key=value]   build the planned model and report tokens, parameters, MACs and
                           CPU latency (no data needed)
+  fbank IN --out OUT.npy  write the log-mel features of one audio file as a NumPy file
+  mask FILE --out M.png   apply the experiment's masker to one clip and draw it over the
+                          spectrogram and the patch grid
 
 Options:
   -h, --help              this text; `patchbay <command> --help` explains one command
@@ -55,6 +58,8 @@ int main(int argc, char** argv) {
     if (command == "plugins") return patchbay::cli::run_plugins(rest);
     if (command == "plan") return patchbay::cli::run_plan(rest);
     if (command == "cost") return patchbay::cli::run_cost(rest);
+    if (command == "fbank") return patchbay::cli::run_fbank(rest);
+    if (command == "mask") return patchbay::cli::run_mask(rest);
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
                command);
     return patchbay::cli::kExitUsage;

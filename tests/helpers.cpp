@@ -18,6 +18,7 @@ void register_specmask(patchbay::Registrar&);
 void register_ast(patchbay::Registrar&);
 void register_speech_commands(patchbay::Registrar&);
 void register_audioset(patchbay::Registrar&);
+void register_aum(patchbay::Registrar&);
 
 namespace fs = std::filesystem;
 
@@ -52,6 +53,7 @@ void register_linked_plugins(Registry& registry) {
   linked("ast", register_ast);
   linked("speech_commands", register_speech_commands);
   linked("audioset", register_audioset);
+  linked("aum", register_aum);
 }
 
 Outcome run(const std::string& command) {

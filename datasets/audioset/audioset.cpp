@@ -22,9 +22,10 @@ fs::path resolve(const std::string& p, const DatasetContext& ctx) {
   return path.is_relative() ? ctx.base_dir / path : path;
 }
 
-class AudioSet final : public Dataset {
+class AudioSet final : public ListedDataset {
  public:
-  AudioSet(const Options& o, const DatasetContext& ctx) : skip_(o.get_string("on_bad_clip") == "skip") {
+  AudioSet(const Options& o, const DatasetContext& ctx)
+      : ListedDataset(true), skip_(o.get_string("on_bad_clip") == "skip") {
     read_labels(resolve(o.get_string("labels_csv"), ctx));
     const std::string valid_json = o.get_string("valid_json");
     const double valid_percent = valid_json.empty() ? o.get_real("valid_percent") : 0.0;
@@ -47,9 +48,6 @@ class AudioSet final : public Dataset {
     skipped_ = std::move(missing);
   }
 
-  const std::vector<std::string>& class_names() const override { return names_; }
-  bool multi_label() const override { return true; }
-  std::vector<Clip> clips(Split split) const override { return splits_[static_cast<int>(split)]; }
   std::vector<std::string> skipped_clips() const override { return skipped_; }
 
  private:
@@ -86,11 +84,11 @@ class AudioSet final : public Dataset {
     }
   }
 
-  void read_split(const fs::path& file, Split split, double valid_percent, std::vector<std::string>& missing) {
+  void read_split(const fs::path& file, Split which, double valid_percent, std::vector<std::string>& missing) {
     std::ifstream in(file);
     if (!in) {
       throw DataError("data.missing", fmt::format("dataset 'audioset': cannot read datafile '{}'; check "
-                                                  "dataset.{}_json", file.string(), to_string(split)));
+                                                  "dataset.{}_json", file.string(), to_string(which)));
     }
     nlohmann::json doc;
     try {
@@ -141,16 +139,14 @@ class AudioSet final : public Dataset {
         missing.push_back(clip.path.string());
         continue;
       }
-      Split target = split;
-      if (split == Split::train && valid_percent > 0) target = hashed_split(clip.id, valid_percent, 0.0);
-      splits_[static_cast<int>(target)].push_back(std::move(clip));
+      Split target = which;
+      if (which == Split::train && valid_percent > 0) target = hashed_split(clip.id, valid_percent, 0.0);
+      split(target).push_back(std::move(clip));
     }
   }
 
   bool skip_;
   std::map<std::string, int64_t> index_;
-  std::vector<std::string> names_;
-  std::vector<Clip> splits_[3];
   std::vector<std::string> skipped_;
 };
 

@@ -14,9 +14,9 @@ namespace fs = std::filesystem;
 using namespace patchbay;
 using namespace patchbay::datasets;
 
-class FolderDataset final : public Dataset {
+class FolderDataset final : public ListedDataset {
  public:
-  FolderDataset(const Options& o, const DatasetContext& ctx) {
+  FolderDataset(const Options& o, const DatasetContext& ctx) : ListedDataset(false) {
     const fs::path root = resolve_root("folder", o.get_string("root"), ctx,
                                        "the folder holding one sub-folder per class");
     std::set<std::string> extensions;
@@ -38,13 +38,13 @@ class FolderDataset final : public Dataset {
         clip.id = fs::relative(f, root).generic_string();
         clip.path = fs::absolute(f);
         clip.labels = {static_cast<int64_t>(label)};
-        Split split = Split::train;
+        Split where = Split::train;
         if (lists) {
-          split = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;
+          where = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;
         } else {
-          split = hashed_split(clip.id, valid_percent, test_percent);
+          where = hashed_split(clip.id, valid_percent, test_percent);
         }
-        splits_[static_cast<int>(split)].push_back(std::move(clip));
+        split(where).push_back(std::move(clip));
         ++total;
       }
     }
@@ -54,14 +54,6 @@ class FolderDataset final : public Dataset {
                                   "check dataset.extensions", fmt::join(extensions, " "), root.string()));
     }
   }
-
-  const std::vector<std::string>& class_names() const override { return names_; }
-  bool multi_label() const override { return false; }
-  std::vector<Clip> clips(Split split) const override { return splits_[static_cast<int>(split)]; }
-
- private:
-  std::vector<std::string> names_;
-  std::vector<Clip> splits_[3];
 };
 
 }  // namespace

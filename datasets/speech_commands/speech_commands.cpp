@@ -14,9 +14,9 @@ namespace fs = std::filesystem;
 using namespace patchbay;
 using namespace patchbay::datasets;
 
-class SpeechCommands final : public Dataset {
+class SpeechCommands final : public ListedDataset {
  public:
-  SpeechCommands(const Options& o, const DatasetContext& ctx) {
+  SpeechCommands(const Options& o, const DatasetContext& ctx) : ListedDataset(false) {
     const fs::path root = resolve_root("speech_commands", o.get_string("root"), ctx,
                                        "the folder of Speech Commands V2 (the one holding "
                                        "validation_list.txt)");
@@ -47,23 +47,15 @@ class SpeechCommands final : public Dataset {
         clip.id = fs::relative(f, root).generic_string();
         clip.path = fs::absolute(f);
         clip.labels = {static_cast<int64_t>(label)};
-        const Split split = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;
-        splits_[static_cast<int>(split)].push_back(std::move(clip));
+        const Split where = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;
+        split(where).push_back(std::move(clip));
       }
     }
-    if (splits_[0].empty()) {
+    if (split(Split::train).empty()) {
       throw DataError("data.no_clips", fmt::format("dataset 'speech_commands': no training clips under "
                                                    "'{}'", root.string()));
     }
   }
-
-  const std::vector<std::string>& class_names() const override { return names_; }
-  bool multi_label() const override { return false; }
-  std::vector<Clip> clips(Split split) const override { return splits_[static_cast<int>(split)]; }
-
- private:
-  std::vector<std::string> names_;
-  std::vector<Clip> splits_[3];
 };
 
 }  // namespace

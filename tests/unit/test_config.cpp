@@ -133,10 +133,10 @@ TEST_CASE("config: validation messages (verbatim)") {
         "(available patchers: fftp, square)");
   CHECK(error_of(with("[backbone]\nplugin = \"linear_probe\"\n", "")) ==
         "config.missing_plugin: exp.toml: [backbone] is missing; add a [backbone] table with plugin = "
-        "\"<name>\" (available backbones: ast, linear_probe)");
+        "\"<name>\" (available backbones: ast, aum, linear_probe)");
   CHECK(error_of(with("plugin = \"linear_probe\"\n", "embed_dim = 64\n")) ==
         "config.missing_plugin: exp.toml:12:1: [backbone] has no 'plugin' key; add plugin = "
-        "\"<name>\" (available backbones: ast, linear_probe)");
+        "\"<name>\" (available backbones: ast, aum, linear_probe)");
   CHECK(error_of(with("root = \"data\"\n", "")) ==
         "config.missing_value: exp.toml:4:1: dataset 'folder' option 'root' (folder with one "
         "sub-folder of clips per class (relative to the experiment file)) has no default; set it in "

@@ -84,6 +84,24 @@ inline std::vector<fs::path> audio_files(const fs::path& dir, const std::set<std
   return files;
 }
 
+// Base of datasets that list their clips once, at construction: names_ and splits_ filled by
+// the derived constructor.
+class ListedDataset : public Dataset {
+ public:
+  explicit ListedDataset(bool multi_label) : multi_label_(multi_label) {}
+  const std::vector<std::string>& class_names() const override { return names_; }
+  bool multi_label() const override { return multi_label_; }
+  std::vector<Clip> clips(Split split) const override { return splits_[static_cast<int>(split)]; }
+
+ protected:
+  std::vector<Clip>& split(Split s) { return splits_[static_cast<int>(s)]; }
+  std::vector<std::string> names_;
+
+ private:
+  bool multi_label_;
+  std::vector<Clip> splits_[3];
+};
+
 // A 16 kHz, 16-bit mono PCM WAV of a sine tone, for the example layouts the conformance
 // suite reads.
 inline void write_tone_wav(const fs::path& file, double hz, double seconds) {

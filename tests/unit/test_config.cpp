@@ -137,10 +137,10 @@ TEST_CASE("config: validation messages (verbatim)") {
   CHECK(error_of(with("plugin = \"linear_probe\"\n", "embed_dim = 64\n")) ==
         "config.missing_plugin: exp.toml:12:1: [backbone] has no 'plugin' key; add plugin = "
         "\"<name>\" (available backbones: ast, aum, linear_probe)");
-  CHECK(error_of(with("root = \"data\"\n", "")) ==
-        "config.missing_value: exp.toml:4:1: dataset 'folder' option 'root' (folder with one "
-        "sub-folder of clips per class (relative to the experiment file)) has no default; set it in "
-        "[dataset] or on the command line as dataset.root=...");
+  CHECK(error_of(with("plugin = \"folder\"\nroot = \"data\"\n", "plugin = \"speech_commands\"\n")) ==
+        "config.missing_value: exp.toml:4:1: dataset 'speech_commands' option 'root' (Speech "
+        "Commands V2 folder (holds validation_list.txt)) has no default; set it in [dataset] or on "
+        "the command line as dataset.root=...");
   CHECK(error_of(kBase + "\n[trian]\nepochs = 1\n") ==
         "config.unknown_section: exp.toml:15:1: unknown table [trian]; did you mean [train]? "
         "(tables: experiment, dataset, frontend, patcher, masker, backbone, train, sweep)");

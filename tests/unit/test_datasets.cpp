@@ -94,6 +94,33 @@ TEST_CASE("folder: hashed splits are stable and near the requested shares") {
             "' is not a folder; set dataset.root to the folder holding one sub-folder per class");
 }
 
+TEST_CASE("folder: a CSV manifest with several labels and explicit splits") {
+  test::TempDir dir;
+  const auto d = dir.path();
+  for (const char* f : {"a.wav", "b.wav", "c.wav", "sub/d.wav"}) touch(d / "clips" / f);
+  std::ofstream(d / "clips" / "manifest.csv") << "path,labels,split\n"
+                                                 "a.wav,dog,train\n"
+                                                 "b.wav,dog;rain,valid\n"
+                                                 "c.wav,rain,test\n"
+                                                 "sub/d.wav,cat,\n";
+  auto ds = make("folder", {{"manifest", std::string("clips/manifest.csv")}}, d);
+  CHECK(ds->multi_label());
+  CHECK(ds->class_names() == std::vector<std::string>{"cat", "dog", "rain"});
+  REQUIRE(ds->clips(Split::valid).size() == 1);
+  CHECK(ds->clips(Split::valid)[0].labels == std::vector<int64_t>{1, 2});
+  CHECK(ds->clips(Split::test)[0].id == "c.wav");
+  size_t total = 0;
+  for (auto s : {Split::train, Split::valid, Split::test}) total += ds->clips(s).size();
+  CHECK(total == 4);
+  std::ofstream(d / "clips" / "manifest.csv") << "a.wav,dog,later\n";
+  CHECK(data_error([&] { make("folder", {{"manifest", std::string("clips/manifest.csv")}}, d); }) ==
+        "data.malformed: " + (d / "clips" / "manifest.csv").string() +
+            ":1: split 'later' must be train, valid or test (or empty)");
+  CHECK(data_error([&] { make("folder", {}, d); }) ==
+        "data.root_missing: dataset 'folder' needs dataset.root (a folder with one sub-folder per "
+        "class) or dataset.manifest (a CSV of path,labels[,split])");
+}
+
 TEST_CASE("audioset: AST's datafiles, multi-label, relative paths, missing files") {
   test::TempDir dir;
   const auto d = dir.path();

@@ -1,5 +1,6 @@
 // Helpers shared by the dataset plugins (header-only: plugins share nothing but the core).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -96,9 +97,9 @@ class ListedDataset : public Dataset {
  protected:
   std::vector<Clip>& split(Split s) { return splits_[static_cast<int>(s)]; }
   std::vector<std::string> names_;
+  bool multi_label_;
 
  private:
-  bool multi_label_;
   std::vector<Clip> splits_[3];
 };
 

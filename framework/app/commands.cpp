@@ -100,6 +100,28 @@ json config_json(const ResolvedConfig& c) {
   return out;
 }
 
+// Median wall time of one inference forward pass (patcher then backbone) on a random batch,
+// after two warm-up passes; checks the logits' shape.
+double median_forward_ms(Patcher& patcher, Backbone& backbone, int64_t batch, int64_t classes,
+                         int repeats, const std::string& backbone_name) {
+  const auto& g = patcher.grid();
+  const auto input = torch::randn({batch, 1, g.freq_bins, g.frames});
+  std::vector<double> ms;
+  for (int i = 0; i < repeats + 2; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto logits = backbone.forward(patcher.forward(input));
+    const auto t1 = std::chrono::steady_clock::now();
+    if (logits.sizes() != at::IntArrayRef({batch, classes})) {
+      throw ShapeError("shape.logits", fmt::format("backbone '{}' returned logits of shape [{}], "
+                                                   "expected [{}, {}]", backbone_name,
+                                                   fmt::join(logits.sizes(), ", "), batch, classes));
+    }
+    if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 }  // namespace
 
 int run_plugins(const std::vector<std::string>& args) {
@@ -194,18 +216,21 @@ int run_cost(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay cost options");
   desc.add_options()("classes", po::value<int64_t>()->default_value(35),
                      "number of output classes C")(
-      "repeats", po::value<int>()->default_value(20), "timed forward passes (median reported)");
+      "repeats", po::value<int>()->default_value(20), "timed forward passes (median reported)")(
+      "batch", po::value<int64_t>()->default_value(32), "batch size of the throughput measurement (0: skip it)");
   const auto p = parse(args, desc);
   if (wants_help(p, "Usage: patchbay cost FILE [key=value...] [--json] [--classes C] "
-                    "[--repeats N]\n\nBuilds each planned run's patcher and backbone (no data, "
+                    "[--repeats N] [--batch B]\n\nBuilds each planned run's patcher and backbone (no data, "
                     "no training) and reports tokens, parameters, paper MACs (Linear + Conv "
-                    "multiply-accumulates, the FFTP paper's \"GFLOPs\"), full FLOPs and the median "
-                    "CPU latency of a batch-1 forward pass on random input.",
+                    "multiply-accumulates, the FFTP paper's \"GFLOPs\"), full FLOPs, the median "
+                    "CPU latency of a batch-1 forward pass on random input and the inference "
+                    "throughput at --batch. Threads: the run's train.threads (0: all cores).",
                  desc)) {
     return kExitOk;
   }
   const int64_t classes = p.vm["classes"].as<int64_t>();
   const int repeats = std::max(1, p.vm["repeats"].as<int>());
+  const int64_t batch = std::max<int64_t>(0, p.vm["batch"].as<int64_t>());
   Registry registry;
   load_plugins(registry, p);
   const auto exp = plan_from(p, registry, "cost");
@@ -230,21 +255,12 @@ int run_cost(const std::vector<std::string>& args) {
     backbone->module().eval();
 
     torch::NoGradGuard no_grad;
-    const auto input = torch::randn({1, 1, pc.freq_bins, pc.frames});
-    std::vector<double> ms;
-    for (int i = 0; i < repeats + 2; ++i) {  // two warm-up passes
-      const auto t0 = std::chrono::steady_clock::now();
-      auto logits = backbone->forward(patcher->forward(input));
-      const auto t1 = std::chrono::steady_clock::now();
-      if (logits.sizes() != at::IntArrayRef({1, classes})) {
-        throw ShapeError("shape.logits", fmt::format("backbone '{}' returned logits of shape {}, "
-                                                     "expected [1, {}]", c.backbone.plugin,
-                                                     fmt::to_string(fmt::join(logits.sizes(), ", ")),
-                                                     classes));
-      }
-      if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    const double latency = median_forward_ms(*patcher, *backbone, 1, classes, repeats, c.backbone.plugin);
+    double throughput = 0;
+    if (batch > 0) {
+      throughput = batch / (median_forward_ms(*patcher, *backbone, batch, classes,
+                                              std::max(3, repeats / 4), c.backbone.plugin) / 1000.0);
     }
-    std::sort(ms.begin(), ms.end());
     const Cost pcost = patcher->cost();
     const Cost bcost = backbone->cost();
     rows.push_back({{"id", run.id},
@@ -255,24 +271,27 @@ int run_cost(const std::vector<std::string>& args) {
                     {"params", pcost.params + bcost.params},
                     {"paper_macs", pcost.paper_macs + bcost.paper_macs},
                     {"flops", pcost.flops + bcost.flops},
-                    {"latency_ms_median", ms[ms.size() / 2]},
+                    {"latency_ms_median", latency},
+                    {"throughput_batch", batch},
+                    {"throughput_per_s", throughput},
                     {"threads", at::get_num_threads()}});
   }
   if (p.vm.count("json")) {
     std::cout << json{{"experiment", exp.name}, {"runs", rows}}.dump(2) << "\n";
     return kExitOk;
   }
-  fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13} {:>12} {:>12}\n", "run id", "patcher",
-             "backbone", "tokens", "params", "paper GMACs", "GFLOPs", "latency ms");
+  fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13} {:>12} {:>12} {:>10}\n", "run id", "patcher",
+             "backbone", "tokens", "params", "paper GMACs", "GFLOPs", "latency ms", "clips/s");
   for (const auto& r : rows) {
-    fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13.4f} {:>12.4f} {:>12.3f}\n",
+    fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13.4f} {:>12.4f} {:>12.3f} {:>10.1f}\n",
                r["id"].get<std::string>(), r["patcher"].get<std::string>(),
                r["backbone"].get<std::string>(), r["tokens"].get<int64_t>(),
                r["params"].get<int64_t>(), r["paper_macs"].get<int64_t>() / 1e9,
-               r["flops"].get<int64_t>() / 1e9, r["latency_ms_median"].get<double>());
+               r["flops"].get<int64_t>() / 1e9, r["latency_ms_median"].get<double>(),
+               r["throughput_per_s"].get<double>());
   }
-  fmt::print("(batch 1, {} intra-op threads, median of {} passes)\n",
-             rows.empty() ? 0 : rows[0]["threads"].get<int>(), repeats);
+  fmt::print("(latency: batch 1, median of {} forward passes; clips/s: batch {}; {} intra-op threads)\n",
+             repeats, batch, rows.empty() ? 0 : rows[0]["threads"].get<int>());
   return kExitOk;
 }
 

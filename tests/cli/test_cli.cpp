@@ -109,6 +109,8 @@ TEST_CASE("cli: cost builds the model and measures it") {
   // FFTP patch embedding (29 x 192 x 128 x 16) + linear probe head (192 x 35).
   CHECK(run["paper_macs"] == 29LL * 192 * 128 * 16 + 192 * 35);
   CHECK(run["latency_ms_median"].get<double>() > 0);
+  CHECK(run["throughput_batch"] == 32);
+  CHECK(run["throughput_per_s"].get<double>() > 0);
 }
 
 TEST_CASE("cli: PATCHBAY_PLUGIN_PATH adds plugins; a broken one there stops with its file named") {

@@ -15,6 +15,7 @@ packages=(
   libtomlplusplus-dev libfmt-dev libspdlog-dev nlohmann-json3-dev    # config, text, logs, JSON
   libhdf5-dev hdf5-tools                         # results files
   libsndfile1-dev libsoxr-dev                    # audio decoding and resampling
+  libespeak-ng-dev espeak-ng-data                # voices of the built-in keywords dataset
   libstb-dev                                     # PNG images (patchbay mask)
   doctest-dev                                    # tests
 )

@@ -12,6 +12,7 @@ find_package(PkgConfig REQUIRED)                   # pkg-config
 pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)  # libsndfile1-dev
 pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)        # libsoxr-dev
 pkg_check_modules(STB REQUIRED IMPORTED_TARGET stb)          # libstb-dev (PNG images)
+pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)  # libespeak-ng-dev (keywords voices)
 if(PATCHBAY_BUILD_TESTS)
   find_package(doctest REQUIRED)                   # doctest-dev
 endif()

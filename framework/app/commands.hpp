@@ -11,6 +11,7 @@ int run_plan(const std::vector<std::string>& args);
 int run_cost(const std::vector<std::string>& args);
 int run_fbank(const std::vector<std::string>& args);
 int run_mask(const std::vector<std::string>& args);
+int run_data(const std::vector<std::string>& args);
 
 // Exit codes.
 inline constexpr int kExitOk = 0;

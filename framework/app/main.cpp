@@ -26,6 +26,8 @@ Commands:
   fbank IN --out OUT.npy  write the log-mel features of one audio file as a NumPy file
   mask FILE --out M.png   apply the experiment's masker to one clip and draw it over the
                           spectrogram and the patch grid
+  data keywords --out DIR generate the built-in keywords dataset (Speech Commands V2
+                          layout, espeak-ng voices) into DIR
 
 Options:
   -h, --help              this text; `patchbay <command> --help` explains one command
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
     if (command == "cost") return patchbay::cli::run_cost(rest);
     if (command == "fbank") return patchbay::cli::run_fbank(rest);
     if (command == "mask") return patchbay::cli::run_mask(rest);
+    if (command == "data") return patchbay::cli::run_data(rest);
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
                command);
     return patchbay::cli::kExitUsage;

@@ -1,0 +1,161 @@
+// The keywords generator: Speech Commands V2 layout that the speech_commands plugin reads,
+// exact 1 s 16 kHz mono clips that are neither silent nor clipped past full scale,
+// speaker-disjoint splits, and byte-for-byte determinism per seed.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include "helpers.hpp"
+#include "keywords.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/frontend.hpp"
+
+namespace fs = std::filesystem;
+using namespace patchbay;
+
+namespace {
+
+// Every file under `root` (relative path -> bytes).
+std::map<std::string, std::string> snapshot(const fs::path& root) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    files[fs::relative(e.path(), root).generic_string()] =
+        std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return files;
+}
+
+std::string speaker_of(const std::string& clip_id) {  // "yes/0a1b2c3d_nohash_0.wav"
+  const auto slash = clip_id.find('/');
+  return clip_id.substr(slash + 1, clip_id.find("_nohash_") - slash - 1);
+}
+
+// The paths whose bytes differ (or exist on one side only), for readable failures.
+std::string differences(const std::map<std::string, std::string>& a,
+                        const std::map<std::string, std::string>& b) {
+  std::string out;
+  for (const auto& [path, bytes] : a) {
+    const auto other = b.find(path);
+    if (other == b.end() || other->second != bytes) out += " " + path;
+  }
+  for (const auto& [path, bytes] : b) {
+    if (!a.count(path)) out += " " + path;
+  }
+  return out;
+}
+
+KeywordsOptions small(uint64_t seed) {
+  KeywordsOptions o;
+  o.words = {"yes", "no", "marvin"};
+  o.per_class = 6;
+  o.seed = seed;
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("keywords: a Speech Commands V2 layout of exact, audible, speaker-disjoint clips") {
+  test::TempDir dir;
+  const fs::path root = dir.path() / "kw";
+  int64_t progress_calls = 0;
+  KeywordsOptions o = small(7);
+  o.progress = [&](int64_t done, int64_t total) {
+    ++progress_calls;
+    CHECK(done <= total);
+  };
+  const KeywordsSummary s = generate_keywords(o, root);
+  CHECK(progress_calls == 18);
+  CHECK(s.train.clips + s.valid.clips + s.test.clips == 18);
+  CHECK(s.voices_available >= 8);
+
+  Registry registry;
+  test::register_linked_plugins(registry);
+  auto opts = Options::defaults(registry.get(PluginKind::dataset, "speech_commands").description.options);
+  opts.set("root", root.string());
+  const auto ds = registry.make_dataset("speech_commands", opts, DatasetContext{dir.path()});
+  CHECK(ds->class_names() == std::vector<std::string>{"marvin", "no", "yes"});  // not the noise
+
+  std::map<std::string, std::string> split_of_speaker;
+  size_t total = 0;
+  for (Split split : {Split::train, Split::valid, Split::test}) {
+    const auto clips = ds->clips(split);
+    CHECK_MESSAGE(!clips.empty(), to_string(split));  // every split has clips of every word
+    std::set<int64_t> labels;
+    for (const auto& clip : clips) {
+      ++total;
+      labels.insert(clip.labels.at(0));
+      const auto it = split_of_speaker.emplace(speaker_of(clip.id), to_string(split)).first;
+      CHECK_MESSAGE(it->second == to_string(split), "speaker of " << clip.id << " is also in "
+                                                                  << it->second);
+      const Waveform w = read_audio(clip.path, 0);  // 0: keep the file's rate
+      CHECK(w.sample_rate == 16000);
+      REQUIRE(w.samples.dim() == 1);
+      CHECK(w.samples.size(0) == 16000);
+      const double peak = w.samples.abs().max().item<double>();
+      CHECK(peak <= 1.0);
+      CHECK_MESSAGE(peak > 0.02, clip.id << " is nearly silent");  // word level >= -30 dBFS
+    }
+    CHECK(labels.size() == 3);
+  }
+  CHECK(total == 18);
+  for (const char* noise : {"white", "pink", "brown"}) {
+    const Waveform w = read_audio(root / "_background_noise_" / (std::string(noise) + "_noise.wav"), 0);
+    CHECK(w.samples.size(0) == 10 * 16000);
+  }
+  std::ifstream readme(root / "README.txt");
+  std::string first;
+  std::getline(readme, first);
+  CHECK(first.find(kKeywordsGeneratorVersion) != std::string::npos);
+}
+
+TEST_CASE("keywords: same seed, same bytes; another seed, other bytes; a used folder is refused") {
+  test::TempDir dir;
+  generate_keywords(small(1), dir.path() / "a");
+  generate_keywords(small(1), dir.path() / "b");
+  generate_keywords(small(2), dir.path() / "c");
+  const auto a = snapshot(dir.path() / "a"), b = snapshot(dir.path() / "b"), c = snapshot(dir.path() / "c");
+  CHECK(a.size() == 18 + 3 + 3);  // clips, noises, two lists and the README
+  CHECK(differences(a, b) == "");
+  CHECK(a.at("_background_noise_/pink_noise.wav") != c.at("_background_noise_/pink_noise.wav"));
+  size_t same = 0;
+  for (const auto& [path, bytes] : a) {
+    const auto other = c.find(path);
+    if (path.rfind(".wav") != std::string::npos && other != c.end() && other->second == bytes) ++same;
+  }
+  CHECK(same == 0);
+
+  // Not empty: refused without overwrite, replaced with it, and never when it is not ours.
+  try {
+    generate_keywords(small(1), dir.path() / "a");
+    FAIL("a non-empty folder was accepted");
+  } catch (const DataError& e) {
+    CHECK(e.id() == "keywords.out_not_empty");
+  }
+  KeywordsOptions again = small(2);
+  again.overwrite = true;
+  generate_keywords(again, dir.path() / "a");
+  CHECK(differences(snapshot(dir.path() / "a"), c) == "");
+  fs::remove(dir.path() / "a" / "README.txt");
+  try {
+    generate_keywords(again, dir.path() / "a");
+    FAIL("a folder that is not a keywords dataset was cleared");
+  } catch (const DataError& e) {
+    CHECK(e.id() == "keywords.out_not_empty");
+  }
+
+  KeywordsOptions bad = small(1);
+  bad.words = {"yes", "../x"};
+  try {
+    generate_keywords(bad, dir.path() / "d");
+    FAIL("a path-like word was accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.id() == "keywords.options");
+  }
+}
+}

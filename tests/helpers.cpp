@@ -56,6 +56,13 @@ void register_linked_plugins(Registry& registry) {
   linked("aum", register_aum);
 }
 
+const Registry& linked_registry() {
+  static Registry r;
+  static bool once = (register_linked_plugins(r), true);
+  (void)once;
+  return r;
+}
+
 Outcome run(const std::string& command) {
   TempDir dir;
   const auto out = dir.path() / "out", err = dir.path() / "err";

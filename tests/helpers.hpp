@@ -20,6 +20,8 @@ class TempDir {
 
 // Registers the in-tree plugins linked into the test binary (no dlopen).
 void register_linked_plugins(Registry& registry);
+// One process-wide registry holding the linked plugins.
+const Registry& linked_registry();
 
 // Runs a shell command; returns exit code, stdout and stderr.
 struct Outcome {

@@ -11,12 +11,7 @@ using namespace patchbay;
 
 namespace {
 
-const Registry& registry() {
-  static Registry r;
-  static bool once = (test::register_linked_plugins(r), true);
-  (void)once;
-  return r;
-}
+const Registry& registry() { return test::linked_registry(); }
 
 std::shared_ptr<Backbone> make_ast(const std::map<std::string, OptionValue>& set, const PatchGrid& grid,
                                    int64_t classes) {

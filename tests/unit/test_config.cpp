@@ -8,12 +8,7 @@ using namespace patchbay;
 
 namespace {
 
-const Registry& registry() {
-  static Registry r;
-  static bool once = (test::register_linked_plugins(r), true);
-  (void)once;
-  return r;
-}
+const Registry& registry() { return test::linked_registry(); }
 
 // Line numbers below refer to this text.
 const std::string kBase = R"([experiment]

@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
+#include "patchbay/hash.hpp"
 #include "patchbay/frontend.hpp"
 
 namespace patchbay {
@@ -41,16 +42,6 @@ constexpr int64_t kClip = kRate;                 // exactly 1 s
 constexpr int64_t kNoiseSeconds = 10;
 constexpr const char* kReadmeFirstLine = "patchbay keywords generator";
 
-// FNV-1a, 64-bit: a hash that is the same on every platform and standard library (std::hash
-// is not), so speaker ids and split membership never change between builds.
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 // SplitMix64's finaliser: mixes a seed and a stream id into an independent stream seed.
 uint64_t mix(uint64_t a, uint64_t b) {
@@ -79,7 +70,7 @@ class Rng {
 };
 
 Rng stream(uint64_t seed, const std::string& what, uint64_t index = 0) {
-  return Rng(mix(mix(seed, fnv1a(what)), index));
+  return Rng(mix(mix(seed, stable_hash(what)), index));
 }
 
 enum SplitId { kTrain = 0, kValid = 1, kTest = 2 };
@@ -307,7 +298,7 @@ std::vector<Voice> list_voices(const EspeakWorker& espeak) {
       Voice v;
       v.name = t.empty() ? a : a + "+" + t;
       v.timbre = t;
-      uint64_t h = fnv1a("keywords-voice:" + v.name);
+      uint64_t h = stable_hash("keywords-voice:" + v.name);
       v.id = fmt::format("{:08x}", h >> 32);
       while (!ids.insert(v.id).second) v.id = fmt::format("{:08x}", (h = mix(h, 1)) >> 32);
       voices.push_back(std::move(v));
@@ -323,7 +314,7 @@ std::map<std::string, SplitId> split_timbres(const std::vector<Voice>& voices,
   std::vector<std::pair<uint64_t, std::string>> ranked;
   std::set<std::string> seen;
   for (const auto& v : voices) {
-    if (seen.insert(v.timbre).second) ranked.emplace_back(fnv1a("keywords-group:" + v.timbre), v.timbre);
+    if (seen.insert(v.timbre).second) ranked.emplace_back(stable_hash("keywords-group:" + v.timbre), v.timbre);
   }
   std::sort(ranked.begin(), ranked.end());
   const auto groups = static_cast<double>(ranked.size());

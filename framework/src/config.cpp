@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "patchbay/error.hpp"
+#include "patchbay/hash.hpp"
 #include "text_util.hpp"
 
 namespace fs = std::filesystem;
@@ -267,15 +268,6 @@ void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides
   }
 }
 
-uint64_t fnv1a(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 void write_table(std::string& out, const char* section, const Options& options,
                  const SlotConfig* slot) {
   out += fmt::format("[{}]\n", section);
@@ -314,7 +306,7 @@ std::string ResolvedConfig::to_toml() const { return resolved_text(*this, true);
 std::string ResolvedConfig::hash() const {
   // [experiment] (name, description) does not change what runs, so it is not hashed:
   // renaming a study keeps its run ids.
-  return fmt::format("{:016x}", fnv1a(resolved_text(*this, false))).substr(0, 8);
+  return fmt::format("{:016x}", stable_hash(resolved_text(*this, false))).substr(0, 8);
 }
 
 Experiment load_experiment_text(const std::string& text, const std::string& source_name,

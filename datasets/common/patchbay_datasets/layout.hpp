@@ -12,25 +12,17 @@
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
+#include "patchbay/hash.hpp"
 #include "patchbay/plugin_kinds.hpp"
 
 namespace patchbay::datasets {
 
 namespace fs = std::filesystem;
 
-inline uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 // Split of a clip by a stable hash of `key` (a relative path or a speaker group):
 // the first valid_percent % of hash buckets are validation, the next test_percent % test.
 inline Split hashed_split(const std::string& key, double valid_percent, double test_percent) {
-  const double bucket = static_cast<double>(fnv1a(key) % 10000) / 100.0;  // [0, 100)
+  const double bucket = static_cast<double>(stable_hash(key) % 10000) / 100.0;  // [0, 100)
   if (bucket < valid_percent) return Split::valid;
   if (bucket < valid_percent + test_percent) return Split::test;
   return Split::train;

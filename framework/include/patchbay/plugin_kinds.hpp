@@ -58,6 +58,10 @@ class PATCHBAY_API Dataset {
   // Clips the dataset left out because their files were missing or bad (on_bad_clip =
   // "skip"), as paths; the run records them. Empty by default.
   virtual std::vector<std::string> skipped_clips() const { return {}; }
+  // What the front end does with a clip it cannot decode (unreadable, empty, too short,
+  // NaN/Inf): false (the default, on_bad_clip = "error") stops the run with the clip's
+  // DataError; true (on_bad_clip = "skip") leaves the clip out and the run records it.
+  virtual bool skip_bad_clips() const { return false; }
 };
 
 struct DatasetContext {

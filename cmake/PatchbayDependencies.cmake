@@ -5,7 +5,7 @@ find_package(tomlplusplus REQUIRED)                # libtomlplusplus-dev
 find_package(fmt REQUIRED)                         # libfmt-dev
 find_package(spdlog REQUIRED)                      # libspdlog-dev
 find_package(nlohmann_json 3 REQUIRED)             # nlohmann-json3-dev
-find_package(HDF5 REQUIRED COMPONENTS C CXX)       # libhdf5-dev
+find_package(HDF5 REQUIRED COMPONENTS C CXX HL)       # libhdf5-dev
 # Audio decoding and resampling. Debian 12's libsndfile1-dev ships no CMake config (only
 # sndfile.pc), and libsoxr-dev only soxr.pc: both come through pkg-config.
 find_package(PkgConfig REQUIRED)                   # pkg-config

@@ -12,6 +12,9 @@ int run_cost(const std::vector<std::string>& args);
 int run_fbank(const std::vector<std::string>& args);
 int run_mask(const std::vector<std::string>& args);
 int run_data(const std::vector<std::string>& args);
+int run_run(const std::vector<std::string>& args);
+int run_report(const std::vector<std::string>& args);
+int run_worker(const std::vector<std::string>& args);  // internal: one run, started by run_run
 
 // Exit codes.
 inline constexpr int kExitOk = 0;

@@ -21,6 +21,9 @@ Usage:
 Commands:
   plugins                 list the plugins found, with their options and defaults
   plan FILE [key=value]   validate an experiment file and print the runs it expands to
+  run FILE [key=value]    train, validate, test and measure every planned run into one
+                          HDF5 results file (resumes; --jobs N runs side by side)
+  report RESULTS.h5       Markdown tables and gnuplot plots of a results file
   cost FILE [key=value]   build the planned model and report tokens, parameters, MACs and
                           CPU latency (no data needed)
   fbank IN --out OUT.npy  write the log-mel features of one audio file as a NumPy file
@@ -63,6 +66,9 @@ int main(int argc, char** argv) {
     if (command == "fbank") return patchbay::cli::run_fbank(rest);
     if (command == "mask") return patchbay::cli::run_mask(rest);
     if (command == "data") return patchbay::cli::run_data(rest);
+    if (command == "report") return patchbay::cli::run_report(rest);
+    if (command == "run") return patchbay::cli::run_run(rest);
+    if (command == "run-worker") return patchbay::cli::run_worker(rest);
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
                command);
     return patchbay::cli::kExitUsage;

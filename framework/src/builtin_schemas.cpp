@@ -53,11 +53,20 @@ const OptionSchema& train_schema() {
     s.add_choice("schedule", "cosine", {"cosine", "step", "constant"},
                  "linear warm-up then cosine decay; AST's step decay; or constant");
     s.add_int("warmup_steps", 0, "linear warm-up steps", Range::at_least(0));
+    s.add_int("step_start_epoch", 5, "schedule = \"step\": first epoch whose learning rate is decayed "
+              "(AST's lrscheduler_start)", Range::at_least(1));
+    s.add_int("step_every", 1, "schedule = \"step\": decay every this many epochs", Range::at_least(1));
+    s.add_real("step_decay", 0.85, "schedule = \"step\": factor applied at each decay",
+               Range::between(0, 1));
     s.add_real("grad_clip", 0.0, "clip the gradient norm to this (0: off)", Range::at_least(0));
     s.add_real("label_smoothing", 0.0, "label smoothing for single-label cross-entropy",
                Range::between(0, 1));
     s.add_real("mixup", 0.0, "probability of mixing a batch", Range::between(0, 1));
     s.add_real("mixup_alpha", 10.0, "mixup lambda ~ Beta(alpha, alpha)", Range::at_least(1e-6));
+    s.add_choice("select", "auto", {"auto", "accuracy", "mAP"},
+                 "validation metric that picks the best epoch (auto: mAP for multi-label "
+                 "datasets, accuracy otherwise)");
+    s.add_int("eval_batch_size", 64, "examples per evaluation batch", Range::at_least(1));
     s.add_int("seed", 0, "seed of every random choice in the run", Range::at_least(0));
     s.add_int("threads", 0, "intra-op threads (0: all cores)", Range::at_least(0));
     s.add_int("loader_threads", 1, "background data-loading threads", Range::at_least(0));

@@ -22,7 +22,8 @@
 #include "patchbay/error.hpp"
 #include "patchbay/registry.hpp"
 
-#define PATCHBAY_PLUGIN_ABI_VERSION 1
+// 2: Dataset::skip_bad_clips() added (a new virtual: plugins built before it must be refused).
+#define PATCHBAY_PLUGIN_ABI_VERSION 2
 #define PATCHBAY_PLUGIN_ENTRY_SYMBOL "patchbay_plugin_entry"
 
 #define PATCHBAY_STRINGIFY_IMPL(x) #x

@@ -1,0 +1,285 @@
+// patchbay report: a results file -> Markdown tables and gnuplot PNG plots.
+//
+// Writes into --out (default: R without .h5, plus "-report"): report.md, and PNGs with the
+// gnuplot scripts and data files that made them (kept, so a user can restyle a plot).
+#include "commands.hpp"
+#include "cli_common.hpp"
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "patchbay/error.hpp"
+#include "patchbay/results.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace patchbay::cli {
+namespace {
+
+double final_of(const RunRecord& r, const std::string& key) {
+  const auto it = r.final.find(key);
+  return it == r.final.end() ? NAN : it->second;
+}
+
+std::string fmt_num(double v, int digits = 3) {
+  if (!std::isfinite(v)) return "–";
+  return fmt::format("{:.{}f}", v, digits);
+}
+
+std::string unquote(const std::string& v) {
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return v.substr(1, v.size() - 2);
+  return v;
+}
+
+// The sweep point of a run: its axes without the seed, as "key=value, ...".
+std::string point_of(const RunRecord& r) {
+  std::string out;
+  for (const auto& [k, v] : r.axes) {
+    if (k == "train.seed") continue;
+    out += (out.empty() ? "" : ", ") + k + "=" + unquote(v);
+  }
+  return out.empty() ? "(base)" : out;
+}
+
+struct PointStats {
+  std::string point;
+  std::vector<double> metric;
+  double gmacs = NAN;
+  double latency = NAN;
+  size_t runs = 0;
+  double mean() const {
+    double s = 0;
+    for (double v : metric) s += v;
+    return metric.empty() ? NAN : s / static_cast<double>(metric.size());
+  }
+  double std() const {
+    if (metric.size() < 2) return 0.0;
+    const double m = mean();
+    double s = 0;
+    for (double v : metric) s += (v - m) * (v - m);
+    return std::sqrt(s / static_cast<double>(metric.size() - 1));
+  }
+};
+
+std::string gnuplot_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '_') {
+      out += "\\\\_";  // gnuplot's enhanced text would subscript otherwise
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+void run_gnuplot(const fs::path& script) {
+  const std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2>&1", script.parent_path().string(),
+                                      script.filename().string());
+  const int status = std::system(cmd.c_str());
+  if (status != 0) {
+    throw Error("report.gnuplot",
+                fmt::format("gnuplot failed on '{}' (exit {}); is gnuplot installed? "
+                            "(apt-get install gnuplot-nox; ./setup.sh installs it)",
+                            script.string(), WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  }
+}
+
+const char* kTerminal = "set terminal pngcairo size 900,600 font 'DejaVu Sans,11'\n";
+
+}  // namespace
+
+int run_report(const std::vector<std::string>& args) {
+  auto desc = common_options("patchbay report options");
+  desc.add_options()("out,o", po::value<std::string>(), "output folder (default: R-report beside R)")(
+      "metric", po::value<std::string>()->default_value("auto"),
+      "final metric to plot: test_accuracy, test_mAP, test_auc, valid_accuracy, ... "
+      "(auto: test_mAP for multi-label results, test_accuracy otherwise)")(
+      "no-plots", "only the Markdown tables");
+  const auto p = parse(args, desc);
+  if (wants_help(p, "Usage: patchbay report RESULTS.h5 [--out DIR] [--metric NAME]\n\n"
+                    "Writes DIR/report.md (a table per run, the sweep points with mean ± std "
+                    "over seeds, failed runs and why) and PNG plots made with gnuplot: the metric "
+                    "against paper GMACs with the Pareto front, the metric against each swept "
+                    "key, and the training curves.",
+                 desc)) {
+    return kExitOk;
+  }
+  if (p.positional.size() != 1) {
+    throw ConfigError("cli.missing_file", "which results? usage: patchbay report RESULTS.h5 [--out DIR]");
+  }
+  const fs::path results = p.positional[0];
+  const PublishedResults pub = read_results(results);
+  fs::path out = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>())
+                                   : results.parent_path() / (results.stem().string() + "-report");
+  fs::create_directories(out);
+
+  std::string metric = p.vm["metric"].as<std::string>();
+  if (metric == "auto") {
+    bool multi = false;
+    for (const auto& r : pub.runs) multi = multi || final_of(r, "multi_label") == 1.0;
+    metric = multi ? "test_mAP" : "test_accuracy";
+  }
+  std::vector<const RunRecord*> done;
+  for (const auto& r : pub.runs) {
+    if (r.status == RunStatus::completed) done.push_back(&r);
+  }
+
+  // Markdown.
+  std::string md = fmt::format("# Report: {}\n\nResults file: `{}`  \nExperiment file: `{}`  \n"
+                               "Runs: {} planned, {} completed, {} failed. Metric: `{}`.\n\n",
+                               pub.experiment.name, results.string(), pub.experiment.file,
+                               pub.experiment.run_ids.size(), done.size(),
+                               std::count_if(pub.runs.begin(), pub.runs.end(),
+                                             [](const RunRecord& r) { return r.status == RunStatus::failed; }),
+                               metric);
+  md += "## Runs\n\n| run | status | tokens | params | paper GMACs | GFLOPs | latency ms | best epoch | valid | " +
+        metric + " | wall |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  const std::string valid_key = metric.find("mAP") != std::string::npos ? "valid_mAP" : "valid_accuracy";
+  for (const auto& r : pub.runs) {
+    md += fmt::format("| `{}` {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0f} s |\n", r.slug, r.id,
+                      to_string(r.status), fmt_num(final_of(r, "tokens"), 0),
+                      fmt_num(final_of(r, "params"), 0), fmt_num(final_of(r, "paper_macs") / 1e9, 4),
+                      fmt_num(final_of(r, "flops") / 1e9, 4), fmt_num(final_of(r, "latency_ms"), 2),
+                      fmt_num(final_of(r, "best_epoch"), 0), fmt_num(final_of(r, valid_key)),
+                      fmt_num(final_of(r, metric)), r.wall_seconds);
+  }
+
+  // Sweep points: mean ± std over seeds.
+  std::vector<PointStats> points;
+  for (const auto* r : done) {
+    const std::string pt = point_of(*r);
+    auto it = std::find_if(points.begin(), points.end(), [&](const PointStats& s) { return s.point == pt; });
+    if (it == points.end()) {
+      points.push_back(PointStats{pt});
+      it = points.end() - 1;
+    }
+    const double v = final_of(*r, metric);
+    if (std::isfinite(v)) it->metric.push_back(v);
+    it->gmacs = final_of(*r, "paper_macs") / 1e9;
+    it->latency = final_of(*r, "latency_ms");
+    ++it->runs;
+  }
+  md += fmt::format("\n## Sweep points (mean ± std over seeds)\n\n| point | runs | paper GMACs | latency ms | {} |\n|---|---:|---:|---:|---:|\n", metric);
+  for (const auto& s : points) {
+    md += fmt::format("| {} | {} | {} | {} | {} ± {} |\n", s.point, s.runs, fmt_num(s.gmacs, 4),
+                      fmt_num(s.latency, 2), fmt_num(s.mean()), fmt_num(s.std()));
+  }
+  std::string failures;
+  for (const auto& r : pub.runs) {
+    if (r.status == RunStatus::failed) failures += fmt::format("- `{}` ({}): {}\n", r.slug, r.id, r.reason);
+  }
+  if (!failures.empty()) md += "\n## Failed runs\n\n" + failures;
+
+  std::vector<std::string> images;
+  if (!p.vm.count("no-plots") && !done.empty()) {
+    // 1. Metric vs paper GMACs with the Pareto front (higher metric, lower cost).
+    {
+      std::ofstream dat(out / "cost.dat");
+      dat << "# gmacs mean std point\n";
+      std::vector<std::pair<double, double>> xy;
+      for (const auto& s : points) {
+        dat << fmt::format("{} {} {} {}\n", s.gmacs, s.mean(), s.std(), gnuplot_quote(s.point));
+        xy.emplace_back(s.gmacs, s.mean());
+      }
+      std::sort(xy.begin(), xy.end());
+      std::ofstream front(out / "pareto.dat");
+      double best = -INFINITY;
+      for (const auto& [x, y] : xy) {
+        if (y > best) {
+          front << x << " " << y << "\n";
+          best = y;
+        }
+      }
+      std::ofstream gp(out / "metric_vs_gmacs.gp");
+      gp << kTerminal << "set output 'metric_vs_gmacs.png'\n"
+         << "set title " << gnuplot_quote(pub.experiment.name + ": " + metric + " vs cost") << "\n"
+         << "set xlabel 'paper GMACs per example (log scale)'\nset ylabel " << gnuplot_quote(metric) << "\n"
+         << "set logscale x\nset grid\nset key bottom right\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
+         << "plot 'cost.dat' using 1:2:3 with yerrorbars pt 7 title 'sweep point (mean ± std)', \\\n"
+         << "     'cost.dat' using 1:2:4 with labels offset 0,1 font ',8' notitle, \\\n"
+         << "     'pareto.dat' using 1:2 with steps lw 2 title 'Pareto front'\n";
+      gp.close();
+      run_gnuplot(out / "metric_vs_gmacs.gp");
+      images.push_back("metric_vs_gmacs.png");
+    }
+    // 2. Metric vs each swept key (one point per run, so seeds show their spread).
+    std::set<std::string> keys;
+    for (const auto* r : done) {
+      for (const auto& [k, v] : r->axes) {
+        if (k != "train.seed") keys.insert(k);
+      }
+    }
+    for (const auto& key : keys) {
+      std::map<std::string, size_t> level;
+      std::ofstream dat(out / ("axis_" + key + ".dat"));
+      for (const auto* r : done) {
+        for (const auto& [k, v] : r->axes) {
+          if (k != key) continue;
+          const size_t x = level.emplace(unquote(v), level.size()).first->second;
+          dat << x << " " << final_of(*r, metric) << "\n";
+        }
+      }
+      std::string tics;
+      for (const auto& [name, x] : level) tics += (tics.empty() ? "" : ", ") + gnuplot_quote(name) + " " + std::to_string(x);
+      const std::string png = "metric_vs_" + key + ".png";
+      std::ofstream gp(out / ("metric_vs_" + key + ".gp"));
+      gp << kTerminal << "set output '" << png << "'\n"
+         << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset xlabel " << gnuplot_quote(key)
+         << "\nset ylabel " << gnuplot_quote(metric) << "\nset grid\nset xtics (" << tics << ")\n"
+         << "set xrange [-0.5:" << level.size() - 0.5 << "]\n"
+         << "plot 'axis_" << key << ".dat' using 1:2 with points pt 7 ps 1.5 title 'run'\n";
+      gp.close();
+      run_gnuplot(out / ("metric_vs_" + key + ".gp"));
+      images.push_back(png);
+    }
+    // 3. Training curves: validation metric and training loss per epoch, one line per run.
+    {
+      std::ofstream dat(out / "curves.dat");
+      std::string plot_valid, plot_loss;
+      int index = 0;
+      for (const auto* r : done) {
+        dat << "# " << r->slug << "\n";
+        for (const auto& row : r->curves) {
+          const double v = valid_key == "valid_mAP" ? row.valid_mAP : row.valid_accuracy;
+          dat << row.epoch << " " << v << " " << row.train_loss << "\n";
+        }
+        dat << "\n\n";
+        const std::string sep = index ? ", \\\n     " : "";
+        plot_valid += sep + fmt::format("'curves.dat' index {} using 1:2 with linespoints title {}", index, gnuplot_quote(r->slug));
+        plot_loss += sep + fmt::format("'curves.dat' index {} using 1:3 with linespoints title {}", index, gnuplot_quote(r->slug));
+        ++index;
+      }
+      std::ofstream gp(out / "curves.gp");
+      gp << "set terminal pngcairo size 1200,500 font 'DejaVu Sans,10'\nset output 'curves.png'\n"
+         << "set multiplot layout 1,2\nset grid\nset xlabel 'epoch'\nset key outside right font ',8'\n"
+         << "set ylabel " << gnuplot_quote(valid_key) << "\nset title 'validation'\nplot " << plot_valid << "\n"
+         << "set ylabel 'training loss'\nset title 'training loss'\nplot " << plot_loss << "\nunset multiplot\n";
+      gp.close();
+      run_gnuplot(out / "curves.gp");
+      images.push_back("curves.png");
+    }
+    md += "\n## Plots\n\n";
+    for (const auto& img : images) md += fmt::format("![{}]({})\n\n", img, img);
+  }
+  std::ofstream(out / "report.md") << md;
+  if (p.vm.count("json")) {
+    fmt::print("{{\"report\": \"{}\", \"images\": {}}}\n", (out / "report.md").string(), images.size());
+  } else {
+    fmt::print("report: {}\n", (out / "report.md").string());
+    for (const auto& img : images) fmt::print("plot:   {}\n", (out / img).string());
+  }
+  return kExitOk;
+}
+
+}  // namespace patchbay::cli

@@ -1,0 +1,60 @@
+// One run's model: the configured patcher and backbone (and the masker used in training),
+// built from a resolved configuration through the registry, plus its cost and latency.
+//
+//   Model model = build_model(run.config, registry, dataset->class_names().size());
+//   at::Tensor logits = model.forward(spec);      // spec [B, 1, F, T] -> logits [B, C]
+//   Cost cost = model.cost();                     // patcher + backbone, one example
+//   Latency l = measure_latency(model, 32, 10);   // batch-1 median ms, batch-32 throughput
+//
+// Ownership: the Model holds shared_ptrs to the plugin objects (which keep their libraries
+// loaded). Errors: whatever the factories throw (ConfigError, ShapeError, PluginError).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "patchbay/config.hpp"
+#include "patchbay/export.hpp"
+#include "patchbay/plugin_kinds.hpp"
+#include "patchbay/registry.hpp"
+
+namespace patchbay {
+
+struct PATCHBAY_API Model {
+  std::shared_ptr<Patcher> patcher;
+  std::shared_ptr<Masker> masker;
+  std::shared_ptr<Backbone> backbone;
+  std::string backbone_name;
+  int64_t num_classes = 0;
+
+  // spec [B, 1, F, T] -> logits [B, C]; throws ShapeError "shape.logits" naming the backbone
+  // when the logits are not [B, C].
+  at::Tensor forward(const at::Tensor& spec);
+  // Every learnable tensor, patcher first ("patcher.<name>", "backbone.<name>").
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  // Parameters and buffers, the state a checkpoint keeps.
+  std::vector<std::pair<std::string, at::Tensor>> named_state() const;
+  std::vector<at::Tensor> parameters() const;
+  void train(bool on);
+  Cost cost() const;   // patcher + backbone
+  const PatchGrid& grid() const { return patcher->grid(); }
+};
+
+PATCHBAY_API Model build_model(const ResolvedConfig& config, const Registry& registry,
+                               int64_t num_classes);
+
+// Median wall time of inference forward passes on random input, after two warm-up passes,
+// with the current intra-op thread count.
+struct Latency {
+  double batch1_ms = 0.0;       // median of `repeats` batch-1 passes
+  double throughput = 0.0;      // examples per second at `batch` (0 when batch = 0)
+  int64_t batch = 0;
+  int threads = 0;              // at::get_num_threads() during the measurement
+};
+PATCHBAY_API Latency measure_latency(Model& model, int64_t batch, int repeats);
+
+}  // namespace patchbay

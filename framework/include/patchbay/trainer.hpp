@@ -1,0 +1,79 @@
+// Trains, validates and tests one planned run, and measures it.
+//
+//   TrainerOptions opts;
+//   opts.base_dir = experiment.file.parent_path();
+//   opts.checkpoint = store.run_dir(run.id) / "checkpoint.pt";
+//   opts.on_epoch = [&](const RunRecord& r) { store.write_run(r); };
+//   RunRecord done = train_run(run, registry, opts, store.read_run(run.id).value_or(RunRecord{}));
+//
+// The loop (DESIGN.md): dataset clips -> cached log-mel features [T, F] -> normalise ->
+// masker (training only) -> mixup (training only) -> patcher -> backbone -> loss.
+// Single-label: cross-entropy on logits (label smoothing optional, soft targets under
+// mixup); multi-label: BCE-with-logits (never a sigmoid before it). AdamW or Adam with
+// [train] betas / weight decay; linear warm-up + cosine decay, AST's step decay, or constant;
+// optional gradient-norm clipping. Each epoch is validated; the best epoch on validation
+// (accuracy, or mAP for multi-label) is evaluated on test.
+//
+// Randomness: everything (initialisation, shuffling, masks, mixup, dropout) comes from
+// LibTorch's default CPU generator seeded with train.seed, consumed only on the calling
+// thread in a fixed order; batches are gathered ahead on train.loader_threads background
+// threads, which draw no random numbers. So with train.threads = 1 a run is bit-for-bit
+// repeatable, and a run resumed from its checkpoint ends exactly as an uninterrupted one.
+//
+// Checkpoints: after each epoch, `on_epoch` is called with the record (curves so far), then
+// the checkpoint (model, optimiser, generator state, epoch, step, best weights and score) is
+// written to opts.checkpoint atomically. A later call with the same checkpoint and the
+// stored record continues after the checkpoint's epoch.
+//
+// Failures are results, not exceptions: a NaN or Inf loss, a bad clip, a plugin error all
+// return the record with status FAILED, `reason` and (during training) `failed_step`.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "patchbay/config.hpp"
+#include "patchbay/export.hpp"
+#include "patchbay/registry.hpp"
+#include "patchbay/results.hpp"
+
+namespace patchbay {
+
+struct TrainProgress {
+  std::string run_id;
+  std::string phase;            // "features", "train", "eval", "measure"
+  int64_t epoch = 0;            // 1-based, the epoch in progress
+  int64_t epochs = 0;
+  int64_t step = 0;             // optimiser steps so far
+  int64_t total_steps = 0;
+  double loss = 0.0;            // mean training loss of the epoch so far
+  double lr = 0.0;
+  double metric = 0.0;          // last validation metric (NaN before the first)
+  std::string metric_name;      // "acc" or "mAP"
+  double examples_per_s = 0.0;  // training throughput this epoch
+  double eta_seconds = 0.0;     // for the rest of the run (NaN when unknown)
+  size_t done = 0, total = 0;   // phase "features": clips done / total
+};
+
+struct TrainerOptions {
+  std::filesystem::path base_dir;    // the experiment file's folder (relative dataset paths)
+  std::filesystem::path checkpoint;  // where the epoch checkpoint lives (empty: none)
+  std::function<void(const TrainProgress&)> progress;   // may be empty
+  std::function<void(const RunRecord&)> on_epoch;       // may be empty
+  // Intra-op threads when train.threads = 0 (auto); 0 here: all cores. `patchbay run --jobs N`
+  // gives each of its N runs its share. Threads are an execution resource, not part of a
+  // run's identity.
+  int threads = 0;
+  bool measure_latency = true;       // batch-1 latency and throughput at the end
+  // Called after each epoch's checkpoint is written (may be empty). The CLI's crash test
+  // uses it to SIGKILL the whole `patchbay run` at a known point.
+  std::function<void(int64_t epoch)> after_checkpoint;
+};
+
+// See the header comment. `record` is the stored record of earlier attempts (empty for a
+// fresh run). Returns the finished record (COMPLETED or FAILED).
+PATCHBAY_API RunRecord train_run(const PlannedRun& run, const Registry& registry,
+                                 const TrainerOptions& options, RunRecord record);
+
+}  // namespace patchbay

@@ -1,0 +1,105 @@
+#include "patchbay/model.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <torch/nn/module.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include "patchbay/error.hpp"
+
+namespace patchbay {
+
+at::Tensor Model::forward(const at::Tensor& spec) {
+  auto logits = backbone->forward(patcher->forward(spec));
+  if (logits.dim() != 2 || logits.size(0) != spec.size(0) || logits.size(1) != num_classes) {
+    throw ShapeError("shape.logits",
+                     fmt::format("backbone '{}' returned logits of shape [{}], expected [{}, {}]",
+                                 backbone_name, fmt::join(logits.sizes(), ", "), spec.size(0),
+                                 num_classes));
+  }
+  return logits;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : patcher->module().named_parameters()) out.emplace_back("patcher." + p.key(), p.value());
+  for (const auto& p : backbone->module().named_parameters()) out.emplace_back("backbone." + p.key(), p.value());
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::named_state() const {
+  auto out = named_parameters();
+  for (const auto& b : patcher->module().named_buffers()) out.emplace_back("patcher." + b.key(), b.value());
+  for (const auto& b : backbone->module().named_buffers()) out.emplace_back("backbone." + b.key(), b.value());
+  return out;
+}
+
+std::vector<at::Tensor> Model::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& [name, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+void Model::train(bool on) {
+  patcher->module().train(on);
+  backbone->module().train(on);
+}
+
+Cost Model::cost() const {
+  const Cost a = patcher->cost();
+  const Cost b = backbone->cost();
+  return Cost{a.params + b.params, a.paper_macs + b.paper_macs, a.flops + b.flops};
+}
+
+Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
+  Model m;
+  m.backbone_name = c.backbone.plugin;
+  m.num_classes = num_classes;
+  PatcherContext pc;
+  pc.freq_bins = c.frontend.get_int("num_mel_bins");
+  pc.frames = c.frontend.get_int("target_frames");
+  pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
+  m.patcher = registry.make_patcher(c.patcher.plugin, c.patcher.options, pc);
+  BackboneContext bc;
+  bc.grid = m.patcher->grid();
+  bc.embed_dim = pc.embed_dim;
+  bc.num_classes = num_classes;
+  m.backbone = registry.make_backbone(c.backbone.plugin, c.backbone.options, bc);
+  m.masker = registry.make_masker(c.masker.plugin, c.masker.options);
+  return m;
+}
+
+namespace {
+
+double median_forward_ms(Model& model, int64_t batch, int repeats) {
+  const auto& g = model.grid();
+  const auto input = torch::randn({batch, 1, g.freq_bins, g.frames});
+  std::vector<double> ms;
+  for (int i = 0; i < repeats + 2; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto logits = model.forward(input);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+Latency measure_latency(Model& model, int64_t batch, int repeats) {
+  torch::NoGradGuard no_grad;
+  model.train(false);
+  Latency l;
+  l.threads = at::get_num_threads();
+  l.batch1_ms = median_forward_ms(model, 1, std::max(1, repeats));
+  l.batch = std::max<int64_t>(0, batch);
+  if (l.batch > 0) l.throughput = l.batch / (median_forward_ms(model, l.batch, std::max(3, repeats / 4)) / 1000.0);
+  return l;
+}
+
+}  // namespace patchbay

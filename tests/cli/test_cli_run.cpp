@@ -1,0 +1,182 @@
+// End-to-end checks of `patchbay run`: real training of a tiny model on a tiny generated
+// keyword set, results that h5py/pandas read, resume after kill -9, failed runs recorded,
+// the results lock, and a changed experiment refused.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "helpers.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/results.hpp"
+#include "test_paths.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// A 3-word keyword set (8 clips per word) generated once per test process.
+const fs::path& tiny_keywords() {
+  static patchbay::test::TempDir dir;
+  static const fs::path root = [] {
+    const fs::path out = dir.path() / "keywords";
+    const auto r = patchbay::test::run(cli() + " data keywords --out " + quoted(out) +
+                                       " --per-class 8 --words yes,no,up --seed 3");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    return out;
+  }();
+  return root;
+}
+
+fs::path write_experiment(const fs::path& dir, int epochs = 3, const std::string& extra_train = "") {
+  const fs::path file = dir / "tiny.toml";
+  std::ofstream(file) << "[experiment]\nname = \"tiny\"\n\n"
+                      << "[dataset]\nplugin = \"speech_commands\"\nroot = \"" << tiny_keywords().string()
+                      << "\"\n\n[frontend]\nnum_mel_bins = 64\ntarget_frames = 100\n\n"
+                      << "[patcher]\nplugin = \"fftp\"\npatch_frames = 16\nstride = 8\n\n"
+                      << "[masker]\nplugin = \"specmask\"\nbudget = 64\nrect_size = [8, 8]\n\n"
+                      << "[backbone]\nplugin = \"linear_probe\"\nembed_dim = 32\n\n"
+                      << "[train]\nepochs = " << epochs
+                      << "\nbatch_size = 8\nlr = 0.003\nthreads = 1\nmixup = 0.5\n" << extra_train;
+  return file;
+}
+
+std::string h5_attr(const fs::path& results, const std::string& expr) {
+  const auto r = patchbay::test::run("/usr/bin/python3 -c \"import h5py; f = h5py.File('" +
+                                     results.string() + "', 'r'); print(" + expr + ")\"");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  std::string out = r.out;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = write_experiment(dir.path());
+  const fs::path results = dir.path() / "out" / "tiny.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("COMPLETED") != std::string::npos);
+  CHECK(r.out.find("1 of 1 runs COMPLETED") != std::string::npos);
+  REQUIRE(fs::exists(results));
+
+  const patchbay::ResultsStore store(results);
+  const auto exp_rec = store.read_experiment();
+  REQUIRE(exp_rec.has_value());
+  REQUIRE(exp_rec->run_ids.size() == 1);
+  const auto rec = store.read_run(exp_rec->run_ids[0]);
+  REQUIRE(rec.has_value());
+  CHECK(rec->status == patchbay::RunStatus::completed);
+  CHECK(rec->curves.size() == 3);
+  CHECK(rec->class_names == std::vector<std::string>{"no", "up", "yes"});
+  CHECK(rec->final.at("test_accuracy") >= 0.0);
+  CHECK(rec->final.at("test_accuracy") <= 1.0);
+  CHECK(rec->final.at("paper_macs") > 0);
+  CHECK(rec->final.at("latency_ms") > 0);
+  CHECK(rec->final.at("masked_cells_per_example") > 0);
+  CHECK(rec->final.at("tokens") == 11);  // (100 - 16) / 8 + 1
+  CHECK(rec->curves[2].step == 3 * ((static_cast<int64_t>(rec->final.at("train_clips")) + 7) / 8));
+  CHECK(rec->threads == 1);
+
+  // The README's snippet reads it.
+  std::ifstream readme(std::string(patchbay::test::kSourceDir) + "/results/README.md");
+  std::stringstream text;
+  text << readme.rdbuf();
+  const std::string md = text.str();
+  const auto begin = md.find("```python", md.find("<!-- snippet"));
+  const auto end = md.find("```", begin + 9);
+  REQUIRE(begin != std::string::npos);
+  std::ofstream(dir.path() / "snippet.py") << md.substr(begin + 9, end - begin - 9);
+  r = patchbay::test::run("/usr/bin/python3 " + quoted(dir.path() / "snippet.py") + " " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find(exp_rec->run_ids[0]) != std::string::npos);
+  CHECK(r.out.find("COMPLETED") != std::string::npos);
+
+  // Rerunning does nothing.
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("1 completed before, 0 to do") != std::string::npos);
+
+  // A changed experiment is refused, naming the change; --force accepts it.
+  const fs::path changed = write_experiment(dir.path(), 3, "seed = 5\n");
+  r = patchbay::test::run(cli() + " run " + quoted(changed) + " --results " + quoted(results));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("results.changed") != std::string::npos);
+  CHECK(r.err.find("+ seed = 5") != std::string::npos);
+  CHECK(r.err.find("--force") != std::string::npos);
+
+  // While the lock is held, another run is refused with the holder's pid.
+  {
+    const auto lock = store.lock();
+    r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
+    CHECK(r.code == 1);
+    CHECK(r.err.find("results.locked") != std::string::npos);
+    CHECK(r.err.find(std::to_string(::getpid())) != std::string::npos);
+  }
+}
+
+TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninterrupted run") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = write_experiment(dir.path(), 4);
+
+  const fs::path straight = dir.path() / "straight.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(straight));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+
+  const fs::path killed = dir.path() / "killed.h5";
+  r = patchbay::test::run("PATCHBAY_TEST_KILL_AFTER_EPOCH=2 " + cli() + " run " + quoted(exp) +
+                          " --results " + quoted(killed));
+  CHECK(r.code != 0);  // the host was killed too
+  // The published file is readable and the run is RUNNING with two epochs recorded.
+  const patchbay::ResultsStore store(killed);
+  const auto ids = store.read_experiment().value().run_ids;
+  REQUIRE(ids.size() == 1);
+  auto rec = store.read_run(ids[0]);
+  REQUIRE(rec.has_value());
+  CHECK(rec->status == patchbay::RunStatus::running);
+  CHECK(rec->curves.size() == 2);
+  CHECK(h5_attr(killed, "f['table/status'].asstr()[0]") == "RUNNING");
+
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(killed));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  rec = store.read_run(ids[0]);
+  const auto reference = patchbay::ResultsStore(straight).read_run(ids[0]);
+  REQUIRE(rec.has_value());
+  REQUIRE(reference.has_value());
+  CHECK(rec->status == patchbay::RunStatus::completed);
+  CHECK(rec->attempts == 2);
+  REQUIRE(rec->curves.size() == 4);
+  for (size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(rec->curves[i].train_loss == reference->curves[i].train_loss);
+    CHECK(rec->curves[i].valid_accuracy == reference->curves[i].valid_accuracy);
+  }
+  for (const char* key : {"test_accuracy", "test_mAP", "test_loss", "valid_accuracy", "best_epoch"}) {
+    CAPTURE(key);
+    CHECK(rec->final.at(key) == reference->final.at(key));
+  }
+}
+
+TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = write_experiment(dir.path());
+  const fs::path results = dir.path() / "nan.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " train.lr=1e30 --results " + quoted(results));
+  CHECK(r.code == 1);
+  CHECK(r.out.find("FAILED") != std::string::npos);
+  CHECK(r.out.find("training loss became") != std::string::npos);
+  const patchbay::ResultsStore store(results);
+  const auto ids = store.read_experiment().value().run_ids;
+  const auto rec = store.read_run(ids.at(0));
+  REQUIRE(rec.has_value());
+  CHECK(rec->status == patchbay::RunStatus::failed);
+  CHECK(rec->failed_step >= 1);
+  CHECK(h5_attr(results, "f['runs/" + ids[0] + "'].attrs['status']") == "FAILED");
+}
+}

@@ -1,0 +1,155 @@
+// The results store: run files round-trip, the published file's table and summary grids,
+// atomic replacement, and the lock.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "helpers.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/results.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+patchbay::RunRecord make_run(const std::string& id, const std::string& stride, int64_t seed,
+                             patchbay::RunStatus status, double accuracy) {
+  patchbay::RunRecord r;
+  r.id = id;
+  r.slug = "stride" + stride + "_s" + std::to_string(seed);
+  r.axes = {{"patcher.stride", stride}, {"train.seed", std::to_string(seed)}};
+  r.status = status;
+  r.seed = seed;
+  r.config_toml = "[train]\nseed = " + std::to_string(seed) + "\n";
+  for (int e = 1; e <= 2; ++e) {
+    patchbay::EpochRow row;
+    row.epoch = e;
+    row.step = 10 * e;
+    row.train_loss = 1.0 / e;
+    row.valid_accuracy = accuracy * e / 2;
+    r.curves.push_back(row);
+  }
+  if (status == patchbay::RunStatus::completed) {
+    r.final["test_accuracy"] = accuracy;
+    r.final["paper_macs"] = 1e6;
+  }
+  r.class_names = {"a", "b"};
+  r.test_ap_per_class = {0.5, std::nan("")};
+  r.skipped_clips = {"x.wav: empty"};
+  return r;
+}
+
+patchbay::ExperimentRecord make_experiment(const std::vector<patchbay::RunRecord>& runs) {
+  patchbay::ExperimentRecord e;
+  e.name = "grid";
+  e.file = "grid.toml";
+  e.text = "[sweep]\n";
+  for (const auto& r : runs) {
+    e.run_ids.push_back(r.id);
+    e.slugs.push_back(r.slug);
+    e.axes.push_back(r.axes);
+  }
+  return e;
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("results: a run file round-trips, and is replaced atomically") {
+  patchbay::test::TempDir dir;
+  const patchbay::ResultsStore store(dir.path() / "r.h5");
+  CHECK_FALSE(store.read_run("nope").has_value());
+  const auto run = make_run("aaaa-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.75);
+  store.write_run(run);
+  store.write_run(run);  // replacing works
+  const auto back = store.read_run(run.id);
+  REQUIRE(back.has_value());
+  CHECK(back->slug == run.slug);
+  CHECK(back->status == patchbay::RunStatus::completed);
+  CHECK(back->curves.size() == 2);
+  CHECK(back->curves[1].step == 20);
+  CHECK(back->curves[1].valid_accuracy == doctest::Approx(0.75));
+  CHECK(back->final.at("test_accuracy") == 0.75);
+  CHECK(back->class_names == run.class_names);
+  CHECK(std::isnan(back->test_ap_per_class[1]));
+  CHECK(back->skipped_clips == run.skipped_clips);
+  CHECK(back->axes.size() == 2);
+  // No temp file is left behind.
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(store.run_dir(run.id))) {
+    (void)e;
+    ++files;
+  }
+  CHECK(files == 1);
+
+  // A damaged run file is reported with what to do.
+  std::ofstream(store.run_dir(run.id) / "run.h5") << "garbage";
+  try {
+    (void)store.read_run(run.id);
+    FAIL("expected results.corrupt");
+  } catch (const patchbay::Error& e) {
+    CHECK(e.id() == "results.corrupt");
+    CHECK(std::string(e.what()).find("delete it") != std::string::npos);
+  }
+}
+
+TEST_CASE("results: publish builds the table and summary grids from the run files") {
+  patchbay::test::TempDir dir;
+  const patchbay::ResultsStore store(dir.path() / "sub" / "r.h5");
+  std::vector<patchbay::RunRecord> runs = {
+      make_run("a-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.5),
+      make_run("b-stride8_s0", "8", 0, patchbay::RunStatus::completed, 0.6),
+      make_run("c-stride4_s1", "4", 1, patchbay::RunStatus::failed, 0.0),
+      make_run("d-stride8_s1", "8", 1, patchbay::RunStatus::planned, 0.0),
+  };
+  for (size_t i = 0; i < 3; ++i) store.write_run(runs[i]);  // d has no file yet
+  store.publish(make_experiment(runs));
+  REQUIRE(fs::exists(store.file()));
+  const auto exp = store.read_experiment();
+  REQUIRE(exp.has_value());
+  CHECK(exp->run_ids.size() == 4);
+  CHECK(exp->name == "grid");
+  CHECK(exp->text == "[sweep]\n");
+  // h5py sees the table, the grid with its dimension scales, and the planned run.
+  const std::string py =
+      "import h5py, math\n"
+      "f = h5py.File('" + store.file().string() + "', 'r')\n"
+      "t = f['table']\n"
+      "print(list(t['status'].asstr()[()]))\n"
+      "print(list(t['patcher.stride'][()]))\n"
+      "g = f['summary/test_accuracy']\n"
+      "print(g.shape, [d.label for d in g.dims])\n"
+      "print([[None if math.isnan(x) else x for x in row] for row in g[()].tolist()])\n"
+      "print(list(g.dims[0][0][()]))\n"
+      "print(f['runs/d-stride8_s1'].attrs['status'])\n"
+      "print(f.attrs['schema'], f.attrs['schema_version'])\n";
+  std::ofstream(dir.path() / "check.py") << py;
+  const auto r = patchbay::test::run("/usr/bin/python3 '" + (dir.path() / "check.py").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out ==
+        "['COMPLETED', 'COMPLETED', 'FAILED', 'PLANNED']\n"
+        "[4.0, 8.0, 4.0, 8.0]\n"
+        "(2, 2) ['patcher.stride', 'train.seed']\n"
+        "[[0.5, None], [0.6, None]]\n"
+        "[4.0, 8.0]\n"
+        "PLANNED\n"
+        "patchbay.results 1\n");
+}
+
+TEST_CASE("results: the lock refuses a second holder and is released with it") {
+  patchbay::test::TempDir dir;
+  const patchbay::ResultsStore store(dir.path() / "r.h5");
+  {
+    const auto lock = store.lock();
+    try {
+      (void)store.lock();
+      FAIL("expected results.locked");
+    } catch (const patchbay::Error& e) {
+      CHECK(e.id() == "results.locked");
+      CHECK(std::string(e.what()).find("--results") != std::string::npos);
+    }
+  }
+  CHECK_NOTHROW((void)store.lock());
+}
+}

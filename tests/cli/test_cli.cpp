@@ -16,6 +16,9 @@ std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
 std::string quickstart() {
   return std::string("'") + patchbay::test::kSourceDir + "/experiments/quickstart/quickstart.toml'";
 }
+std::string sweep_example() {
+  return std::string("'") + patchbay::test::kSourceDir + "/experiments/examples/sweep.toml'";
+}
 }  // namespace
 
 TEST_SUITE("cli") {
@@ -74,6 +77,66 @@ TEST_CASE("cli: plan prints the one run of a file without [sweep]") {
   CHECK(j["runs"][0]["config"]["patcher"]["stride"] == 2);
   CHECK(j["runs"][0]["config"]["patcher"]["plugin_version"] == "0.1.0");
   CHECK(j["experiment"] == "quickstart");
+}
+
+TEST_CASE("cli: plan expands a [sweep]: one row per run, one column per swept key") {
+  auto r = patchbay::test::run(cli() + " plan " + sweep_example());
+  REQUIRE(r.code == 0);
+  CHECK(r.err.empty());
+  CHECK(r.out.find("experiment 'sweep_example' (") == 0);
+  CHECK(r.out.find("): 8 runs (3 axes: masker.budget, patcher, train.seed)\n\n") != std::string::npos);
+  // Header row, then the runs: seeds outermost, budget, then the rows fastest.
+  const auto header = r.out.find("run id");
+  REQUIRE(header != std::string::npos);
+  std::vector<std::string> lines;
+  for (size_t at = header; at < r.out.size();) {
+    const auto end = r.out.find('\n', at);
+    lines.push_back(r.out.substr(at, end - at));
+    at = end + 1;
+  }
+  REQUIRE(lines.size() == 9);
+  CHECK(lines[0].find("masker.budget") != std::string::npos);
+  CHECK(lines[0].find("train.seed") != std::string::npos);
+  CHECK(lines[0].find("tokens") != std::string::npos);
+  CHECK(lines[1].find("-budget0_square-patch-size16x16-stride10x10_s0 ") != std::string::npos);
+  CHECK(lines[1].find("square-patch_size16x16-stride10x10") != std::string::npos);
+  CHECK(lines[1].substr(lines[1].size() - 3) == "144");  // 12 x 12 square patches
+  CHECK(lines[2].find("-budget0_fftp-patch-frames16-stride4_s0 ") != std::string::npos);
+  CHECK(lines[2].substr(lines[2].size() - 2) == "29");
+  CHECK(lines[3].find("-budget1024_square") != std::string::npos);
+  CHECK(lines[5].find("-budget0_square-patch-size16x16-stride10x10_s1 ") != std::string::npos);
+
+  r = patchbay::test::run(cli() + " plan " + sweep_example() + " train.epochs=1 --json");
+  REQUIRE(r.code == 0);
+  const auto j = json::parse(r.out);
+  REQUIRE(j["axes"].size() == 3);
+  CHECK(j["axes"][0]["key"] == "masker.budget");
+  CHECK(j["axes"][0]["values"] == json::array({0, 1024}));
+  CHECK(j["axes"][2]["key"] == "train.seed");
+  REQUIRE(j["runs"].size() == 8);
+  std::set<std::string> ids;
+  for (const auto& run : j["runs"]) {
+    ids.insert(run["id"].get<std::string>());
+    CHECK(run["config"]["train"]["epochs"] == 1);  // the override reaches every run
+    CHECK(run["config_toml"].get<std::string>().find("[patcher]\nplugin = ") != std::string::npos);
+  }
+  CHECK(ids.size() == 8);
+  const auto& fftp = j["runs"][1];
+  CHECK(fftp["slug"] == "budget0_fftp-patch-frames16-stride4_s0");
+  CHECK(fftp["axes"]["masker.budget"] == 0);
+  CHECK(fftp["axes"]["patcher"] == "fftp-patch_frames16-stride4");
+  CHECK(fftp["axes"]["train.seed"] == 0);
+  CHECK(fftp["config"]["patcher"].contains("patch_size") == false);  // no leak from square
+  CHECK(j["runs"][4]["config"]["train"]["seed"] == 1);
+}
+
+TEST_CASE("cli: a sweep point with bad geometry names its run") {
+  const auto r = patchbay::test::run(cli() + " plan " + sweep_example() + " frontend.target_frames=12");
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err.rfind("patchbay plan: error [shape.patch_geometry]: run ", 0) == 0);
+  CHECK(r.err.find("-budget0_square-patch-size16x16-stride10x10_s0: patcher 'square'") !=
+        std::string::npos);
 }
 
 TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing on stdout") {

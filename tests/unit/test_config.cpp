@@ -139,10 +139,10 @@ TEST_CASE("config: validation messages (verbatim)") {
   CHECK(error_of(kBase + "\n[trian]\nepochs = 1\n") ==
         "config.unknown_section: exp.toml:15:1: unknown table [trian]; did you mean [train]? "
         "(tables: experiment, dataset, frontend, patcher, masker, backbone, train, sweep)");
-  CHECK(error_of(kBase + "\n[sweep]\n\"patcher.stride\" = [1, 2]\n") ==
-        "config.sweep_unsupported: exp.toml:15:1: this patchbay cannot expand [sweep] yet (the sweep "
-        "engine is a later issue); remove [sweep] and set one value per option, or use key=value "
-        "overrides");
+  // A sweep key is validated in every point it makes (more in test_sweep.cpp).
+  CHECK(error_of(kBase + "\n[sweep]\n\"patcher.strid\" = [1, 2]\n") ==
+        "config.unknown_key: exp.toml:16:1: patcher 'fftp' has no option 'strid'; did you mean "
+        "'stride'? (options: patch_frames, stride)");
 }
 
 TEST_CASE("config: override errors name the command-line argument") {

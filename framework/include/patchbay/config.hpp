@@ -1,4 +1,4 @@
-// Experiment files: parse, apply command-line overrides, validate, resolve.
+// Experiment files: parse, apply command-line overrides, validate, expand the sweep, resolve.
 //
 // An experiment file is TOML with the tables [experiment], [dataset], [frontend],
 // [patcher], [masker], [backbone], [train] and [sweep]. The four slot tables name a plugin
@@ -10,11 +10,59 @@
 //   auto exp = patchbay::load_experiment("experiments/quickstart.toml", {"train.epochs=2"}, registry);
 //   for (const auto& run : exp.runs) fmt::print("{} {}\n", run.id, run.slug);
 //
+// [sweep] turns the file (the base, after the overrides) into many runs. Every form at once
+// (a real file sweeps each key in one place only):
+//
+//   [sweep]
+//   seeds = [0, 1, 2]                  # repeats every point; sets train.seed; slug ends "_s0"
+//   "patcher.stride" = [1, 2, 4, 8]    # an axis: "<table>.<key>" -> a list of values
+//   "masker.budget" = [0, 1024]        # axes combine as a grid (cartesian product)
+//   "patcher" = [{plugin = "square"}, {plugin = "fftp", stride = 4}]  # a slot table set whole
+//
+//   [sweep.zip.geometry]               # a named zip group: lists of equal length, paired
+//   "patcher.plugin" = ["square", "fftp"]    # element-wise; the group is one axis of the grid
+//   "patcher.stride" = [[10, 10], 4]
+//
+//   [[sweep.rows]]                     # explicit points; all rows together are one more axis
+//   patcher = { plugin = "square", patch_size = [16, 16], stride = [10, 10] }
+//   [[sweep.rows]]
+//   "patcher.stride" = 4               # a row sets single values (not lists)
+//
+// - Keys: "<table>.<key>" (quoted), or the same as TOML dotted keys / sub-tables
+//   (`patcher.stride = [1, 2]`, `[sweep.patcher]`), for every table but [experiment] (which
+//   does not change what runs). A list-valued option is swept as a list of lists
+//   (`"patcher.stride" = [[10, 10], [4, 4]]`).
+// - A slot table (dataset, patcher, masker, backbone) named without a key takes a table
+//   value that replaces the base table whole, so options of another plugin do not leak in.
+//   In a row that value must be written inline (`patcher = { ... }`); dotted keys in a row
+//   (`patcher.stride = 4`) set single options. `"<slot>.plugin"` alone keeps the base
+//   table's other options (which must then fit the new plugin). Within a point, whole
+//   tables are applied before single options, so `"patcher"` and `"patcher.stride"` may be
+//   two axes of one grid.
+// - Order: the grid's axes (plain axes, zip groups, the rows) in file order, the last axis
+//   varying fastest; seeds are the OUTERMOST loop, so a first complete pass over every point
+//   (seed 0) exists before any point is repeated.
+// - Every point is validated like a base file; its problems name the run's slug and point
+//   at the sweep key (FILE:LINE:COLUMN) that set the value.
+// - Slug: the point's values joined by "_": "<key><value>" for single options, key being
+//   the option name (or "table-key" when two swept keys share a name), values as written
+//   (1e-3 -> 0.001, [10, 10] -> 10x10, strings as they are, true/false); a "<slot>.plugin"
+//   value is the plugin name alone; a table value is its plugin plus its other keys,
+//   sorted ("fftp-stride4"); an empty row is "base"; the seed
+//   comes last as "s<N>". Characters outside [A-Za-z0-9.-] become '-'; a slug longer than
+//   80 characters is cut and ends in a hash. A file without [sweep] has the one slug "base".
+// - A command-line override of a key that the sweep sets in every run is refused (it would
+//   have no effect): config.sweep_conflict.
+//
 // Errors: everything wrong is collected first and thrown as one ConfigError whose message has
 // one line per problem, "FILE:LINE:COLUMN: what is wrong; what to do", and whose id is the
 // first problem's: config.syntax, config.unknown_section, config.unknown_key,
 // config.wrong_type, config.out_of_range, config.bad_choice, config.missing_value,
-// config.unknown_plugin, config.missing_plugin, config.bad_override, config.sweep_unsupported.
+// config.unknown_plugin, config.missing_plugin, config.bad_override, config.sweep_syntax
+// (a malformed [sweep]: not a list, an empty list, a key without a table, an unknown table,
+// nested sweeps, bad seeds), config.sweep_zip_length (a zip group's lists differ in length),
+// config.sweep_conflict (a key swept in two places, or overridden and swept),
+// config.sweep_duplicate (two points resolve to the same configuration, or a value repeats).
 #pragma once
 #include <filesystem>
 #include <map>
@@ -57,10 +105,20 @@ struct PATCHBAY_API ResolvedConfig {
 };
 
 struct PlannedRun {
-  std::string id;    // "<hash>-<slug>"
+  std::string id;    // "<hash>-<slug>"; the hash covers train.seed, so seeds differ in id
   std::string slug;  // readable swept values ("base" for a file without [sweep])
-  std::vector<std::pair<std::string, OptionValue>> axes;  // swept key -> value
+  // The point's swept key -> value, in the order of Experiment::axes: "patcher.stride" -> 4,
+  // a whole slot table "patcher" -> its compact form as a string ("fftp-stride4"), seeds as
+  // "train.seed". Values as written in the sweep (not widened). Empty without [sweep]; rows
+  // that set different keys give runs that lack some of the experiment's axis keys.
+  std::vector<std::pair<std::string, OptionValue>> axes;
   ResolvedConfig config;
+};
+
+// One swept key and the values its runs take: the dimensions of summary grids.
+struct SweepAxis {
+  std::string key;                  // as in PlannedRun::axes
+  std::vector<OptionValue> values;  // distinct, in the order the runs first take them
 };
 
 struct Experiment {
@@ -68,7 +126,9 @@ struct Experiment {
   std::string name;                    // [experiment] name, or the file's stem
   std::string text;                    // the file as given
   std::vector<std::string> overrides;  // as given
-  std::vector<PlannedRun> runs;
+  std::vector<PlannedRun> runs;  // seeds outermost, then the grid (last axis fastest)
+  std::vector<SweepAxis> axes;   // every swept key, grid axes in file order, train.seed last;
+                                 // empty without [sweep]
 };
 
 // Reads, overrides, validates and expands `file`. Throws ConfigError.

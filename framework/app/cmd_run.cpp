@@ -206,9 +206,11 @@ int run_run(const std::vector<std::string>& args) {
   const auto lock = store.lock();
   const ExperimentRecord record = record_of(exp);
   if (auto previous = store.read_experiment()) {
-    if ((previous->text != record.text || previous->overrides != record.overrides) && !p.vm.count("force")) {
+    // Overrides that leave the plan's runs the same (e.g. train.threads=1) are fine.
+    const bool overrides_matter = previous->overrides != record.overrides && previous->run_ids != record.run_ids;
+    if ((previous->text != record.text || overrides_matter) && !p.vm.count("force")) {
       std::string what = changed_lines(previous->text, record.text);
-      if (previous->overrides != record.overrides) {
+      if (overrides_matter) {
         what += fmt::format("\n  overrides were [{}], now [{}]", fmt::join(previous->overrides, " "),
                             fmt::join(record.overrides, " "));
       }

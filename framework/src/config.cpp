@@ -939,34 +939,46 @@ void apply_point(const std::vector<Assignment>& point, Views& views, Locator& wh
   }
 }
 
+// Options that decide how fast a run goes, not what it computes: left out of run identity,
+// so `train.threads=1` on the command line finds the same runs.
+bool execution_only(const char* section, const std::string& key) {
+  return (std::string(section) == "train" && (key == "threads" || key == "loader_threads")) ||
+         (std::string(section) == "frontend" && key == "cache_dir");
+}
+
 void write_table(std::string& out, const char* section, const Options& options,
-                 const SlotConfig* slot) {
+                 const SlotConfig* slot, bool identity = false) {
   out += fmt::format("[{}]\n", section);
   if (slot) {
     out += fmt::format("plugin = {}\n", to_toml(OptionValue{slot->plugin}));
     out += fmt::format("plugin_version = {}\n", to_toml(OptionValue{slot->plugin_version}));
   }
-  for (const auto& [k, v] : options.values()) out += fmt::format("{} = {}\n", k, to_toml(v));
+  for (const auto& [k, v] : options.values()) {
+    if (identity && execution_only(section, k)) continue;
+    out += fmt::format("{} = {}\n", k, to_toml(v));
+  }
 }
 
+// with_experiment = false gives the identity text: no [experiment], no execution-only keys.
 std::string resolved_text(const ResolvedConfig& c, bool with_experiment) {
+  const bool identity = !with_experiment;
   std::string out;
   const auto sep = [&] {
     if (!out.empty()) out += "\n";
   };
   if (with_experiment) write_table(out, "experiment", c.experiment, nullptr);
   sep();
-  write_table(out, "dataset", c.dataset.options, &c.dataset);
+  write_table(out, "dataset", c.dataset.options, &c.dataset, identity);
   sep();
-  write_table(out, "frontend", c.frontend, nullptr);
+  write_table(out, "frontend", c.frontend, nullptr, identity);
   sep();
-  write_table(out, "patcher", c.patcher.options, &c.patcher);
+  write_table(out, "patcher", c.patcher.options, &c.patcher, identity);
   sep();
-  write_table(out, "masker", c.masker.options, &c.masker);
+  write_table(out, "masker", c.masker.options, &c.masker, identity);
   sep();
-  write_table(out, "backbone", c.backbone.options, &c.backbone);
+  write_table(out, "backbone", c.backbone.options, &c.backbone, identity);
   sep();
-  write_table(out, "train", c.train, nullptr);
+  write_table(out, "train", c.train, nullptr, identity);
   return out;
 }
 
@@ -976,7 +988,7 @@ std::string ResolvedConfig::to_toml() const { return resolved_text(*this, true);
 
 std::string ResolvedConfig::hash() const {
   // [experiment] (name, description) does not change what runs, so it is not hashed:
-  // renaming a study keeps its run ids.
+  // renaming a study keeps its run ids; nor do thread counts and the cache folder.
   return fmt::format("{:016x}", stable_hash(resolved_text(*this, false))).substr(0, 8);
 }
 

@@ -6,6 +6,7 @@
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
+#include "patchbay/plugin_abi.hpp"
 #include "test_paths.hpp"
 
 namespace fs = std::filesystem;
@@ -79,7 +80,7 @@ TEST_CASE("loader: a library built for another ABI version") {
   const auto e = refusal(fault("bad_abi"));
   CHECK(e.id() == "plugin.abi_mismatch");
   CHECK(std::string(e.what()) == "plugin '" + canonical_of(fault("bad_abi")) +
-                                     "' was built for patchbay ABI 999, this host speaks ABI 1; "
+                                     "' was built for patchbay ABI 999, this host speaks ABI " + std::to_string(PATCHBAY_PLUGIN_ABI_VERSION) + "; "
                                      "rebuild it against this patchbay");
 }
 

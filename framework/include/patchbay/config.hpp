@@ -100,7 +100,8 @@ struct PATCHBAY_API ResolvedConfig {
   // tables with plugin and plugin_version first. Two configurations that run the same are
   // the same text.
   std::string to_toml() const;
-  // First 8 hex digits of the 64-bit FNV-1a hash of to_toml().
+  // First 8 hex digits of the 64-bit FNV-1a hash of to_toml() without [experiment] and the
+  // execution-only keys (train.threads, train.loader_threads, frontend.cache_dir).
   std::string hash() const;
 };
 

@@ -35,7 +35,8 @@
 // Row i of "features" belongs to keys[i]. Rows are read by key, so their order is free.
 // Splits share the file: it holds the union of the rows of every clip list loaded with these
 // options and this folder, so loading train, then valid, then train again reads everything
-// back. A rebuild (some rows missing) writes: the rows of this call's clips, then the rows of
+// back (when both lists have the same deepest folder; lists under different folders, e.g. a
+// split of one class, get files of their own). A rebuild (some rows missing) writes: the rows of this call's clips, then the rows of
 // the previous file (re-read just before writing) whose files still exist unchanged and are
 // not one of this call's clips; rows of deleted or changed files and older versions of this
 // call's clips are dropped. Clips whose size and mtime are unchanged count as unchanged.

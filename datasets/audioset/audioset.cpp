@@ -4,7 +4,8 @@
 // read relative to their JSON file. Without a validation datafile, a stable hash of each
 // clip's path moves valid_percent % of the training data to validation.
 // Missing audio files are listed together in one error, or skipped (on_bad_clip = "skip"),
-// and then reported by skipped_clips().
+// and then reported by skipped_clips(); clips that fail to decode follow the same option in
+// the front end (skip_bad_clips()).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -25,7 +26,7 @@ fs::path resolve(const std::string& p, const DatasetContext& ctx) {
 class AudioSet final : public ListedDataset {
  public:
   AudioSet(const Options& o, const DatasetContext& ctx)
-      : ListedDataset(true), skip_(o.get_string("on_bad_clip") == "skip") {
+      : ListedDataset(true, o) {
     read_labels(resolve(o.get_string("labels_csv"), ctx));
     const std::string valid_json = o.get_string("valid_json");
     const double valid_percent = valid_json.empty() ? o.get_real("valid_percent") : 0.0;
@@ -35,7 +36,7 @@ class AudioSet final : public ListedDataset {
     if (!o.get_string("test_json").empty()) {
       read_split(resolve(o.get_string("test_json"), ctx), Split::test, 0.0, missing);
     }
-    if (!missing.empty() && !skip_) {
+    if (!missing.empty() && !skip_bad_) {
       const size_t shown = std::min<size_t>(missing.size(), 20);
       throw DataError("data.missing_clips",
                       fmt::format("dataset 'audioset': {} audio file{} named in the datafiles do{} not "
@@ -47,8 +48,6 @@ class AudioSet final : public ListedDataset {
     }
     skipped_ = std::move(missing);
   }
-
-  std::vector<std::string> skipped_clips() const override { return skipped_; }
 
  private:
   void read_labels(const fs::path& csv) {
@@ -145,9 +144,7 @@ class AudioSet final : public ListedDataset {
     }
   }
 
-  bool skip_;
   std::map<std::string, int64_t> index_;
-  std::vector<std::string> skipped_;
 };
 
 }  // namespace
@@ -160,8 +157,7 @@ void register_audioset(patchbay::Registrar& registrar) {
   s.add_required_string("labels_csv", "class_labels_indices.csv (index,mid,display_name)");
   s.add_real("valid_percent", 10.0, "share of training clips held out for validation when "
              "there is no valid_json", Range::between(0, 100));
-  s.add_choice("on_bad_clip", "error", {"error", "skip"},
-               "missing audio files: one error listing them, or skip and report them");
+  add_on_bad_clip_option(s);
   registrar.add_dataset(
       {"audioset", "AudioSet in AST's layout: JSON datafiles + class_labels_indices.csv, multi-label", s},
       [](const Options& o, const DatasetContext& c) { return std::make_shared<AudioSet>(o, c); },

@@ -7,6 +7,8 @@
 // the manifest's folder, labels separated by ';' (several make the dataset multi-label),
 // split one of train / valid / test (empty or absent: the stable hash). A header line
 // starting with "path" is skipped; class names are the labels seen, sorted.
+// on_bad_clip = "skip" leaves out manifest lines whose file is missing (skipped_clips()) and
+// clips the front end cannot decode; "error" stops on either.
 #include <fmt/format.h>
 
 #include "patchbay/registry.hpp"
@@ -20,7 +22,7 @@ using namespace patchbay::datasets;
 
 class FolderDataset final : public ListedDataset {
  public:
-  FolderDataset(const Options& o, const DatasetContext& ctx) : ListedDataset(false) {
+  FolderDataset(const Options& o, const DatasetContext& ctx) : ListedDataset(false, o) {
     valid_percent_ = o.get_real("valid_percent");
     test_percent_ = o.get_real("test_percent");
     if (!o.get_string("manifest").empty()) {
@@ -119,15 +121,20 @@ class FolderDataset final : public ListedDataset {
                                                       "(or empty)", file.string(), number, row.split));
       }
       multi_label_ = multi_label_ || row.labels.size() > 1;
-      if (!fs::exists(row.path)) missing.push_back(row.path.string());
+      if (!fs::exists(row.path)) {
+        missing.push_back(row.path.string());
+        if (skip_bad_) continue;  // left out, listed by skipped_clips()
+      }
       rows.push_back(std::move(row));
     }
-    if (!missing.empty()) {
+    if (!missing.empty() && !skip_bad_) {
       throw DataError("data.missing_clips",
                       fmt::format("dataset 'folder': {} file(s) listed in '{}' do not exist, e.g. '{}'; "
-                                  "paths are read relative to the manifest's folder",
+                                  "paths are read relative to the manifest's folder (or set "
+                                  "dataset.on_bad_clip = \"skip\")",
                                   missing.size(), file.string(), missing.front()));
     }
+    skipped_ = missing;
     if (rows.empty()) {
       throw DataError("data.no_clips", fmt::format("dataset 'folder': manifest '{}' lists no clips", file.string()));
     }
@@ -165,6 +172,7 @@ void register_folder_dataset(patchbay::Registrar& registrar) {
              Range::between(0, 100));
   s.add_real("test_percent", 10.0, "share of clips in the test split (without list files)",
              Range::between(0, 100));
+  add_on_bad_clip_option(s);
   registrar.add_dataset(
       {"folder", "one folder per class; splits from list files or a stable hash of the path", s},
       [](const Options& o, const DatasetContext& c) { return std::make_shared<FolderDataset>(o, c); },

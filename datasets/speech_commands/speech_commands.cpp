@@ -3,6 +3,7 @@
 //   relative to root) name the validation and test clips, everything else is training;
 //   _background_noise_/ holds long noise recordings and is not a class.
 // 35 words in the real V2; `classes` selects a subset (label indices follow the given order).
+// on_bad_clip = "skip" leaves clips the front end cannot decode out of the run.
 #include <fmt/format.h>
 
 #include "patchbay/registry.hpp"
@@ -16,7 +17,7 @@ using namespace patchbay::datasets;
 
 class SpeechCommands final : public ListedDataset {
  public:
-  SpeechCommands(const Options& o, const DatasetContext& ctx) : ListedDataset(false) {
+  SpeechCommands(const Options& o, const DatasetContext& ctx) : ListedDataset(false, o) {
     const fs::path root = resolve_root("speech_commands", o.get_string("root"), ctx,
                                        "the folder of Speech Commands V2 (the one holding "
                                        "validation_list.txt)");
@@ -65,6 +66,7 @@ void register_speech_commands(patchbay::Registrar& registrar) {
   s.add_required_string("root", "Speech Commands V2 folder (holds validation_list.txt)");
   s.add({"classes", OptionType::string_list, OptionValue{std::vector<std::string>{}},
          "words to use, in label order (empty: every word folder)", {}, {}});
+  add_on_bad_clip_option(s);
   registrar.add_dataset(
       {"speech_commands", "Speech Commands V2: word folders, validation/testing lists", s},
       [](const Options& o, const DatasetContext& c) { return std::make_shared<SpeechCommands>(o, c); },

@@ -159,4 +159,35 @@ TEST_CASE("audioset: AST's datafiles, multi-label, relative paths, missing files
   std::ofstream(d / "train.json") << R"({"data": [)";
   CHECK(data_error([&] { make("audioset", base, d); }).rfind("data.malformed: " + (d / "train.json").string() + ": not valid JSON", 0) == 0);
 }
+
+TEST_CASE("datasets: every plugin takes on_bad_clip and reports it through skip_bad_clips()") {
+  for (const char* name : {"folder", "speech_commands", "audioset"}) {
+    CAPTURE(name);
+    const auto& entry = registry().get(PluginKind::dataset, name);
+    const OptionSpec* spec = entry.description.options.find("on_bad_clip");
+    REQUIRE(spec != nullptr);
+    CHECK(spec->help.find("\"skip\" leaves it out") != std::string::npos);
+    test::TempDir dir;
+    auto set = entry.dataset_example(dir.path());
+    CHECK_FALSE(make(name, set, dir.path())->skip_bad_clips());  // default "error"
+    set["on_bad_clip"] = std::string("skip");
+    CHECK(make(name, set, dir.path())->skip_bad_clips());
+    set["on_bad_clip"] = std::string("error");
+    CHECK_FALSE(make(name, set, dir.path())->skip_bad_clips());
+    CHECK(spec->choices == std::vector<std::string>{"error", "skip"});
+    CHECK(std::get<std::string>(*spec->default_value) == "error");
+  }
+
+  // folder's manifest: missing files stop the listing, or are left out and reported.
+  test::TempDir dir;
+  const auto d = dir.path();
+  touch(d / "a.wav");
+  std::ofstream(d / "list.csv") << "a.wav,dog,train\ngone.wav,cat,train\n";
+  CHECK(data_error([&] { make("folder", {{"manifest", std::string("list.csv")}}, d); })
+            .rfind("data.missing_clips: dataset 'folder': 1 file(s) listed in", 0) == 0);
+  auto ds = make("folder", {{"manifest", std::string("list.csv")}, {"on_bad_clip", std::string("skip")}}, d);
+  CHECK(ds->clips(Split::train).size() == 1);
+  CHECK(ds->skipped_clips() == std::vector<std::string>{(d / "gone.wav").string()});
+  CHECK(ds->class_names() == std::vector<std::string>{"cat", "dog"});  // labels stay stable
+}
 }

@@ -13,6 +13,7 @@
 
 #include "patchbay/error.hpp"
 #include "patchbay/hash.hpp"
+#include "patchbay/options.hpp"
 #include "patchbay/plugin_kinds.hpp"
 
 namespace patchbay::datasets {
@@ -77,19 +78,32 @@ inline std::vector<fs::path> audio_files(const fs::path& dir, const std::set<std
   return files;
 }
 
+// The `on_bad_clip` option every dataset plugin declares (Dataset::skip_bad_clips()).
+inline void add_on_bad_clip_option(OptionSchema& schema) {
+  schema.add_choice("on_bad_clip", "error", {"error", "skip"},
+                    "a clip that is missing or cannot be decoded (unreadable, empty, too short, "
+                    "NaN/Inf): \"error\" stops the run with the clip's error; \"skip\" leaves "
+                    "it out and the run lists it with the reason");
+}
+
 // Base of datasets that list their clips once, at construction: names_ and splits_ filled by
-// the derived constructor.
+// the derived constructor. Holds the on_bad_clip policy and the clips skipped at listing.
 class ListedDataset : public Dataset {
  public:
-  explicit ListedDataset(bool multi_label) : multi_label_(multi_label) {}
+  ListedDataset(bool multi_label, const Options& options)
+      : multi_label_(multi_label), skip_bad_(options.get_string("on_bad_clip") == "skip") {}
   const std::vector<std::string>& class_names() const override { return names_; }
   bool multi_label() const override { return multi_label_; }
   std::vector<Clip> clips(Split split) const override { return splits_[static_cast<int>(split)]; }
+  std::vector<std::string> skipped_clips() const override { return skipped_; }
+  bool skip_bad_clips() const override { return skip_bad_; }
 
  protected:
   std::vector<Clip>& split(Split s) { return splits_[static_cast<int>(s)]; }
   std::vector<std::string> names_;
   bool multi_label_;
+  bool skip_bad_;
+  std::vector<std::string> skipped_;  // paths left out at listing (on_bad_clip = "skip")
 
  private:
   std::vector<Clip> splits_[3];

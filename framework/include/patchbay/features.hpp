@@ -24,6 +24,30 @@
 //
 // Threads: clips are decoded and transformed on `threads` worker threads (0: at::get_num_threads()).
 //
+// File layout (format_version 1), one HDF5 1.10 file (default file format)
+// `<cache_dir>/features-<16 hex digits>.h5`, the digits being stable_hash of the identity text
+// (every feature option above, a feature-code version, and the clips' folder):
+//   attribute "format_version"  int64, 1
+//   attribute "options"         fixed-length string: the identity text, compared on read
+//   dataset "keys"              [N] fixed-length NUL-padded strings "abs_path|size|mtime_ns"
+//   dataset "features"          [N, target_frames, num_mel_bins] float32 little-endian, chunked
+//                               [1, T, F] (one clip row per chunk) with Fletcher-32 checksums
+// Row i of "features" belongs to keys[i]. Rows are read by key, so their order is free.
+// Splits share the file: it holds the union of the rows of every clip list loaded with these
+// options and this folder, so loading train, then valid, then train again reads everything
+// back (when both lists have the same deepest folder; lists under different folders, e.g. a
+// split of one class, get files of their own). A rebuild (some rows missing) writes: the rows of this call's clips, then the rows of
+// the previous file (re-read just before writing) whose files still exist unchanged and are
+// not one of this call's clips; rows of deleted or changed files and older versions of this
+// call's clips are dropped. Clips whose size and mtime are unchanged count as unchanged.
+// Bad clips are never cached (they fail again, quickly, on each load). Two concurrent
+// writers of different splits can lose one another's new rows (the last rename wins); the
+// next load recomputes them. Temporary files are `<file>.tmp-<pid>-<thread>-<n>`. A file that
+// fails to open or validate, or whose rows fail their checksums, counts as unreadable.
+// Feature values are those of Fbank::compute in the worker thread; ATen reductions over more
+// than 32768 samples (clips longer than ~2 s at 16 kHz) sum in an order that depends on
+// at::get_num_threads(), which is not part of the identity (differences are rounding-level).
+//
 // Errors: with skip_bad_clips = false the first bad clip's DataError (ids in frontend.hpp)
 // propagates unchanged, after the work done so far was saved to the cache. With true, bad
 // clips are left out and listed in FeatureSet::skipped with their reasons.
@@ -71,8 +95,9 @@ struct FeatureSet {
 // "cache.unwritable" naming the folder when neither cache location can be written.
 PATCHBAY_API FeatureSet load_features(const std::vector<Clip>& clips, const FeatureRequest& request);
 
-// Mean and standard deviation over every value of features [N, T, F] (the training split's
-// statistics for normalize = "train_split"), in double precision.
+// Mean and (population) standard deviation over every value of features [N, T, F] (the
+// training split's statistics for normalize = "train_split"), accumulated in double
+// precision in two passes. An empty tensor gives the defaults (0, 1).
 struct FeatureStats {
   double mean = 0.0;
   double std = 1.0;

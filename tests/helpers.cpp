@@ -17,6 +17,7 @@ void register_specaugment(patchbay::Registrar&);
 void register_specmask(patchbay::Registrar&);
 void register_ast(patchbay::Registrar&);
 void register_speech_commands(patchbay::Registrar&);
+void register_keywords_dataset(patchbay::Registrar&);
 void register_audioset(patchbay::Registrar&);
 void register_aum(patchbay::Registrar&);
 
@@ -52,6 +53,7 @@ void register_linked_plugins(Registry& registry) {
   linked("specmask", register_specmask);
   linked("ast", register_ast);
   linked("speech_commands", register_speech_commands);
+  linked("keywords", register_keywords_dataset);
   linked("audioset", register_audioset);
   linked("aum", register_aum);
 }

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "patchbay/registry.hpp"
-#include "patchbay_datasets/layout.hpp"
+#include "patchbay_datasets/speech_commands_layout.hpp"
 
 namespace {
 
@@ -15,48 +15,14 @@ namespace fs = std::filesystem;
 using namespace patchbay;
 using namespace patchbay::datasets;
 
-class SpeechCommands final : public ListedDataset {
+class SpeechCommands final : public SpeechCommandsLayout {
  public:
-  SpeechCommands(const Options& o, const DatasetContext& ctx) : ListedDataset(false, o) {
-    const fs::path root = resolve_root("speech_commands", o.get_string("root"), ctx,
-                                       "the folder of Speech Commands V2 (the one holding "
-                                       "validation_list.txt)");
-    for (const char* list : {"validation_list.txt", "testing_list.txt"}) {
-      if (!fs::exists(root / list)) {
-        throw DataError("data.layout",
-                        fmt::format("dataset 'speech_commands': '{}' is missing; Speech Commands V2 "
-                                    "ships it at its root; point dataset.root there, or use the "
-                                    "'folder' dataset for other layouts", (root / list).string()));
-      }
-    }
-    const auto available = class_folders(root);
-    const auto& wanted = o.get_string_list("classes");
-    names_ = wanted.empty() ? available : wanted;
-    for (const auto& name : names_) {
-      if (std::find(available.begin(), available.end(), name) == available.end()) {
-        throw DataError("data.unknown_class",
-                        fmt::format("dataset 'speech_commands': class '{}' (dataset.classes) has no "
-                                    "folder under '{}'; available: {}", name, root.string(),
-                                    fmt::join(available, ", ")));
-      }
-    }
-    const auto valid = read_lines(root / "validation_list.txt");
-    const auto test = read_lines(root / "testing_list.txt");
-    for (size_t label = 0; label < names_.size(); ++label) {
-      for (const auto& f : audio_files(root / names_[label], {".wav"})) {
-        Clip clip;
-        clip.id = fs::relative(f, root).generic_string();
-        clip.path = fs::absolute(f);
-        clip.labels = {static_cast<int64_t>(label)};
-        const Split where = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;
-        split(where).push_back(std::move(clip));
-      }
-    }
-    if (split(Split::train).empty()) {
-      throw DataError("data.no_clips", fmt::format("dataset 'speech_commands': no training clips under "
-                                                   "'{}'", root.string()));
-    }
-  }
+  SpeechCommands(const Options& o, const DatasetContext& ctx)
+      : SpeechCommandsLayout("speech_commands",
+                             resolve_root("speech_commands", o.get_string("root"), ctx,
+                                          "the folder of Speech Commands V2 (the one holding "
+                                          "validation_list.txt)"),
+                             o.get_string_list("classes"), o) {}
 };
 
 }  // namespace

@@ -12,6 +12,9 @@
 #include "keywords.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/frontend.hpp"
+#include "patchbay/registry.hpp"
+
+#include <cstdlib>
 
 namespace fs = std::filesystem;
 using namespace patchbay;
@@ -157,5 +160,53 @@ TEST_CASE("keywords: same seed, same bytes; another seed, other bytes; a used fo
   } catch (const ConfigError& e) {
     CHECK(e.id() == "keywords.options");
   }
+}
+}
+
+TEST_SUITE("unit") {
+TEST_CASE("keywords dataset plugin: generated once on first use, reused, refused when different") {
+  test::TempDir dir;
+  const auto& registry = test::linked_registry();
+  const auto* entry = registry.find(PluginKind::dataset, "keywords");
+  REQUIRE(entry != nullptr);
+  Options o = Options::defaults(entry->description.options);
+  o.set("per_class", int64_t{4});
+  o.set("words", std::vector<std::string>{"yes", "no", "up"});
+  o.set("root", std::string("kw"));  // relative to the experiment folder
+  auto ds = registry.make_dataset("keywords", o, DatasetContext{dir.path()});
+  CHECK(ds->class_names() == std::vector<std::string>{"no", "up", "yes"});
+  const size_t clips = ds->clips(Split::train).size() + ds->clips(Split::valid).size() +
+                       ds->clips(Split::test).size();
+  CHECK(clips == 12);
+  const fs::path marker = dir.path() / "kw" / ".patchbay-keywords";
+  REQUIRE(fs::exists(marker));
+  const auto before = snapshot(dir.path() / "kw");
+  const auto stamp = fs::last_write_time(marker);
+
+  // Same options: the folder is reused as it is.
+  auto again = registry.make_dataset("keywords", o, DatasetContext{dir.path()});
+  CHECK(again->clips(Split::train).size() == ds->clips(Split::train).size());
+  CHECK(fs::last_write_time(marker) == stamp);
+  CHECK(snapshot(dir.path() / "kw") == before);
+  // No temporary folder or stray files are left beside it.
+  size_t siblings = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) siblings += e.path().filename() != "kw.lock";
+  CHECK(siblings == 1);
+
+  // Other options with the same root: refused with what to do.
+  o.set("per_class", int64_t{5});
+  try {
+    (void)registry.make_dataset("keywords", o, DatasetContext{dir.path()});
+    FAIL("expected data.keywords_mismatch");
+  } catch (const DataError& e) {
+    CHECK(e.id() == "data.keywords_mismatch");
+    CHECK(std::string(e.what()).find("delete that folder") != std::string::npos);
+  }
+  // Without root: a cache folder under PATCHBAY_DATA_DIR.
+  ::setenv("PATCHBAY_DATA_DIR", (dir.path() / "cache").c_str(), 1);
+  o.set("root", std::string(""));
+  auto cached = registry.make_dataset("keywords", o, DatasetContext{dir.path()});
+  ::unsetenv("PATCHBAY_DATA_DIR");
+  CHECK(cached->clips(Split::train).front().path.string().find((dir.path() / "cache").string()) == 0);
 }
 }

@@ -83,7 +83,7 @@ bool decode(const std::string& line, TrainProgress& p) {
 }
 
 std::string progress_text(const TrainProgress& p, const std::string& slug) {
-  const std::string who = fmt::format("{:<24}", slug.size() > 24 ? slug.substr(0, 24) : slug);
+  const std::string who = fmt::format("{:<36}", slug.size() > 36 ? slug.substr(0, 36) : slug);
   if (p.phase == "features") return fmt::format("{} features {}/{} clips", who, p.done, p.total);
   if (p.phase == "measure") return fmt::format("{} measuring latency", who);
   if (p.phase == "eval") return fmt::format("{} epoch {}/{} evaluating", who, p.epoch, p.epochs);

@@ -14,6 +14,7 @@
 #include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
+#include "patchbay/model.hpp"
 #include "patchbay/version.hpp"
 
 namespace po = boost::program_options;
@@ -98,28 +99,6 @@ json config_json(const ResolvedConfig& c) {
   out["backbone"] = slot(c.backbone);
   out["train"] = table(c.train);
   return out;
-}
-
-// Median wall time of one inference forward pass (patcher then backbone) on a random batch,
-// after two warm-up passes; checks the logits' shape.
-double median_forward_ms(Patcher& patcher, Backbone& backbone, int64_t batch, int64_t classes,
-                         int repeats, const std::string& backbone_name) {
-  const auto& g = patcher.grid();
-  const auto input = torch::randn({batch, 1, g.freq_bins, g.frames});
-  std::vector<double> ms;
-  for (int i = 0; i < repeats + 2; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto logits = backbone.forward(patcher.forward(input));
-    const auto t1 = std::chrono::steady_clock::now();
-    if (logits.sizes() != at::IntArrayRef({batch, classes})) {
-      throw ShapeError("shape.logits", fmt::format("backbone '{}' returned logits of shape [{}], "
-                                                   "expected [{}, {}]", backbone_name,
-                                                   fmt::join(logits.sizes(), ", "), batch, classes));
-    }
-    if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
 }
 
 }  // namespace
@@ -300,50 +279,33 @@ int run_cost(const std::vector<std::string>& args) {
     at::set_num_threads(threads > 0 ? static_cast<int>(threads)
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     torch::manual_seed(c.train.get_int("seed"));
-    PatcherContext pc;
-    pc.freq_bins = c.frontend.get_int("num_mel_bins");
-    pc.frames = c.frontend.get_int("target_frames");
-    pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
-    auto patcher = registry.make_patcher(c.patcher.plugin, c.patcher.options, pc);
-    BackboneContext bc;
-    bc.grid = patcher->grid();
-    bc.embed_dim = pc.embed_dim;
-    bc.num_classes = classes;
-    auto backbone = registry.make_backbone(c.backbone.plugin, c.backbone.options, bc);
-    patcher->module().eval();
-    backbone->module().eval();
-
-    torch::NoGradGuard no_grad;
-    const double latency = median_forward_ms(*patcher, *backbone, 1, classes, repeats, c.backbone.plugin);
-    double throughput = 0;
-    if (batch > 0) {
-      throughput = batch / (median_forward_ms(*patcher, *backbone, batch, classes,
-                                              std::max(3, repeats / 4), c.backbone.plugin) / 1000.0);
-    }
-    const Cost pcost = patcher->cost();
-    const Cost bcost = backbone->cost();
+    Model model = build_model(c, registry, classes);
+    const Latency latency = measure_latency(model, batch, repeats);
+    const Cost cost = model.cost();
     rows.push_back({{"id", run.id},
                     {"patcher", c.patcher.plugin},
                     {"backbone", c.backbone.plugin},
-                    {"grid", patcher->grid().describe()},
-                    {"tokens", patcher->grid().tokens()},
-                    {"params", pcost.params + bcost.params},
-                    {"paper_macs", pcost.paper_macs + bcost.paper_macs},
-                    {"flops", pcost.flops + bcost.flops},
-                    {"latency_ms_median", latency},
+                    {"grid", model.grid().describe()},
+                    {"tokens", model.grid().tokens()},
+                    {"params", cost.params},
+                    {"paper_macs", cost.paper_macs},
+                    {"flops", cost.flops},
+                    {"latency_ms_median", latency.batch1_ms},
                     {"throughput_batch", batch},
-                    {"throughput_per_s", throughput},
-                    {"threads", at::get_num_threads()}});
+                    {"throughput_per_s", latency.throughput},
+                    {"threads", latency.threads}});
   }
   if (p.vm.count("json")) {
     std::cout << json{{"experiment", exp.name}, {"runs", rows}}.dump(2) << "\n";
     return kExitOk;
   }
-  fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13} {:>12} {:>12} {:>10}\n", "run id", "patcher",
+  size_t id_width = 20;
+  for (const auto& r : rows) id_width = std::max(id_width, r["id"].get<std::string>().size());
+  fmt::print("{:<{}} {:<9} {:<13} {:>7} {:>11} {:>13} {:>12} {:>12} {:>10}\n", "run id", id_width, "patcher",
              "backbone", "tokens", "params", "paper GMACs", "GFLOPs", "latency ms", "clips/s");
   for (const auto& r : rows) {
-    fmt::print("{:<20} {:<9} {:<13} {:>7} {:>11} {:>13.4f} {:>12.4f} {:>12.3f} {:>10.1f}\n",
-               r["id"].get<std::string>(), r["patcher"].get<std::string>(),
+    fmt::print("{:<{}} {:<9} {:<13} {:>7} {:>11} {:>13.4f} {:>12.4f} {:>12.3f} {:>10.1f}\n",
+               r["id"].get<std::string>(), id_width, r["patcher"].get<std::string>(),
                r["backbone"].get<std::string>(), r["tokens"].get<int64_t>(),
                r["params"].get<int64_t>(), r["paper_macs"].get<int64_t>() / 1e9,
                r["flops"].get<int64_t>() / 1e9, r["latency_ms_median"].get<double>(),

@@ -87,11 +87,15 @@ void run_gnuplot(const fs::path& script) {
   const std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2>&1", script.parent_path().string(),
                                       script.filename().string());
   const int status = std::system(cmd.c_str());
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 127) {
+    throw Error("report.gnuplot", "gnuplot is not installed; apt-get install gnuplot-nox "
+                                  "(./setup.sh installs it), or pass --no-plots");
+  }
   if (status != 0) {
-    throw Error("report.gnuplot",
-                fmt::format("gnuplot failed on '{}' (exit {}); is gnuplot installed? "
-                            "(apt-get install gnuplot-nox; ./setup.sh installs it)",
-                            script.string(), WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+    throw Error("report.gnuplot", fmt::format("gnuplot failed on '{}' (exit {}; its message is "
+                                              "above); please report it with the script",
+                                              script.string(), code));
   }
 }
 
@@ -188,10 +192,22 @@ int run_report(const std::vector<std::string>& args) {
       std::ofstream dat(out / "cost.dat");
       dat << "# gmacs mean std point\n";
       std::vector<std::pair<double, double>> xy;
+      double lo = INFINITY, hi = 0.0, ylo = INFINITY, yhi = -INFINITY;
       for (const auto& s : points) {
         dat << fmt::format("{} {} {} {}\n", s.gmacs, s.mean(), s.std(), gnuplot_quote(s.point));
         xy.emplace_back(s.gmacs, s.mean());
+        if (std::isfinite(s.mean())) {
+          ylo = std::min(ylo, s.mean() - s.std());
+          yhi = std::max(yhi, s.mean() + s.std());
+        }
+        if (s.gmacs > 0) {
+          lo = std::min(lo, s.gmacs);
+          hi = std::max(hi, s.gmacs);
+        }
       }
+      if (!(hi > 0)) lo = hi = 1.0;
+      if (!(yhi >= ylo)) ylo = yhi = 0.5;
+      const double pad = std::max(0.05, 0.15 * (yhi - ylo));
       std::sort(xy.begin(), xy.end());
       std::ofstream front(out / "pareto.dat");
       double best = -INFINITY;
@@ -205,11 +221,15 @@ int run_report(const std::vector<std::string>& args) {
       gp << kTerminal << "set output 'metric_vs_gmacs.png'\n"
          << "set title " << gnuplot_quote(pub.experiment.name + ": " + metric + " vs cost") << "\n"
          << "set xlabel 'paper GMACs per example (log scale)'\nset ylabel " << gnuplot_quote(metric) << "\n"
-         << "set logscale x\nset grid\nset key bottom right\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
+         << "set logscale x\nset grid\nset key bottom right\n"
+         << fmt::format("set xrange [{}:{}]\n", lo / 1.5, hi * 1.5)
+         << fmt::format("set yrange [{}:{}]\n", ylo - pad, yhi + pad)
          << "plot 'cost.dat' using 1:2:3 with yerrorbars pt 7 title 'sweep point (mean ± std)', \\\n"
          << "     'cost.dat' using 1:2:4 with labels offset 0,1 font ',8' notitle, \\\n"
          << "     'pareto.dat' using 1:2 with steps lw 2 title 'Pareto front'\n";
       gp.close();
+      dat.close();
+      front.close();  // gnuplot reads the files: flush them first
       run_gnuplot(out / "metric_vs_gmacs.gp");
       images.push_back("metric_vs_gmacs.png");
     }
@@ -240,6 +260,7 @@ int run_report(const std::vector<std::string>& args) {
          << "set xrange [-0.5:" << level.size() - 0.5 << "]\n"
          << "plot 'axis_" << key << ".dat' using 1:2 with points pt 7 ps 1.5 title 'run'\n";
       gp.close();
+      dat.close();
       run_gnuplot(out / ("metric_vs_" + key + ".gp"));
       images.push_back(png);
     }
@@ -266,6 +287,7 @@ int run_report(const std::vector<std::string>& args) {
          << "set ylabel " << gnuplot_quote(valid_key) << "\nset title 'validation'\nplot " << plot_valid << "\n"
          << "set ylabel 'training loss'\nset title 'training loss'\nplot " << plot_loss << "\nunset multiplot\n";
       gp.close();
+      dat.close();
       run_gnuplot(out / "curves.gp");
       images.push_back("curves.png");
     }

@@ -163,20 +163,49 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
   }
 }
 
-TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step") {
+TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step; the sweep goes on") {
   patchbay::test::TempDir dir;
-  const fs::path exp = write_experiment(dir.path());
+  const fs::path exp = write_experiment(dir.path(), 2, "\n[sweep]\n\"train.lr\" = [1e30, 0.003]\n");
   const fs::path results = dir.path() / "nan.h5";
-  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " train.lr=1e30 --results " + quoted(results));
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
   CHECK(r.code == 1);
   CHECK(r.out.find("FAILED") != std::string::npos);
   CHECK(r.out.find("training loss became") != std::string::npos);
+  CHECK(r.out.find("1 of 2 runs COMPLETED, 1 FAILED") != std::string::npos);
   const patchbay::ResultsStore store(results);
   const auto ids = store.read_experiment().value().run_ids;
-  const auto rec = store.read_run(ids.at(0));
-  REQUIRE(rec.has_value());
-  CHECK(rec->status == patchbay::RunStatus::failed);
-  CHECK(rec->failed_step >= 1);
+  REQUIRE(ids.size() == 2);
+  const auto failed = store.read_run(ids[0]);
+  REQUIRE(failed.has_value());
+  CHECK(failed->status == patchbay::RunStatus::failed);
+  CHECK(failed->failed_step >= 1);
+  CHECK(store.read_run(ids[1])->status == patchbay::RunStatus::completed);
   CHECK(h5_attr(results, "f['runs/" + ids[0] + "'].attrs['status']") == "FAILED");
+  CHECK(h5_attr(results, "list(f['summary/test_accuracy'].shape)") == "[2]");
+
+  // The report lists both, explains the failure, and draws its plots.
+  const fs::path out = dir.path() / "report";
+  r = patchbay::test::run(cli() + " report " + quoted(results) + " --out " + quoted(out));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  std::ifstream md_in(out / "report.md");
+  std::stringstream md;
+  md << md_in.rdbuf();
+  CHECK(md.str().find(ids[1]) != std::string::npos);
+  CHECK(md.str().find("## Failed runs") != std::string::npos);
+  CHECK(md.str().find("training loss became") != std::string::npos);
+  CHECK(md.str().find("train.lr=0.003") != std::string::npos);
+  for (const char* png : {"metric_vs_gmacs.png", "metric_vs_train.lr.png", "curves.png"}) {
+    CAPTURE(png);
+    std::ifstream in(out / png, std::ios::binary);
+    char magic[8] = {0};
+    in.read(magic, 8);
+    CHECK(std::string(magic + 1, 3) == "PNG");
+    CHECK(fs::file_size(out / png) > 2000);
+  }
+  // Not a results file: a clear error.
+  std::ofstream(dir.path() / "x.h5") << "nope";
+  r = patchbay::test::run(cli() + " report " + quoted(dir.path() / "x.h5"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("cannot read results file") != std::string::npos);
 }
 }

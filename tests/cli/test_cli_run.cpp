@@ -209,3 +209,17 @@ TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step;
   CHECK(r.err.find("cannot read results file") != std::string::npos);
 }
 }
+
+TEST_SUITE("cli") {
+TEST_CASE("cli: every experiment file in experiments/ plans") {
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(fs::path(patchbay::test::kSourceDir) / "experiments")) {
+    if (e.path().extension() != ".toml") continue;
+    ++files;
+    CAPTURE(e.path().string());
+    const auto r = patchbay::test::run(cli() + " plan " + quoted(e.path()) + " --json");
+    CHECK_MESSAGE(r.code == 0, r.err);
+  }
+  CHECK(files >= 7);
+}
+}

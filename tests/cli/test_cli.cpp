@@ -14,7 +14,7 @@ using nlohmann::json;
 namespace {
 std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
 std::string quickstart() {
-  return std::string("'") + patchbay::test::kSourceDir + "/experiments/quickstart/quickstart.toml'";
+  return std::string("'") + patchbay::test::kSourceDir + "/experiments/examples/minimal.toml'";
 }
 std::string sweep_example() {
   return std::string("'") + patchbay::test::kSourceDir + "/experiments/examples/sweep.toml'";
@@ -76,7 +76,7 @@ TEST_CASE("cli: plan prints the one run of a file without [sweep]") {
   REQUIRE(j["runs"].size() == 1);
   CHECK(j["runs"][0]["config"]["patcher"]["stride"] == 2);
   CHECK(j["runs"][0]["config"]["patcher"]["plugin_version"] == "0.1.0");
-  CHECK(j["experiment"] == "quickstart");
+  CHECK(j["experiment"] == "minimal");
 }
 
 TEST_CASE("cli: plan expands a [sweep]: one row per run, one column per swept key") {

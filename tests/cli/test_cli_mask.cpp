@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 namespace {
 std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
 std::string quickstart() {
-  return std::string("'") + patchbay::test::kSourceDir + "/experiments/quickstart/quickstart.toml'";
+  return std::string("'") + patchbay::test::kSourceDir + "/experiments/examples/minimal.toml'";
 }
 std::string speech() {
   return std::string("'") + patchbay::test::kSourceDir + "/tests/golden/fbank/speech.wav'";

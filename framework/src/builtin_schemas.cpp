@@ -63,6 +63,9 @@ const OptionSchema& train_schema() {
                Range::between(0, 1));
     s.add_real("mixup", 0.0, "probability of mixing a batch", Range::between(0, 1));
     s.add_real("mixup_alpha", 10.0, "mixup lambda ~ Beta(alpha, alpha)", Range::at_least(1e-6));
+    s.add_choice("mixup_on", "spectrogram", {"spectrogram", "waveform"},
+                 "mix the (cached) log-mel spectrograms, or decode and mix the waveforms and "
+                 "compute the mixture's fbank as AST does (slower: no cache for mixed batches)");
     s.add_choice("select", "auto", {"auto", "accuracy", "mAP"},
                  "validation metric that picks the best epoch (auto: mAP for multi-label "
                  "datasets, accuracy otherwise)");

@@ -62,6 +62,7 @@ struct SplitData {
   at::Tensor features;   // [N, T, F] float32
   at::Tensor labels;     // [N] int64 (single-label) — first label
   at::Tensor multi_hot;  // [N, C] float32
+  std::vector<std::filesystem::path> paths;  // [N] the clips' files (waveform mixup decodes them)
   std::vector<SkippedClip> skipped;
   int64_t size() const { return features.defined() ? features.size(0) : 0; }
 };
@@ -85,6 +86,7 @@ SplitData load_split(const Dataset& dataset, Split split, const FeatureRequest& 
                                                    "label list", clip.path.string()));
     }
     labels[i] = clip.labels.front();
+    d.paths.push_back(clip.path);
     for (int64_t l : clip.labels) {
       if (l < 0 || l >= num_classes) {
         throw DataError("data.bad_label", fmt::format("clip '{}' has label index {} outside 0..{}",
@@ -97,6 +99,7 @@ SplitData load_split(const Dataset& dataset, Split split, const FeatureRequest& 
 }
 
 struct Batch {
+  at::Tensor rows;       // [B] row indices into the split
   at::Tensor spec;       // [B, F, T] normalised
   at::Tensor labels;     // [B]
   at::Tensor multi_hot;  // [B, C]
@@ -140,6 +143,7 @@ class Prefetcher {
                                       torch::kLong).clone();
     Batch b;
     b.spec = ((data_.features.index_select(0, idx).transpose(1, 2) - mean_) / scale_).contiguous();
+    b.rows = idx;
     b.labels = data_.labels.index_select(0, idx);
     b.multi_hot = data_.multi_hot.index_select(0, idx);
     return b;
@@ -396,6 +400,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   const double smoothing = t.get_real("label_smoothing");
   const double mixup = t.get_real("mixup");
   const double mixup_alpha = t.get_real("mixup_alpha");
+  const bool mixup_on_waveform = t.get_string("mixup_on") == "waveform";
+  const FbankOptions fbank_options = request.frontend;
+  const Fbank fbank(fbank_options);
   const int64_t eval_batch = t.get_int("eval_batch_size");
 
   Resumed state;
@@ -436,18 +443,41 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     while (!batches.done()) {
       const auto data_start = Clock::now();
       Batch b = batches.next();
+      const int64_t n = b.spec.size(0);
+      at::Tensor targets = multi_label ? b.multi_hot : F::one_hot(b.labels, num_classes).to(torch::kFloat);
+      // Mixup draws come first, so both modes consume the generator in the same order.
+      bool mix = false;
+      double lambda = 1.0;
+      at::Tensor partner;
+      if (mixup > 0.0 && torch::rand({1}, generator).item<double>() < mixup) {
+        const auto gammas = at::_standard_gamma(torch::full({2}, mixup_alpha, torch::kDouble), generator);
+        lambda = (gammas[0] / (gammas[0] + gammas[1])).item<double>();
+        partner = torch::randperm(n, generator, torch::kLong);
+        mix = true;
+        targets = lambda * targets + (1.0 - lambda) * targets.index_select(0, partner);
+      }
+      if (mix && mixup_on_waveform) {
+        // AST's way: mix the decoded waveforms (the shorter zero-padded), then compute the
+        // fbank of the mixture; the masker then sees the mixture's spectrogram.
+        std::vector<at::Tensor> specs;
+        for (int64_t i = 0; i < n; ++i) {
+          const auto a = b.rows[i].item<int64_t>();
+          const auto z = b.rows[partner[i].item<int64_t>()].item<int64_t>();
+          Waveform wa = read_audio(train.paths[static_cast<size_t>(a)], fbank_options.sample_rate);
+          const Waveform wz = read_audio(train.paths[static_cast<size_t>(z)], fbank_options.sample_rate);
+          const int64_t len = std::max(wa.samples.size(0), wz.samples.size(0));
+          const auto pad = [len](const at::Tensor& x) {
+            return x.size(0) == len ? x : at::constant_pad_nd(x, {0, len - x.size(0)});
+          };
+          wa.samples = lambda * pad(wa.samples) + (1.0 - lambda) * pad(wz.samples);
+          specs.push_back(pad_or_crop(fbank.compute(wa), fbank_options.target_frames).t());
+        }
+        b.spec = ((torch::stack(specs) - mean) / scale).contiguous();
+      }
       const auto masked = model.masker->apply(b.spec, model.grid(), generator);
       at::Tensor spec = masked.spec;
       epoch_masked += masked.masked_cells.sum().item<double>();
-      const int64_t n = spec.size(0);
-      at::Tensor targets = multi_label ? b.multi_hot : F::one_hot(b.labels, num_classes).to(torch::kFloat);
-      if (mixup > 0.0 && torch::rand({1}, generator).item<double>() < mixup) {
-        const auto gammas = at::_standard_gamma(torch::full({2}, mixup_alpha, torch::kDouble), generator);
-        const double lambda = (gammas[0] / (gammas[0] + gammas[1])).item<double>();
-        const auto partner = torch::randperm(n, generator, torch::kLong);
-        spec = lambda * spec + (1.0 - lambda) * spec.index_select(0, partner);
-        targets = lambda * targets + (1.0 - lambda) * targets.index_select(0, partner);
-      }
+      if (mix && !mixup_on_waveform) spec = lambda * spec + (1.0 - lambda) * spec.index_select(0, partner);
       data_seconds += seconds_since(data_start);
 
       const auto step_start = Clock::now();

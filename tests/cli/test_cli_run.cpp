@@ -165,7 +165,8 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
 
 TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step; the sweep goes on") {
   patchbay::test::TempDir dir;
-  const fs::path exp = write_experiment(dir.path(), 2, "\n[sweep]\n\"train.lr\" = [1e30, 0.003]\n");
+  // The completed run also exercises mixup on waveforms (AST's way).
+  const fs::path exp = write_experiment(dir.path(), 2, "mixup_on = \"waveform\"\n\n[sweep]\n\"train.lr\" = [1e30, 0.003]\n");
   const fs::path results = dir.path() / "nan.h5";
   auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
   CHECK(r.code == 1);

@@ -168,7 +168,7 @@ TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step;
   // The completed run also exercises mixup on waveforms (AST's way).
   const fs::path exp = write_experiment(dir.path(), 2, "mixup_on = \"waveform\"\n\n[sweep]\n\"train.lr\" = [1e30, 0.003]\n");
   const fs::path results = dir.path() / "nan.h5";
-  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --jobs 2 --results " + quoted(results));
   CHECK(r.code == 1);
   CHECK(r.out.find("FAILED") != std::string::npos);
   CHECK(r.out.find("training loss became") != std::string::npos);

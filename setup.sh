@@ -17,7 +17,8 @@ packages=(
   libsndfile1-dev libsoxr-dev                    # audio decoding and resampling
   libespeak-ng-dev espeak-ng-data                # voices of the built-in keywords dataset
   libstb-dev                                     # PNG images (patchbay mask)
-  doctest-dev                                    # tests
+  gnuplot-nox                                    # patchbay report's plots
+  doctest-dev python3-h5py python3-pandas        # tests (they read results as users do)
 )
 
 missing=()

@@ -405,6 +405,18 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   const Fbank fbank(fbank_options);
   const int64_t eval_batch = t.get_int("eval_batch_size");
 
+  // A progress record for a phase without a running loss (evaluation, measurement).
+  const auto phase_progress = [&](const char* phase, int64_t epoch, int64_t at_step) {
+    TrainProgress p;
+    p.run_id = run.id;
+    p.phase = phase;
+    p.epoch = epoch;
+    p.epochs = epochs;
+    p.step = at_step;
+    p.total_steps = total_steps;
+    return p;
+  };
+
   Resumed state;
   state.best_state = copy_state(model);
   if (!opts.checkpoint.empty() && fs::exists(opts.checkpoint) && !rec.curves.empty()) {
@@ -527,14 +539,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     const double train_elapsed = seconds_since(epoch_start);
     train_seconds_total += train_elapsed;
 
-    TrainProgress ep;
-    ep.run_id = run.id;
-    ep.phase = "eval";
-    ep.epoch = epoch;
-    ep.epochs = epochs;
-    ep.step = step;
-    ep.total_steps = total_steps;
-    report(ep);
+    report(phase_progress("eval", epoch, step));
     const Evaluation v = evaluate(model, valid.size() > 0 ? valid : train, multi_label, eval_batch,
                                   mean, scale, loader_threads);
     const double score = select_metric(v, use_map);
@@ -573,14 +578,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
 
   // Test the best-on-validation weights.
   restore_state(model, state.best_state);
-  TrainProgress tp;
-  tp.run_id = run.id;
-  tp.phase = "eval";
-  tp.epoch = epochs;
-  tp.epochs = epochs;
-  tp.step = step;
-  tp.total_steps = total_steps;
-  report(tp);
+  report(phase_progress("eval", epochs, step));
   const Evaluation best_valid = evaluate(model, valid.size() > 0 ? valid : train, multi_label,
                                          eval_batch, mean, scale, loader_threads);
   const Evaluation tested = evaluate(model, test, multi_label, eval_batch, mean, scale, loader_threads);
@@ -604,10 +602,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   rec.final["data_fraction"] = epoch_seconds > 0 ? data_seconds / epoch_seconds : kNaN;
 
   if (opts.measure_latency) {
-    TrainProgress mp;
-    mp.run_id = run.id;
-    mp.phase = "measure";
-    report(mp);
+    report(phase_progress("measure", epochs, step));
     const Latency l = measure_latency(model, batch_size, 10);
     rec.final["latency_ms"] = l.batch1_ms;
     rec.final["throughput"] = l.throughput;

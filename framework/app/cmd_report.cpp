@@ -221,12 +221,12 @@ int run_report(const std::vector<std::string>& args) {
       gp << kTerminal << "set output 'metric_vs_gmacs.png'\n"
          << "set title " << gnuplot_quote(pub.experiment.name + ": " + metric + " vs cost") << "\n"
          << "set xlabel 'paper GMACs per example (log scale)'\nset ylabel " << gnuplot_quote(metric) << "\n"
-         << "set logscale x\nset grid\nset key bottom right\n"
+         << "set logscale x\nset format x \"%g\"\nset mxtics 10\nset grid xtics mxtics ytics\nset key bottom left\n"
          << fmt::format("set xrange [{}:{}]\n", lo / 1.5, hi * 1.5)
          << fmt::format("set yrange [{}:{}]\n", ylo - pad, yhi + pad)
          << "plot 'cost.dat' using 1:2:3 with yerrorbars pt 7 title 'sweep point (mean ± std)', \\\n"
          << "     'cost.dat' using 1:2:4 with labels offset 0,1 font ',8' notitle, \\\n"
-         << "     'pareto.dat' using 1:2 with steps lw 2 title 'Pareto front'\n";
+         << "     'pareto.dat' using 1:2 with linespoints pt 6 ps 2.5 lw 2 title 'Pareto front (best metric for its cost)'\n";
       gp.close();
       dat.close();
       front.close();  // gnuplot reads the files: flush them first

@@ -34,6 +34,9 @@ Commands:
                           spectrogram and the patch grid
   data keywords --out DIR generate the built-in keywords dataset (Speech Commands V2
                           layout, espeak-ng voices) into DIR
+  weights export RUN_DIR --out W.h5
+                          a run's trained weights as HDF5, named as the original AST / AuM
+                          code names them (`weights list W.h5` shows a file)
 
 Options:
   -h, --help              this text; `patchbay <command> --help` explains one command
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
     if (command == "mask") return patchbay::cli::run_mask(rest);
     if (command == "data") return patchbay::cli::run_data(rest);
     if (command == "report") return patchbay::cli::run_report(rest);
+    if (command == "weights") return patchbay::cli::run_weights(rest);
     if (command == "run") return patchbay::cli::run_run(rest);
     if (command == "run-worker") return patchbay::cli::run_worker(rest);
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",

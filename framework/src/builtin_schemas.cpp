@@ -74,6 +74,8 @@ const OptionSchema& train_schema() {
     s.add_int("threads", 0, "intra-op threads (0: all cores)", Range::at_least(0));
     s.add_int("loader_threads", 1, "background data-loading threads", Range::at_least(0));
     s.add_string("device", "cpu", "LibTorch device, e.g. cpu or cuda:0");
+    s.add_string("init_weights", "", "start from this weights file (patchbay weights export; "
+                 "relative to the experiment file) instead of random initialisation; \"\": none");
     return s;
   }();
   return schema;

@@ -955,6 +955,11 @@ void write_table(std::string& out, const char* section, const Options& options,
   }
   for (const auto& [k, v] : options.values()) {
     if (identity && execution_only(section, k)) continue;
+    // Added after runs existed: unset, it leaves their ids as they were.
+    if (identity && std::string(section) == "train" && k == "init_weights" &&
+        v == OptionValue{std::string()}) {
+      continue;
+    }
     out += fmt::format("{} = {}\n", k, to_toml(v));
   }
 }

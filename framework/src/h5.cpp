@@ -255,6 +255,49 @@ std::vector<std::string> read_strings(hid_t parent, const std::string& name) {
   return out;
 }
 
+Handle write_nd(hid_t parent, const std::string& name, hid_t file_type, hid_t mem_type,
+                const void* data, const std::vector<hsize_t>& dims) {
+  Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               "make a space for '" + name + "'");
+  Handle ds(H5Dcreate2(parent, name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT,
+                       H5P_DEFAULT),
+            "create dataset '" + name + "'");
+  if (H5Sget_simple_extent_npoints(space.id()) > 0) {
+    check_status(H5Dwrite(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+                 "write dataset '" + name + "'");
+  }
+  return ds;
+}
+
+std::vector<hsize_t> shape_of(hid_t dataset) {
+  Handle space(H5Dget_space(dataset), "get a dataset's space");
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  if (rank < 0) fail("get a dataset's rank");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0) check(H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr), "get a dataset's shape");
+  return dims;
+}
+
+H5T_class_t type_class(hid_t dataset) {
+  Handle type(H5Dget_type(dataset), "get a dataset's type");
+  return H5Tget_class(type.id());
+}
+
+void read_nd(hid_t dataset, hid_t mem_type, void* out) {
+  Handle space(H5Dget_space(dataset), "get a dataset's space");
+  if (H5Sget_simple_extent_npoints(space.id()) <= 0) return;
+  check_status(H5Dread(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), "read a dataset");
+}
+
+bool is_dataset(hid_t parent, const std::string& name) {
+  if (H5Oexists_by_name(parent, name.c_str(), H5P_DEFAULT) <= 0) return false;
+  const hid_t obj = H5Oopen(parent, name.c_str(), H5P_DEFAULT);
+  if (obj < 0) return false;
+  Handle owner(obj, "open '" + name + "'");
+  return H5Iget_type(obj) == H5I_DATASET;
+}
+
 void attach_scale(hid_t data, hid_t scale, unsigned dim, const std::string& label) {
   if (H5DSis_scale(scale) <= 0) check_status(H5DSset_scale(scale, label.c_str()), "make scale '" + label + "'");
   check_status(H5DSattach_scale(data, scale, dim), "attach scale '" + label + "'");

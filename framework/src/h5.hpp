@@ -1,8 +1,9 @@
 // A thin RAII layer over the HDF5 C API, for the results store (internal to the core).
 //
 // Only what patchbay writes: groups, scalar attributes (string / double / int64), 1-D
-// datasets of doubles, int64s and strings, N-D double arrays, dimension scales, and object
-// copies between files. Strings are variable-length UTF-8 (h5py: .asstr()).
+// datasets of doubles, int64s and strings, N-D double arrays, N-D numeric datasets of any
+// HDF5 type (the weights files: float32, int64), dimension scales, and object copies
+// between files. Strings are variable-length UTF-8 (h5py: .asstr()).
 // Every failure throws patchbay::Error("results.hdf5", "<what> '<name>' in <file>: ...");
 // HDF5's own error printing is turned off.
 #pragma once
@@ -61,6 +62,19 @@ void write_array(hid_t parent, const std::string& name, const std::vector<double
                  const std::vector<hsize_t>& dims);
 std::vector<double> read_doubles(hid_t parent, const std::string& name);
 std::vector<std::string> read_strings(hid_t parent, const std::string& name);
+
+// N-D numeric datasets (rank 0: a scalar). `file_type` is what the file stores (e.g.
+// H5T_IEEE_F32LE), `mem_type` what `data` holds (e.g. H5T_NATIVE_FLOAT), row-major of shape
+// `dims`. Returns the new dataset, for its attributes.
+Handle write_nd(hid_t parent, const std::string& name, hid_t file_type, hid_t mem_type,
+                const void* data, const std::vector<hsize_t>& dims);
+// The shape of a dataset (empty for a scalar), and its type class (H5T_FLOAT, H5T_INTEGER...).
+std::vector<hsize_t> shape_of(hid_t dataset);
+H5T_class_t type_class(hid_t dataset);
+// Reads the whole dataset converted to `mem_type` into `out` (room for every element).
+void read_nd(hid_t dataset, hid_t mem_type, void* out);
+// True when `name` under `parent` is a dataset (not a group or a named type).
+bool is_dataset(hid_t parent, const std::string& name);
 
 // Marks dataset `scale` (1-D) as a dimension scale named `label` and attaches it to
 // dimension `dim` of dataset `data` (h5py: ds.dims[dim][0]; xarray reads the pairs).

@@ -57,6 +57,7 @@ Cost Model::cost() const {
 
 Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
   Model m;
+  m.patcher_name = c.patcher.plugin;
   m.backbone_name = c.backbone.plugin;
   m.num_classes = num_classes;
   PatcherContext pc;

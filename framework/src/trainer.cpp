@@ -27,6 +27,7 @@
 #include "patchbay/log.hpp"
 #include "patchbay/metrics.hpp"
 #include "patchbay/model.hpp"
+#include "patchbay/weights.hpp"
 
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
@@ -370,6 +371,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   // Model and optimiser.
   torch::manual_seed(static_cast<uint64_t>(t.get_int("seed")));
   Model model = build_model(c, registry, num_classes);
+  if (const fs::path init = t.get_string("init_weights"); !init.empty()) {
+    import_weights(model, init.is_relative() ? opts.base_dir / init : init);
+  }
   const Cost cost = model.cost();
   rec.final["tokens"] = static_cast<double>(model.grid().tokens());
   rec.final["params"] = static_cast<double>(cost.params);

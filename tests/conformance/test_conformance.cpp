@@ -13,6 +13,7 @@
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
+#include "patchbay/weights.hpp"
 #include "test_paths.hpp"
 
 using namespace patchbay;
@@ -165,6 +166,27 @@ TEST_CASE("conformance: backbones") {
     again->module().eval();
     CHECK(torch::equal(again->forward(tokens), b->forward(tokens)));
     CHECK_THROWS_AS(b->forward(torch::randn({2, grid.tokens() + 1, d})), ShapeError);
+  }
+}
+
+TEST_CASE("conformance: declared original names cover each patcher's and backbone's tensors") {
+  // weight_names() refuses a name list that misses, repeats or invents a tensor, and two
+  // plugins that give one name to two tensors: every pairing must export.
+  for (const auto* pe : loaded().entries(PluginKind::patcher)) {
+    for (const auto* be : loaded().entries(PluginKind::backbone)) {
+      CAPTURE(pe->name());
+      CAPTURE(be->name());
+      Model m;
+      m.patcher_name = pe->name();
+      m.backbone_name = be->name();
+      m.num_classes = 5;
+      const int64_t d = loaded().backbone_embed_dim(be->name(), defaults_of(*be));
+      m.patcher = loaded().make_patcher(pe->name(), defaults_of(*pe), PatcherContext{128, 128, d});
+      m.backbone = loaded().make_backbone(be->name(), defaults_of(*be), BackboneContext{m.patcher->grid(), d, 5});
+      std::vector<WeightName> names;
+      CHECK_NOTHROW(names = weight_names(m));
+      CHECK(names.size() == m.named_state().size());
+    }
   }
 }
 

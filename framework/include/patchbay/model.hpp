@@ -28,6 +28,7 @@ struct PATCHBAY_API Model {
   std::shared_ptr<Patcher> patcher;
   std::shared_ptr<Masker> masker;
   std::shared_ptr<Backbone> backbone;
+  std::string patcher_name;
   std::string backbone_name;
   int64_t num_classes = 0;
 

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "patchbay/export.hpp"
@@ -91,6 +92,13 @@ class PATCHBAY_API Patcher {
   virtual torch::nn::Module& module() = 0;
   // Parameters and MACs of one example's forward pass.
   virtual Cost cost() const = 0;
+  // The names the original PyTorch implementation gives module()'s state (parameters and
+  // buffers), as (module() name, original name) pairs, e.g. ("proj.weight",
+  // "patch_embed.proj.weight"); the backbone decides where the original nests them
+  // (Backbone::original_patcher_prefix). `patchbay weights` exports under these names.
+  // Empty (the default): patchbay's own names ("patcher.<name>"). A non-empty list names
+  // every tensor of module() exactly once.
+  virtual std::vector<std::pair<std::string, std::string>> original_names() const { return {}; }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -129,6 +137,14 @@ class PATCHBAY_API Backbone {
   virtual torch::nn::Module& module() = 0;
   // Parameters and MACs of one example's forward pass over grid.tokens() tokens.
   virtual Cost cost() const = 0;
+  // As Patcher::original_names, for module()'s state: (module() name, original name), e.g.
+  // ("blocks.0.norm1.weight", "v.blocks.0.norm1.weight"). Empty (the default): the backbone
+  // has no original to match, and every tensor of the model, the patcher's included, keeps
+  // patchbay's name ("patcher.<name>", "backbone.<name>").
+  virtual std::vector<std::pair<std::string, std::string>> original_names() const { return {}; }
+  // Where the original model keeps the patch embedding: prefixed to the patcher's original
+  // names ("v." for AST, whose timm encoder `v` holds patch_embed; "" for AuM).
+  virtual std::string original_patcher_prefix() const { return ""; }
 };
 
 }  // namespace patchbay

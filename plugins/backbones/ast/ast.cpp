@@ -166,6 +166,21 @@ class Ast final : public patchbay::Backbone {
 
   torch::nn::Module& module() override { return *root_; }
 
+  // The original ASTModel keeps the timm encoder as `v` (v.cls_token, v.blocks.0.norm1.weight,
+  // v.patch_embed.proj.weight, ...) and its head beside it as mlp_head.{0,1}. Its timm model
+  // also carries two ImageNet heads (v.head, v.head_dist) that its forward never uses; we
+  // have no such tensors (docs/weights.md).
+  std::vector<std::pair<std::string, std::string>> original_names() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    const auto add = [&](const std::string& name) {
+      out.emplace_back(name, name.rfind("mlp_head.", 0) == 0 ? name : "v." + name);
+    };
+    for (const auto& p : root_->named_parameters()) add(p.key());
+    for (const auto& b : root_->named_buffers()) add(b.key());
+    return out;
+  }
+  std::string original_patcher_prefix() const override { return "v."; }
+
   patchbay::Cost cost() const override {
     const int64_t t = ctx_.grid.tokens() + 2, d = shape_.dim, h = shape_.hidden;
     const int64_t linear_per_token = 3 * d * d + d * d + 2 * d * h;  // qkv, proj, fc1, fc2

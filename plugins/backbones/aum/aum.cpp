@@ -241,6 +241,16 @@ class Aum final : public patchbay::Backbone {
 
   torch::nn::Module& module() override { return *root_; }
 
+  // Our module tree mirrors AuM's VisionMamba (Vim's models_mamba.py) name for name, with
+  // the patch embedding (patch_embed.proj) at the top level.
+  std::vector<std::pair<std::string, std::string>> original_names() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& p : root_->named_parameters()) out.emplace_back(p.key(), p.key());
+    for (const auto& b : root_->named_buffers()) out.emplace_back(b.key(), b.key());
+    return out;
+  }
+  std::string original_patcher_prefix() const override { return ""; }
+
   patchbay::Cost cost() const override {
     const int64_t t = ctx_.grid.tokens() + 1, d = shape_.dim, di = shape_.d_inner;
     const int64_t r = shape_.dt_rank, n = shape_.d_state;

@@ -38,6 +38,11 @@ class ConvPatcher final : public Patcher {
 
   torch::nn::Module& module() override { return *holder_; }
 
+  // timm's PatchEmbed, which AST (inside `v`) and AuM both use: patch_embed.proj.
+  std::vector<std::pair<std::string, std::string>> original_names() const override {
+    return {{"proj.weight", "patch_embed.proj.weight"}, {"proj.bias", "patch_embed.proj.bias"}};
+  }
+
   Cost cost() const override {
     const int64_t kernel = grid_.patch_freq * grid_.patch_time;
     Cost c;

@@ -1,0 +1,171 @@
+// End-to-end checks of `patchbay weights`: export a trained run's best and last epochs under
+// the original names, list a file, start another run from it (train.init_weights), and the
+// refusals that name what is wrong.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <torch/serialize.h>
+
+#include "helpers.hpp"
+#include "patchbay/config.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/model.hpp"
+#include "patchbay/results.hpp"
+#include "patchbay/weights.hpp"
+#include "test_paths.hpp"
+
+namespace fs = std::filesystem;
+using namespace patchbay;
+
+namespace {
+
+std::string cli() { return std::string("'") + test::kCli + "'"; }
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// A 3-word keyword set (6 clips per word).
+const fs::path& tiny_keywords() {
+  static test::TempDir dir;
+  static const fs::path root = [] {
+    const fs::path out = dir.path() / "keywords";
+    const auto r = test::run(cli() + " data keywords --out " + quoted(out) +
+                             " --per-class 6 --words yes,no,up --seed 5");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    return out;
+  }();
+  return root;
+}
+
+fs::path write_experiment(const fs::path& file, const std::string& backbone, const std::string& train) {
+  std::ofstream(file) << "[dataset]\nplugin = \"speech_commands\"\nroot = \"" << tiny_keywords().string()
+                      << "\"\n\n[frontend]\nnum_mel_bins = 32\ntarget_frames = 100\n\n"
+                      << "[patcher]\nplugin = \"fftp\"\npatch_frames = 16\nstride = 8\n\n"
+                      << "[backbone]\n" << backbone << "\n\n"
+                      << "[train]\nbatch_size = 6\nthreads = 1\n" << train;
+  return file;
+}
+
+const char* kAst = "plugin = \"ast\"\ndepth = 1\nembed_dim = 32\nheads = 2";
+
+// The single run of a results file: its folder and its configuration.
+std::pair<fs::path, ResolvedConfig> only_run(const fs::path& results) {
+  const ResultsStore store(results);
+  const auto exp = store.read_experiment();
+  REQUIRE(exp.has_value());
+  REQUIRE(exp->run_ids.size() == 1);
+  const auto rec = store.read_run(exp->run_ids[0]);
+  REQUIRE(rec.has_value());
+  std::string text, line;
+  std::istringstream in(rec->config_toml);
+  while (std::getline(in, line)) {
+    if (line.rfind("plugin_version", 0) != 0) text += line + "\n";
+  }
+  auto config = load_experiment_text(text, "run.toml", {}, test::linked_registry()).runs.front().config;
+  return {store.run_dir(exp->run_ids[0]), config};
+}
+
+std::vector<std::pair<std::string, at::Tensor>> imported(const ResolvedConfig& c, const fs::path& file) {
+  Model m = build_model(c, test::linked_registry(), 3);
+  import_weights(m, file);
+  return m.named_state();
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+TEST_CASE("cli: weights export writes a run's best or last epoch; a run starts from it") {
+  test::TempDir dir;
+  const fs::path results = dir.path() / "a.h5";
+  auto r = test::run(cli() + " run " + quoted(write_experiment(dir.path() / "a.toml", kAst, "epochs = 2\n")) +
+                     " --results " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto [run_dir, config] = only_run(results);
+
+  // Best (default), from the folder; last, from the checkpoint.
+  const fs::path best = dir.path() / "best.h5", last = dir.path() / "last.h5";
+  r = test::run(cli() + " weights export " + quoted(run_dir) + " --out " + quoted(best));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("patcher 'fftp' + backbone 'ast'") != std::string::npos);
+  CHECK(r.out.find("(best epoch ") != std::string::npos);
+  r = test::run(cli() + " weights export " + quoted(run_dir / "checkpoint.pt") + " --last --out " + quoted(last));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("(last epoch 2)") != std::string::npos);
+
+  // The files hold the checkpoint's tensors, under the original names.
+  torch::serialize::InputArchive archive;
+  archive.load_from((run_dir / "checkpoint.pt").string());
+  const auto from_best = imported(config, best), from_last = imported(config, last);
+  for (size_t i = 0; i < from_best.size(); ++i) {
+    at::Tensor b, l;
+    archive.read("best/" + from_best[i].first, b, true);
+    archive.read("model/" + from_last[i].first, l, true);
+    CHECK(from_best[i].second.equal(b));
+    CHECK(from_last[i].second.equal(l));
+  }
+  const auto index = read_weights_index(best);
+  CHECK(index.attrs.at("source").find("of run " + run_dir.filename().string()) != std::string::npos);
+  CHECK(index.attrs.at("config").find("[backbone]\nplugin = \"ast\"") != std::string::npos);
+
+  r = test::run(cli() + " weights list " + quoted(best));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out.find("# architecture: ast") != std::string::npos);
+  CHECK(r.out.find("v.pos_embed") != std::string::npos);
+  CHECK(r.out.find("[1, 13, 32]") != std::string::npos);  // 11 tokens + 2
+  CHECK(r.out.find("backbone.blocks.0.attn.qkv.weight") != std::string::npos);
+  CHECK(r.out.find("v.patch_embed.proj.weight") != std::string::npos);
+  CHECK(r.out.find("[32, 1, 32, 16]") != std::string::npos);
+
+  // A run with init_weights (relative to its experiment file) and a zero learning rate ends
+  // where it started: with the file's weights.
+  fs::copy_file(best, dir.path() / "sub_init.h5");
+  fs::create_directories(dir.path() / "sub");
+  const fs::path init_results = dir.path() / "b.h5";
+  r = test::run(cli() + " run " +
+                quoted(write_experiment(dir.path() / "sub" / "b.toml", kAst,
+                                        "epochs = 1\nlr = 0.0\ninit_weights = \"../sub_init.h5\"\n")) +
+                " --results " + quoted(init_results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto [init_dir, init_config] = only_run(init_results);
+  const fs::path after = dir.path() / "after.h5";
+  r = test::run(cli() + " weights export " + quoted(init_dir) + " --last --out " + quoted(after));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  const auto start = imported(config, best), end = imported(config, after);
+  for (size_t i = 0; i < start.size(); ++i) CHECK(start[i].second.equal(end[i].second));
+
+  // A file that does not fit fails the run, naming the tensor.
+  const fs::path bad_results = dir.path() / "c.h5";
+  r = test::run(cli() + " run " +
+                quoted(write_experiment(dir.path() / "c.toml", std::string(kAst) + "\nmlp_ratio = 2.0",
+                                        "epochs = 1\ninit_weights = \"best.h5\"\n")) +
+                " --results " + quoted(bad_results));
+  CHECK(r.code != 0);
+  const ResultsStore bad(bad_results);
+  const auto bad_rec = bad.read_run(bad.read_experiment()->run_ids[0]);
+  REQUIRE(bad_rec.has_value());
+  CHECK(bad_rec->status == RunStatus::failed);
+  CHECK(bad_rec->reason.find("tensor 'v.blocks.0.mlp.fc1.weight' is [128, 32] in '") != std::string::npos);
+}
+
+TEST_CASE("cli: weights export and list refuse what they cannot use") {
+  test::TempDir dir;
+  auto r = test::run(cli() + " weights export " + quoted(dir.path() / "nothing") + " --out " +
+                     quoted(dir.path() / "w.h5"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("error [weights.no_run]") != std::string::npos);
+  r = test::run(cli() + " weights export " + quoted(dir.path()) + " --out " + quoted(dir.path() / "w.h5"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("is not a run folder (R.h5.runs/<run id>/ with run.h5)") != std::string::npos);
+  r = test::run(cli() + " weights export " + quoted(dir.path()));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--out W.h5 is required") != std::string::npos);
+  r = test::run(cli() + " weights list " + quoted(dir.path() / "none.h5"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("error [weights.not_found]") != std::string::npos);
+  r = test::run(cli() + " weights frobnicate");
+  CHECK(r.code == 2);
+  r = test::run(cli() + " weights --help");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("patchbay weights export RUN_DIR|CHECKPOINT.pt") != std::string::npos);
+}
+}

@@ -19,6 +19,7 @@ packages=(
   libstb-dev                                     # PNG images (patchbay mask)
   gnuplot-nox                                    # patchbay report's plots
   doctest-dev python3-h5py python3-pandas        # tests (they read results as users do)
+  python3-torch                                  # tests: tools/load_weights.py checks exported weights
 )
 
 missing=()

@@ -35,8 +35,9 @@ struct SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
                             const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                             const at::Tensor& C, const c10::optional<at::Tensor>& D,
                             const c10::optional<at::Tensor>& z,
-                            const c10::optional<at::Tensor>& delta_bias, bool delta_softplus);
-  // Returns gradients for (u, delta, A, B, C, D, z, delta_bias, -); undefined where the
+                            const c10::optional<at::Tensor>& delta_bias, bool delta_softplus,
+                            bool keep_for_backward);
+  // Returns gradients for (u, delta, A, B, C, D, z, delta_bias, -, -); undefined where the
   // input was left out.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out);

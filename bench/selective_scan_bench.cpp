@@ -2,7 +2,8 @@
 // graph, as in inference) and forward + backward (through autograd, as in training).
 // Usage: patchbay_bench_selective_scan B D L N THREADS REPEATS [ISA]
 //   ISA: avx512 | avx2 | baseline (default: the best this CPU supports)
-// Prints "kernel_isa <isa>", then "kernel_fwd_ms", "kernel_fwd_cpu_ms", "kernel_fwdbwd_ms"
+// Prints "kernel_check" (sums of the output and of each gradient, to compare with the
+// reference's), "kernel_isa <isa>", then "kernel_fwd_ms", "kernel_fwd_cpu_ms", "kernel_fwdbwd_ms"
 // and "kernel_fwdbwd_cpu_ms", each a median over REPEATS timed runs after 2 warm-up runs
 // (wall clock, and the process's CPU time: robust to a busy machine at 1 thread). bench/run_selective_scan.sh
 // compares them with the PyTorch reference loop (selective_scan_reference.py) on the same
@@ -93,7 +94,13 @@ int main(int argc, char** argv) {
     for (auto* t : {&u, &delta, &A, &B, &C, &D, &z, &bias}) t->mutable_grad() = at::Tensor();
     scan().sum().backward();
   });
-  std::printf("kernel_isa %s\n", sk::isa_name(sk::plan_for<float>().isa));
+  // The same numbers as the reference's check line: sum of the output, then of each gradient.
+  for (auto* t : {&u, &delta, &A, &B, &C, &D, &z, &bias}) t->mutable_grad() = at::Tensor();
+  const auto out = scan();
+  out.sum().backward();
+  std::printf("kernel_check %.6g", out.sum().item<double>());
+  for (auto* t : {&u, &delta, &A, &B, &C, &D, &z, &bias}) std::printf(" %.6g", t->grad().sum().item<double>());
+  std::printf("\nkernel_isa %s\n", sk::isa_name(sk::plan_for<float>().isa));
   std::printf("kernel_fwd_ms %.3f\nkernel_fwd_cpu_ms %.3f\n", fwd.first, fwd.second);
   std::printf("kernel_fwdbwd_ms %.3f\nkernel_fwdbwd_cpu_ms %.3f\n", fwdbwd.first, fwdbwd.second);
   return 0;

@@ -1,15 +1,22 @@
 #!/usr/bin/python3
 """The selective scan as the PyTorch reference loop, timed forward-only and forward+backward.
 
-The loop is written the way mamba_ssm's selective_scan_ref computes it (REFERENCE.md §3):
-softplus(delta + bias); exp(delta A) and delta B u materialised as [b, d, l, n] tensors by
-einsum before the loop; then one state update and one einsum contraction with C per time
-step; D skip and silu(z) gate on the stacked outputs. Autograd does the backward.
+The loop is mamba_ssm's selective_scan_ref (REFERENCE.md §3): softplus(delta + bias);
+exp(delta A) and delta B u materialised as [b, d, l, n] tensors by einsum before the loop;
+one state update and one einsum contraction with C per time step; D skip and silu(z) gate on
+the stacked outputs; autograd does the backward. Two ways to walk the time steps:
+  unbind (default): the per-step slices come from unbind(), whose backward is one stack.
+      Same ops per step as mamba_ssm; the fastest loop, so the fair one to compare against.
+  index: mamba_ssm's own deltaA[:, :, i] indexing. Each step's backward then adds a
+      full-size [b, d, l, n] gradient, which makes backward ~100x slower than unbind: shown
+      for reference, not used for the headline ratio.
 
-Usage: selective_scan_reference.py B D L N THREADS REPEATS
-Prints "reference_fwd_ms <median>" and "reference_fwdbwd_ms <median>" (medians over REPEATS
-timed runs after 2 warm-up runs). Debian's python3-torch; used by bench/run_selective_scan.sh
-only, never by patchbay itself.
+Usage: selective_scan_reference.py B D L N THREADS REPEATS [unbind|index]
+Prints "reference_check" (sums of the output and of each gradient: the C++ benchmark prints
+the same for the same seeded inputs), then "reference_fwd_ms", "reference_fwd_cpu_ms",
+"reference_fwdbwd_ms" and "reference_fwdbwd_cpu_ms": medians over REPEATS timed runs after
+2 warm-ups, of wall-clock and of process CPU time. Debian's python3-torch, run with
+/usr/bin/python3 by bench/run_selective_scan.sh; never used by patchbay itself.
 """
 import sys
 import time
@@ -70,6 +77,11 @@ def main():
             t.grad = None
         scan_ref(*inputs, index=index).sum().backward()
 
+    for t in inputs:
+        t.grad = None
+    out = scan_ref(*inputs, index=index)
+    out.sum().backward()
+    print("reference_check " + " ".join(f"{v:.6g}" for v in [out.sum().item()] + [t.grad.sum().item() for t in inputs]))
     for name, fn in (("fwd", forward), ("fwdbwd", forward_backward)):
         wall, cpu = median_ms(fn, repeats)
         print(f"reference_{name}_ms {wall:.3f}")

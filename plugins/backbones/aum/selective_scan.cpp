@@ -126,10 +126,12 @@ torch::autograd::variable_list SelectiveScanFn::backward(torch::autograd::Autogr
   const int64_t groups = std::clamp<int64_t>((want_tasks + batch - 1) / std::max<int64_t>(batch, 1), 1, std::max<int64_t>(blocks, 1));
   auto du = at::empty({batch, dim, len}, opts), ddelta = at::empty({batch, dim, len}, opts);
   at::Tensor dz = z.defined() ? at::empty({batch, dim, len}, opts) : at::Tensor();
-  auto da_part = at::zeros({batch, dim, n}, opts);
-  at::Tensor dd_part = D.defined() ? at::zeros({batch, dim}, opts) : at::Tensor();
-  at::Tensor dbias_part = bias.defined() ? at::zeros({batch, dim}, opts) : at::Tensor();
-  auto db_part = at::zeros({batch, groups, n, len}, opts), dc_part = at::zeros({batch, groups, n, len}, opts);
+  // The kernel writes every element of these (zeros only when there is nothing to scan).
+  const auto alloc = [&](at::IntArrayRef sizes) { return du.numel() > 0 ? at::empty(sizes, opts) : at::zeros(sizes, opts); };
+  auto da_part = alloc({batch, dim, n});
+  at::Tensor dd_part = D.defined() ? alloc({batch, dim}) : at::Tensor();
+  at::Tensor dbias_part = bias.defined() ? alloc({batch, dim}) : at::Tensor();
+  auto db_part = alloc({batch, groups, n, len}), dc_part = alloc({batch, groups, n, len});
 
   if (du.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {

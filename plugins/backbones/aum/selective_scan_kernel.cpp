@@ -37,8 +37,10 @@ namespace patchbay::aum::scan_kernel {
 
 namespace baseline {
 namespace {
+#define PB_SCAN_AVX2 0
 #define PB_SCAN_AVX512 0
 #include "selective_scan_kernel.inc"
+#undef PB_SCAN_AVX2
 #undef PB_SCAN_AVX512
 }  // namespace
 }  // namespace baseline
@@ -47,8 +49,10 @@ namespace {
 #pragma GCC target("avx2,fma,bmi,bmi2")
 namespace avx2 {
 namespace {
+#define PB_SCAN_AVX2 1
 #define PB_SCAN_AVX512 0
 #include "selective_scan_kernel.inc"
+#undef PB_SCAN_AVX2
 #undef PB_SCAN_AVX512
 }  // namespace
 }  // namespace avx2
@@ -58,8 +62,10 @@ namespace {
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2")
 namespace avx512 {
 namespace {
+#define PB_SCAN_AVX2 1
 #define PB_SCAN_AVX512 1
 #include "selective_scan_kernel.inc"
+#undef PB_SCAN_AVX2
 #undef PB_SCAN_AVX512
 }  // namespace
 }  // namespace avx512

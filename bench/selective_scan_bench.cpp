@@ -5,9 +5,12 @@
 // Prints "kernel_check" (sums of the output and of each gradient, to compare with the
 // reference's), "kernel_isa <isa>", then "kernel_fwd_ms", "kernel_fwd_cpu_ms", "kernel_fwdbwd_ms"
 // and "kernel_fwdbwd_cpu_ms", each a median over REPEATS timed runs after 2 warm-up runs
-// (wall clock, and the process's CPU time: robust to a busy machine at 1 thread). bench/run_selective_scan.sh
-// compares them with the PyTorch reference loop (selective_scan_reference.py) on the same
-// inputs, shapes and thread count.
+// (wall clock, and the process's CPU time: robust to a busy machine at 1 thread).
+// bench/run_selective_scan.sh compares them with the PyTorch reference loop
+// (selective_scan_reference.py) on the same inputs, shapes and thread count.
+#include <ATen/Parallel.h>
+#include <torch/nn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,9 +20,6 @@
 #include <functional>
 #include <utility>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <torch/nn.h>
 
 #include "../plugins/backbones/aum/selective_scan.hpp"
 #include "../plugins/backbones/aum/selective_scan_kernel.hpp"
@@ -82,9 +82,11 @@ int main(int argc, char** argv) {
   const auto leaf = [](at::Tensor t) { return t.requires_grad_(true); };
   auto u = leaf(torch::randn({b, d, l})), delta = leaf(torch::randn({b, d, l}) * 0.5);
   auto A = leaf(-torch::rand({d, n}) - 0.5), B = leaf(torch::randn({b, n, l})),
-       C = leaf(torch::randn({b, n, l})), D = leaf(torch::randn({d})), z = leaf(torch::randn({b, d, l})),
-       bias = leaf(torch::randn({d}) * 0.1);
-  const auto scan = [&] { return patchbay::aum::selective_scan(u, delta, A, B, C, D, z, bias, true); };
+       C = leaf(torch::randn({b, n, l})), D = leaf(torch::randn({d})),
+       z = leaf(torch::randn({b, d, l})), bias = leaf(torch::randn({d}) * 0.1);
+  const auto scan = [&] {
+    return patchbay::aum::selective_scan(u, delta, A, B, C, D, z, bias, true);
+  };
 
   const auto fwd = median_ms(repeats, [&] {
     torch::NoGradGuard no_grad;
@@ -99,7 +101,8 @@ int main(int argc, char** argv) {
   const auto out = scan();
   out.sum().backward();
   std::printf("kernel_check %.6g", out.sum().item<double>());
-  for (auto* t : {&u, &delta, &A, &B, &C, &D, &z, &bias}) std::printf(" %.6g", t->grad().sum().item<double>());
+  for (auto* t : {&u, &delta, &A, &B, &C, &D, &z, &bias})
+    std::printf(" %.6g", t->grad().sum().item<double>());
   std::printf("\nkernel_isa %s\n", sk::isa_name(sk::plan_for<float>().isa));
   std::printf("kernel_fwd_ms %.3f\nkernel_fwd_cpu_ms %.3f\n", fwd.first, fwd.second);
   std::printf("kernel_fwdbwd_ms %.3f\nkernel_fwdbwd_cpu_ms %.3f\n", fwdbwd.first, fwdbwd.second);

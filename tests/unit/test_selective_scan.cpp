@@ -109,30 +109,30 @@ TEST_CASE("selective_scan: forward matches the per-step reference (float32 and f
   const std::vector<std::array<int64_t, 4>> shapes = {
       {1, 1, 1, 1}, {2, 3, 1, 4}, {2, 5, 7, 3}, {3, 17, 33, 16}, {1, 33, 64, 16}, {2, 4, 101, 5}};
   for_each_isa([&] {
-  for (const auto& sh : shapes) {
-    for (int flags = 0; flags < 16; ++flags) {
-      CAPTURE(sh[0]);
-      CAPTURE(sh[1]);
-      CAPTURE(sh[2]);
-      CAPTURE(sh[3]);
-      CAPTURE(flags);
-      const bool with_d = flags & 1, with_z = flags & 2, with_bias = flags & 4, softplus = flags & 8;
-      auto s = random_case(sh[0], sh[1], sh[2], sh[3], with_d, with_z, with_bias, softplus, at::kFloat);
-      // The reference in double from the same float32 values: the float32 kernel is judged
-      // against the exact answer, with the fp32-port tolerance of REFERENCE.md §3.
-      ScanCase exact = s;
-      for (auto* t : exact.inputs()) {
-        if (t->defined()) *t = t->to(at::kDouble);
+    for (const auto& sh : shapes) {
+      for (int flags = 0; flags < 16; ++flags) {
+        CAPTURE(sh[0]);
+        CAPTURE(sh[1]);
+        CAPTURE(sh[2]);
+        CAPTURE(sh[3]);
+        CAPTURE(flags);
+        const bool with_d = flags & 1, with_z = flags & 2, with_bias = flags & 4, softplus = flags & 8;
+        auto s = random_case(sh[0], sh[1], sh[2], sh[3], with_d, with_z, with_bias, softplus, at::kFloat);
+        // The reference in double from the same float32 values: the float32 kernel is judged
+        // against the exact answer, with the fp32-port tolerance of REFERENCE.md §3.
+        ScanCase exact = s;
+        for (auto* t : exact.inputs()) {
+          if (t->defined()) *t = t->to(at::kDouble);
+        }
+        const auto expected = reference_scan(exact);
+        const auto got = kernel_scan(s);
+        REQUIRE(got.sizes() == s.u.sizes());
+        CHECK((got.scalar_type() == at::kFloat));
+        CHECK(torch::allclose(got.to(at::kDouble), expected, 6e-4, 2e-3));
+        // In double the kernel agrees to rounding.
+        CHECK(torch::allclose(kernel_scan(exact), expected, 1e-10, 1e-10));
       }
-      const auto expected = reference_scan(exact);
-      const auto got = kernel_scan(s);
-      REQUIRE(got.sizes() == s.u.sizes());
-      CHECK((got.scalar_type() == at::kFloat));
-      CHECK(torch::allclose(got.to(at::kDouble), expected, 6e-4, 2e-3));
-      // In double the kernel agrees to rounding.
-      CHECK(torch::allclose(kernel_scan(exact), expected, 1e-10, 1e-10));
     }
-  }
   });
 }
 

@@ -1,13 +1,18 @@
 // The selective-scan kernel against a per-timestep reference written from REFERENCE.md §3,
-// and its backward against central finite differences in double precision.
+// and its backward against central finite differences in double precision. The float
+// kernel exists once per instruction set (AVX-512, AVX2, baseline x86-64): the float tests
+// run every one this CPU supports.
 #include <doctest/doctest.h>
 
+#include <ATen/Parallel.h>
 #include <torch/nn.h>
 
 #include "../../plugins/backbones/aum/selective_scan.hpp"
+#include "../../plugins/backbones/aum/selective_scan_kernel.hpp"
 #include "patchbay/error.hpp"
 
 using patchbay::aum::selective_scan;
+namespace sk = patchbay::aum::scan_kernel;
 
 namespace {
 
@@ -61,6 +66,41 @@ at::Tensor kernel_scan(const ScanCase& s) {
 
 const char* kNames[] = {"u", "delta", "A", "B", "C", "D", "z", "delta_bias"};
 
+// Runs `body` once per instruction set this CPU supports, with the float kernel forced to it.
+template <typename F>
+void for_each_isa(F body) {
+  struct Unforce {
+    ~Unforce() { sk::unforce_isa(); }
+  } unforce;
+  for (const auto isa : {sk::Isa::baseline, sk::Isa::avx2, sk::Isa::avx512}) {
+    if (!sk::force_isa(isa)) continue;
+    const std::string isa_name = sk::isa_name(isa);
+    CAPTURE(isa_name);
+    body();
+  }
+}
+
+// Gradients of sum(w * scan) for every defined input of `s`, through `scan`.
+template <typename Scan>
+std::vector<at::Tensor> gradients(const ScanCase& s, const at::Tensor& w, Scan scan) {
+  ScanCase g = s;
+  for (auto* t : g.inputs()) {
+    if (t->defined()) *t = t->detach().clone().requires_grad_(true);
+  }
+  (scan(g) * w).sum().backward();
+  std::vector<at::Tensor> out;
+  for (auto* t : g.inputs()) out.push_back(t->defined() ? t->grad() : at::Tensor());
+  return out;
+}
+
+ScanCase to_double(const ScanCase& s) {
+  ScanCase d = s;
+  for (auto* t : d.inputs()) {
+    if (t->defined()) *t = t->to(at::kDouble);
+  }
+  return d;
+}
+
 }  // namespace
 
 TEST_SUITE("unit") {
@@ -68,30 +108,32 @@ TEST_CASE("selective_scan: forward matches the per-step reference (float32 and f
   torch::manual_seed(1);
   const std::vector<std::array<int64_t, 4>> shapes = {
       {1, 1, 1, 1}, {2, 3, 1, 4}, {2, 5, 7, 3}, {3, 17, 33, 16}, {1, 33, 64, 16}, {2, 4, 101, 5}};
-  for (const auto& sh : shapes) {
-    for (int flags = 0; flags < 16; ++flags) {
-      CAPTURE(sh[0]);
-      CAPTURE(sh[1]);
-      CAPTURE(sh[2]);
-      CAPTURE(sh[3]);
-      CAPTURE(flags);
-      const bool with_d = flags & 1, with_z = flags & 2, with_bias = flags & 4, softplus = flags & 8;
-      auto s = random_case(sh[0], sh[1], sh[2], sh[3], with_d, with_z, with_bias, softplus, at::kFloat);
-      // The reference in double from the same float32 values: the float32 kernel is judged
-      // against the exact answer, with the fp32-port tolerance of REFERENCE.md §3.
-      ScanCase exact = s;
-      for (auto* t : exact.inputs()) {
-        if (t->defined()) *t = t->to(at::kDouble);
+  for_each_isa([&] {
+    for (const auto& sh : shapes) {
+      for (int flags = 0; flags < 16; ++flags) {
+        CAPTURE(sh[0]);
+        CAPTURE(sh[1]);
+        CAPTURE(sh[2]);
+        CAPTURE(sh[3]);
+        CAPTURE(flags);
+        const bool with_d = flags & 1, with_z = flags & 2, with_bias = flags & 4, softplus = flags & 8;
+        auto s = random_case(sh[0], sh[1], sh[2], sh[3], with_d, with_z, with_bias, softplus, at::kFloat);
+        // The reference in double from the same float32 values: the float32 kernel is judged
+        // against the exact answer, with the fp32-port tolerance of REFERENCE.md §3.
+        ScanCase exact = s;
+        for (auto* t : exact.inputs()) {
+          if (t->defined()) *t = t->to(at::kDouble);
+        }
+        const auto expected = reference_scan(exact);
+        const auto got = kernel_scan(s);
+        REQUIRE(got.sizes() == s.u.sizes());
+        CHECK((got.scalar_type() == at::kFloat));
+        CHECK(torch::allclose(got.to(at::kDouble), expected, 6e-4, 2e-3));
+        // In double the kernel agrees to rounding.
+        CHECK(torch::allclose(kernel_scan(exact), expected, 1e-10, 1e-10));
       }
-      const auto expected = reference_scan(exact);
-      const auto got = kernel_scan(s);
-      REQUIRE(got.sizes() == s.u.sizes());
-      CHECK((got.scalar_type() == at::kFloat));
-      CHECK(torch::allclose(got.to(at::kDouble), expected, 6e-4, 2e-3));
-      // In double the kernel agrees to rounding.
-      CHECK(torch::allclose(kernel_scan(exact), expected, 1e-10, 1e-10));
     }
-  }
+  });
 }
 
 TEST_CASE("selective_scan: non-contiguous inputs give the same result") {
@@ -170,6 +212,119 @@ TEST_CASE("selective_scan: backward equals autograd through the reference at wid
     CAPTURE(kNames[i]);
     CHECK(torch::allclose(k.inputs()[i]->grad(), r.inputs()[i]->grad(), 1e-9, 1e-9));
   }
+}
+
+TEST_CASE("selective_scan: float gradients match the double reference on every instruction set") {
+  torch::manual_seed(5);
+  struct Config {
+    int64_t batch, dim, len, n;
+    bool d, z, bias, softplus;
+  };
+  // Lengths past one checkpoint chunk, widths with a partial channel block, 16 states (the
+  // register-resident path) and other counts.
+  const Config configs[] = {{2, 37, 70, 16, true, true, true, true},
+                            {1, 9, 45, 5, true, true, true, true},
+                            {2, 16, 33, 16, false, false, false, false},
+                            {1, 20, 100, 16, true, false, true, true},
+                            {2, 3, 1, 16, true, true, true, true}};
+  for (const auto& cfg : configs) {
+    CAPTURE(cfg.dim);
+    CAPTURE(cfg.len);
+    CAPTURE(cfg.n);
+    auto s = random_case(cfg.batch, cfg.dim, cfg.len, cfg.n, cfg.d, cfg.z, cfg.bias, cfg.softplus, at::kFloat);
+    const auto w = torch::randn(s.u.sizes());
+    const auto expected = gradients(to_double(s), w.to(at::kDouble), reference_scan);
+    for_each_isa([&] {
+      const auto got = gradients(s, w, kernel_scan);
+      for (size_t i = 0; i < 8; ++i) {
+        if (!expected[i].defined()) continue;
+        CAPTURE(kNames[i]);
+        REQUIRE(got[i].defined());
+        REQUIRE((got[i].scalar_type() == at::kFloat));
+        // Relative to the gradient's largest entry: float rounding over sums of up to
+        // batch * len (dA, dD, delta_bias) or dim (dB, dC) terms.
+        const double scale = expected[i].abs().max().item<double>() + 1e-12;
+        const double err = (got[i].to(at::kDouble) - expected[i]).abs().max().item<double>() / scale;
+        CHECK(err < 2e-5);
+      }
+    });
+  }
+}
+
+TEST_CASE("selective_scan: double backward across chunk boundaries equals autograd through the reference") {
+  torch::manual_seed(6);
+  const std::vector<std::array<int64_t, 4>> shapes = {{2, 37, 70, 16}, {1, 6, 100, 3}, {1, 5, 65, 16}};
+  for (const auto& sh : shapes) {
+    CAPTURE(sh[1]);
+    CAPTURE(sh[2]);
+    CAPTURE(sh[3]);
+    auto s = random_case(sh[0], sh[1], sh[2], sh[3], true, true, true, true, at::kDouble);
+    const auto w = torch::randn(s.u.sizes(), s.u.options());
+    const auto got = gradients(s, w, kernel_scan), expected = gradients(s, w, reference_scan);
+    for (size_t i = 0; i < 8; ++i) {
+      CAPTURE(kNames[i]);
+      CHECK(torch::allclose(got[i], expected[i], 1e-9, 1e-9));
+    }
+  }
+}
+
+TEST_CASE("selective_scan: strided inputs and output gradient give the same gradients") {
+  torch::manual_seed(7);
+  auto s = random_case(2, 37, 50, 16, true, true, true, true, at::kFloat);
+  ScanCase t = s;
+  // Channels contiguous (AuM's delta and gradients), batch-major transposed, and a broadcast.
+  t.u = s.u.transpose(1, 2).contiguous().transpose(1, 2);
+  t.delta = s.delta.transpose(0, 2).contiguous().transpose(0, 2);
+  t.z = s.z.transpose(1, 2).contiguous().transpose(1, 2);
+  t.b = s.b.transpose(1, 2).contiguous().transpose(1, 2);
+  REQUIRE(!t.u.is_contiguous());
+  const auto w = torch::randn(s.u.sizes());
+  const auto w_strided = w.transpose(1, 2).contiguous().transpose(1, 2);
+  for_each_isa([&] {
+    const auto a = gradients(s, w, kernel_scan);
+    const auto b = gradients(t, w_strided, kernel_scan);
+    for (size_t i = 0; i < 8; ++i) {
+      CAPTURE(kNames[i]);
+      CHECK(torch::equal(a[i], b[i]));
+    }
+    // The gradient of a plain sum arrives as a broadcast scalar (all strides 0).
+    const auto ones = gradients(s, torch::ones(s.u.sizes()), kernel_scan);
+    ScanCase g = s;
+    for (auto* x : g.inputs()) *x = x->detach().clone().requires_grad_(true);
+    kernel_scan(g).sum().backward();
+    for (size_t i = 0; i < 8; ++i) {
+      CAPTURE(kNames[i]);
+      CHECK(torch::equal(ones[i], g.inputs()[i]->grad()));
+    }
+  });
+}
+
+TEST_CASE("selective_scan: more threads split channels into groups with the same gradients") {
+  torch::manual_seed(8);
+  auto s = random_case(1, 70, 40, 16, true, true, true, true, at::kFloat);
+  const auto w = torch::randn(s.u.sizes());
+  const int before = at::get_num_threads();
+  const auto one = gradients(s, w, kernel_scan);
+  at::set_num_threads(3);
+  const auto three = gradients(s, w, kernel_scan);
+  at::set_num_threads(before);
+  for (size_t i = 0; i < 8; ++i) {
+    CAPTURE(kNames[i]);
+    CHECK(torch::allclose(one[i], three[i], 1e-5, 1e-5));
+  }
+}
+
+TEST_CASE("selective_scan: forward without autograd equals forward with it") {
+  torch::manual_seed(9);
+  auto s = random_case(2, 20, 70, 16, true, true, true, true, at::kFloat);
+  const auto plain = kernel_scan(s);
+  ScanCase g = s;
+  for (auto* t : g.inputs()) *t = t->detach().clone().requires_grad_(true);
+  const auto tracked = kernel_scan(g);
+  CHECK(tracked.requires_grad());
+  CHECK(torch::equal(plain, tracked.detach()));
+  torch::NoGradGuard no_grad;
+  CHECK(!kernel_scan(g).requires_grad());
 }
 
 TEST_CASE("selective_scan: mismatched shapes and dtypes are ShapeErrors") {

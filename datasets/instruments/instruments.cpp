@@ -377,7 +377,9 @@ void write_bass(const Harmony& h, Part& part, Rng& r) {
       note(t0, (timpani ? 1.0 : beats * 0.9) * h.beat, root, 6);
       if (beats >= 4) note(t0 + 2 * h.beat, (timpani ? 1.0 : 1.8) * h.beat, root, 0);
     } else if (pattern == 1) {
-      for (int b = 0; b < beats; b += 2) note(t0 + b * h.beat, 1.8 * h.beat, (b / 2) % 2 ? root + 4 : root, b ? 0 : 6);
+      for (int b = 0; b < beats; b += 2) {
+        note(t0 + b * h.beat, (std::min(2, beats - b) - 0.2) * h.beat, (b / 2) % 2 ? root + 4 : root, b ? 0 : 6);
+      }
     } else if (pattern == 2) {
       const std::vector<int> walk = {0, 2, 4, 5, 4, 2, 7, 6};
       for (int b = 0; b < beats; ++b) {

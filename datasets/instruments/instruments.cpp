@@ -61,6 +61,7 @@ struct Profile {
   InstrumentClass cls;
   int lo = 0, hi = 127;
   std::vector<Role> roles;
+  bool decays = false;  // struck or plucked: a held note fades out by itself
 };
 
 Profile profile(const char* key, int program, const char* name, int lo, int hi, std::vector<Role> roles) {
@@ -72,6 +73,8 @@ Profile profile(const char* key, int program, const char* name, int lo, int hi, 
   p.lo = lo;
   p.hi = hi;
   p.roles = std::move(roles);
+  const int struck[] = {0, 6, 11, 12, 24, 25, 27, 32, 33, 46, 47, 105, 114, -1};
+  p.decays = std::find(std::begin(struck), std::end(struck), program) != std::end(struck);
   return p;
 }
 
@@ -210,22 +213,28 @@ void add_note(Part& part, double on, double length, int key, int velocity) {
 
 void write_melody(const Harmony& h, Part& part, Rng& r) {
   const Profile& p = *part.profile;
-  const std::vector<double> lengths = h.beat > 0.55 ? std::vector<double>{0.5, 0.5, 1, 1, 1, 1.5, 2}
-                                                     : std::vector<double>{0.5, 1, 1, 1, 1.5, 2, 2};
+  // Struck and plucked instruments fade within a second or so: shorter notes keep them
+  // sounding through the clip.
+  const bool decays = p.decays;
+  const std::vector<double> lengths =
+      decays ? (h.beat > 0.55 ? std::vector<double>{0.5, 0.5, 0.5, 1, 1} : std::vector<double>{0.5, 1, 1, 1, 1.5})
+             : (h.beat > 0.55 ? std::vector<double>{0.5, 0.5, 1, 1, 1, 1.5, 2} : std::vector<double>{0.5, 1, 1, 1, 1.5, 2, 2});
   const std::vector<int> steps = {-2, -1, -1, -1, 0, 1, 1, 1, 2, -3, 3, -4, 4};
   const int lo = p.lo + 3, hi = p.hi - 3;
   int degree = h.degree_near(lo + static_cast<int>(r.below(static_cast<uint64_t>(std::max(1, hi - lo)))));
   const double base = r.uniform(60, 110);
-  const double legato = r.uniform(0.7, 0.97);
+  const double legato = r.uniform(0.8, 0.97);
   part.detail = fmt::format("legato {:.2f}", legato);
-  bool first = true;
+  bool first = true, rested = false;
   for (double t = h.start; t < h.end;) {
     const double beats = r.pick(lengths);
     const double d = beats * h.beat;
-    if (!first && r.chance(0.12)) {  // a rest
-      t += d;
+    if (!first && !rested && r.chance(0.1)) {  // a rest: one at a time, at most half a beat
+      t += std::min(d, h.beat / 2);
+      rested = true;
       continue;
     }
+    rested = false;
     if (!first) degree += r.pick(steps);
     while (h.key_of(degree) > hi) --degree;
     while (h.key_of(degree) < lo) ++degree;

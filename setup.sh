@@ -16,6 +16,7 @@ packages=(
   libhdf5-dev hdf5-tools                         # results files
   libsndfile1-dev libsoxr-dev                    # audio decoding and resampling
   libespeak-ng-dev espeak-ng-data                # voices of the built-in keywords dataset
+  libfluidsynth-dev fluid-soundfont-gm           # synth + soundfont of the built-in instruments dataset
   libstb-dev                                     # PNG images (patchbay mask)
   gnuplot-nox                                    # patchbay report's plots
   doctest-dev python3-h5py python3-pandas        # tests (they read results as users do)

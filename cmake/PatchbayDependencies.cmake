@@ -13,6 +13,15 @@ pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)  # libsndfile1-dev
 pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)        # libsoxr-dev
 pkg_check_modules(STB REQUIRED IMPORTED_TARGET stb)          # libstb-dev (PNG images)
 pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)  # libespeak-ng-dev (keywords voices)
+pkg_check_modules(FLUIDSYNTH REQUIRED IMPORTED_TARGET fluidsynth)  # libfluidsynth-dev (instruments)
+# The General MIDI soundfont the instruments dataset renders with (fluid-soundfont-gm); read at
+# run time, so a missing file is only a warning here. --soundfont / dataset.soundfont override it.
+set(PATCHBAY_SOUNDFONT "/usr/share/sounds/sf2/FluidR3_GM.sf2" CACHE FILEPATH
+    "default soundfont of the built-in instruments dataset")
+if(NOT EXISTS "${PATCHBAY_SOUNDFONT}")
+  message(WARNING "PATCHBAY_SOUNDFONT '${PATCHBAY_SOUNDFONT}' does not exist: install "
+                  "fluid-soundfont-gm (./setup.sh) before generating the instruments dataset")
+endif()
 if(PATCHBAY_BUILD_TESTS)
   find_package(doctest REQUIRED)                   # doctest-dev
 endif()

@@ -20,6 +20,7 @@ void register_speech_commands(patchbay::Registrar&);
 void register_keywords_dataset(patchbay::Registrar&);
 void register_audioset(patchbay::Registrar&);
 void register_aum(patchbay::Registrar&);
+void register_instruments_dataset(patchbay::Registrar&);
 
 namespace fs = std::filesystem;
 
@@ -56,6 +57,7 @@ void register_linked_plugins(Registry& registry) {
   linked("keywords", register_keywords_dataset);
   linked("audioset", register_audioset);
   linked("aum", register_aum);
+  linked("instruments", register_instruments_dataset);
 }
 
 const Registry& linked_registry() {

@@ -6,7 +6,6 @@
 #include "keywords.hpp"
 
 #include <espeak-ng/speak_lib.h>
-#include <sndfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +20,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <random>
 #include <set>
 #include <sstream>
 
@@ -30,6 +28,7 @@
 #include "patchbay/error.hpp"
 #include "patchbay/hash.hpp"
 #include "patchbay/frontend.hpp"
+#include "patchbay_datasets/generator.hpp"
 
 namespace patchbay {
 
@@ -43,34 +42,11 @@ constexpr int64_t kNoiseSeconds = 10;
 constexpr const char* kReadmeFirstLine = "patchbay keywords generator";
 
 
-// SplitMix64's finaliser: mixes a seed and a stream id into an independent stream seed.
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t z = a + 0x9E3779B97F4A7C15ULL * (b + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// Draws built on the raw mt19937_64 output only: std::uniform_real_distribution and
-// std::normal_distribution are implementation-defined, which would make the bytes depend on
-// the standard library.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : engine_(seed) {}
-  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  uint64_t below(uint64_t n) { return engine_() % n; }  // n is small: the bias is negligible
-  double gaussian() {                                   // Box-Muller
-    const double u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-
- private:
-  std::mt19937_64 engine_;
-};
+using datasets::Rng;
+constexpr auto mix = datasets::mix_seed;
 
 Rng stream(uint64_t seed, const std::string& what, uint64_t index = 0) {
-  return Rng(mix(mix(seed, stable_hash(what)), index));
+  return datasets::random_stream(seed, what, index);
 }
 
 enum SplitId { kTrain = 0, kValid = 1, kTest = 2 };
@@ -421,36 +397,11 @@ std::vector<std::pair<std::string, std::vector<float>>> make_noises(uint64_t see
 }
 
 void write_wav(const fs::path& file, const std::vector<float>& x) {
-  std::vector<short> pcm(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const long q = std::lround(double(x[i]) * 32768.0);
-    pcm[i] = static_cast<short>(std::clamp(q, -32768L, 32767L));
-  }
-  SF_INFO info{};
-  info.samplerate = kRate;
-  info.channels = 1;
-  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-  SNDFILE* f = sf_open(file.c_str(), SFM_WRITE, &info);
-  if (f == nullptr) {
-    throw DataError("keywords.write", fmt::format("cannot write '{}': {}; check the folder is "
-                                                  "writable and the disk not full",
-                                                  file.string(), sf_strerror(nullptr)));
-  }
-  const sf_count_t wrote = sf_write_short(f, pcm.data(), static_cast<sf_count_t>(pcm.size()));
-  const int closed = sf_close(f);
-  if (wrote != static_cast<sf_count_t>(pcm.size()) || closed != 0) {
-    throw DataError("keywords.write", fmt::format("writing '{}' failed; check the disk is not "
-                                                  "full", file.string()));
-  }
+  datasets::write_wav16(file, x, kRate, "keywords");
 }
 
 void write_text(const fs::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::binary);
-  out << text;
-  if (!out) {
-    throw DataError("keywords.write", fmt::format("cannot write '{}'; check the folder is "
-                                                  "writable", file.string()));
-  }
+  datasets::write_text_file(file, text, "keywords");
 }
 
 void check_options(const KeywordsOptions& o) {
@@ -484,28 +435,8 @@ void check_options(const KeywordsOptions& o) {
   }
 }
 
-// An empty (or missing) folder is used as is; an earlier keywords output is cleared when
-// `overwrite` is set; anything else is refused, so a typo cannot wipe unrelated files.
 void prepare_out_dir(const fs::path& out, bool overwrite) {
-  if (fs::exists(out) && !fs::is_directory(out)) {
-    throw DataError("keywords.out_not_empty",
-                    fmt::format("'{}' is a file; give a folder for the dataset", out.string()));
-  }
-  if (fs::exists(out) && !fs::is_empty(out)) {
-    std::string first;
-    std::getline(std::ifstream(out / "README.txt"), first);
-    const bool ours = first.rfind(kReadmeFirstLine, 0) == 0;
-    if (!overwrite || !ours) {
-      throw DataError("keywords.out_not_empty",
-                      fmt::format("'{}' is not empty; {}", out.string(),
-                                  ours ? "pass --force (overwrite) to replace the earlier keywords "
-                                         "dataset in it, or choose an empty folder"
-                                       : "it does not hold a keywords dataset (no README.txt from "
-                                         "the generator), so choose an empty folder"));
-    }
-    for (const auto& entry : fs::directory_iterator(out)) fs::remove_all(entry.path());
-  }
-  fs::create_directories(out);
+  datasets::prepare_generator_out_dir(out, overwrite, "keywords", kReadmeFirstLine);
 }
 
 }  // namespace

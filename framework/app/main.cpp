@@ -34,6 +34,9 @@ Commands:
                           spectrogram and the patch grid
   data keywords --out DIR generate the built-in keywords dataset (Speech Commands V2
                           layout, espeak-ng voices) into DIR
+  data instruments --out DIR
+                          generate the built-in multi-label instruments dataset (AudioSet
+                          layout, General MIDI instruments rendered with libfluidsynth)
   weights export RUN_DIR --out W.h5
                           a run's trained weights as HDF5, named as the original AST / AuM
                           code names them (`weights list W.h5` shows a file)

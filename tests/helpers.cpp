@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <sys/wait.h>
@@ -83,6 +84,30 @@ Outcome run(const std::string& command) {
   o.out = slurp(out);
   o.err = slurp(err);
   return o;
+}
+
+std::map<std::string, std::string> snapshot(const std::filesystem::path& root) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    files[std::filesystem::relative(e.path(), root).generic_string()] =
+        std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return files;
+}
+
+std::string differences(const std::map<std::string, std::string>& a,
+                        const std::map<std::string, std::string>& b) {
+  std::string out;
+  for (const auto& [path, bytes] : a) {
+    const auto other = b.find(path);
+    if (other == b.end() || other->second != bytes) out += " " + path;
+  }
+  for (const auto& [path, bytes] : b) {
+    if (!a.count(path)) out += " " + path;
+  }
+  return out;
 }
 
 }  // namespace patchbay::test

@@ -1,6 +1,7 @@
 // Shared test helpers.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "patchbay/registry.hpp"
@@ -22,6 +23,13 @@ class TempDir {
 void register_linked_plugins(Registry& registry);
 // One process-wide registry holding the linked plugins.
 const Registry& linked_registry();
+
+// Every file under `root` (relative path -> bytes), to compare generated folders.
+std::map<std::string, std::string> snapshot(const std::filesystem::path& root);
+// The paths whose bytes differ between two snapshots (or exist on one side only), joined by
+// spaces: empty when equal, readable when not.
+std::string differences(const std::map<std::string, std::string>& a,
+                        const std::map<std::string, std::string>& b);
 
 // Runs a shell command; returns exit code, stdout and stderr.
 struct Outcome {

@@ -35,17 +35,12 @@ std::string fmt_num(double v, int digits = 3) {
   return fmt::format("{:.{}f}", v, digits);
 }
 
-std::string unquote(const std::string& v) {
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return v.substr(1, v.size() - 2);
-  return v;
-}
-
 // The sweep point of a run: its axes without the seed, as "key=value, ...".
 std::string point_of(const RunRecord& r) {
   std::string out;
   for (const auto& [k, v] : r.axes) {
     if (k == "train.seed") continue;
-    out += (out.empty() ? "" : ", ") + k + "=" + unquote(v);
+    out += (out.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
   }
   return out.empty() ? "(base)" : out;
 }
@@ -246,7 +241,7 @@ int run_report(const std::vector<std::string>& args) {
       for (const auto* r : done) {
         for (const auto& [k, v] : r->axes) {
           if (k != key) continue;
-          const size_t x = level.emplace(unquote(v), level.size()).first->second;
+          const size_t x = level.emplace(axis_value_text(v), level.size()).first->second;
           dat << x << " " << final_of(*r, metric) << "\n";
         }
       }

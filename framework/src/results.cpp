@@ -183,12 +183,13 @@ void write_column(hid_t group, const std::string& name, const std::vector<std::s
   h5::write_doubles(group, name, numbers);
 }
 
-std::string unquote(const std::string& v) {
+}  // namespace
+
+std::string axis_value_text(const std::string& toml_value) {
+  const auto& v = toml_value;
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return v.substr(1, v.size() - 2);
   return v;
 }
-
-}  // namespace
 
 const char* to_string(RunStatus status) {
   switch (status) {
@@ -273,7 +274,26 @@ ResultsLock ResultsStore::lock() const {
   if (::ftruncate(fd, 0) == 0) {
     [[maybe_unused]] const ssize_t w = ::pwrite(fd, pid.data(), pid.size(), 0);
   }
+  remove_stale_temporaries();
   return ResultsLock(fd);
+}
+
+void ResultsStore::remove_stale_temporaries() const {
+  // Only the lock holder (and the workers it starts later) writes here, so every temporary
+  // file that exists now was left by a process killed mid-write.
+  std::error_code ec;
+  const auto sweep = [&](const fs::path& dir, const std::string& prefix, const std::string& exact) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) == 0 || name == exact) fs::remove(e.path(), ec);
+    }
+  };
+  const fs::path parent = file_.parent_path().empty() ? fs::path(".") : file_.parent_path();
+  sweep(parent, "." + file_.filename().string() + ".tmp-", "");
+  if (!fs::is_directory(runs_dir(), ec)) return;
+  for (const auto& run : fs::directory_iterator(runs_dir(), ec)) {
+    if (run.is_directory(ec)) sweep(run.path(), ".run.h5.tmp-", "checkpoint.pt.tmp");
+  }
 }
 
 void ResultsStore::write_run(const RunRecord& record) const {
@@ -391,7 +411,7 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
     std::stable_partition(axis_keys.begin(), axis_keys.end(), [](const std::string& k) { return k != "train.seed"; });
     const auto axis_value = [&](size_t run, const std::string& key) -> std::string {
       for (const auto& [k, v] : exp.axes[run]) {
-        if (k == key) return unquote(v);
+        if (k == key) return axis_value_text(v);
       }
       return "";
     };
@@ -407,15 +427,20 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
     for (size_t i = 0; i < exp.run_ids.size(); ++i) {
       const auto& id = exp.run_ids[i];
       const fs::path run_file = run_dir(id) / "run.h5";
+      // One open per run file: read the record and copy its group from the same handle.
+      // An unreadable file is listed as PLANNED (the run will be redone).
       std::optional<RunRecord> rec;
-      try {
-        rec = read_run(id);
-      } catch (const Error&) {
-        rec.reset();  // unreadable: listed as PLANNED; the run will be redone
+      if (fs::exists(run_file, ec)) {
+        try {
+          auto src = h5::open_file_read(run_file);
+          auto group = h5::open_group(src.id(), "run");
+          rec = read_run_group(group.id());
+          h5::copy(src.id(), "run", runs.id(), id);
+        } catch (const Error&) {
+          rec.reset();
+        }
       }
       if (rec) {
-        auto src = h5::open_file_read(run_file);
-        h5::copy(src.id(), "run", runs.id(), id);
         records.push_back(*rec);
       } else {
         RunRecord planned;

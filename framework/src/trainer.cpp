@@ -583,13 +583,15 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   // Test the best-on-validation weights.
   restore_state(model, state.best_state);
   report(phase_progress("eval", epochs, step));
-  const Evaluation best_valid = evaluate(model, valid.size() > 0 ? valid : train, multi_label,
-                                         eval_batch, mean, scale, loader_threads);
   const Evaluation tested = evaluate(model, test, multi_label, eval_batch, mean, scale, loader_threads);
   rec.final["best_epoch"] = static_cast<double>(state.best_epoch);
-  rec.final["valid_accuracy"] = best_valid.metrics.accuracy;
-  rec.final["valid_mAP"] = best_valid.metrics.mAP;
-  rec.final["valid_auc"] = best_valid.metrics.auc;
+  // The best epoch was validated when it ran: its row holds the numbers (no second pass).
+  for (const auto& row : rec.curves) {
+    if (row.epoch != state.best_epoch) continue;
+    rec.final["valid_accuracy"] = row.valid_accuracy;
+    rec.final["valid_mAP"] = row.valid_mAP;
+    rec.final["valid_auc"] = row.valid_auc;
+  }
   rec.final["test_loss"] = tested.loss;
   rec.final["test_accuracy"] = test.size() ? tested.metrics.accuracy : kNaN;
   rec.final["test_mAP"] = test.size() ? tested.metrics.mAP : kNaN;

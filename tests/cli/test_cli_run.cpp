@@ -83,6 +83,11 @@ TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas
   CHECK(rec->final.at("tokens") == 11);  // (100 - 16) / 8 + 1
   CHECK(rec->curves[2].step == 3 * ((static_cast<int64_t>(rec->final.at("train_clips")) + 7) / 8));
   CHECK(rec->threads == 1);
+  // The final validation numbers are those of the best epoch's row.
+  const auto best = static_cast<size_t>(rec->final.at("best_epoch"));
+  REQUIRE(best >= 1);
+  REQUIRE(best <= rec->curves.size());
+  CHECK(rec->final.at("valid_accuracy") == rec->curves[best - 1].valid_accuracy);
 
   // The README's snippet reads it.
   std::ifstream readme(std::string(patchbay::test::kSourceDir) + "/results/README.md");

@@ -18,38 +18,14 @@
 
 namespace fs = std::filesystem;
 using namespace patchbay;
+using patchbay::test::differences;
+using patchbay::test::snapshot;
 
 namespace {
-
-// Every file under `root` (relative path -> bytes).
-std::map<std::string, std::string> snapshot(const fs::path& root) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (!e.is_regular_file()) continue;
-    std::ifstream in(e.path(), std::ios::binary);
-    files[fs::relative(e.path(), root).generic_string()] =
-        std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  return files;
-}
 
 std::string speaker_of(const std::string& clip_id) {  // "yes/0a1b2c3d_nohash_0.wav"
   const auto slash = clip_id.find('/');
   return clip_id.substr(slash + 1, clip_id.find("_nohash_") - slash - 1);
-}
-
-// The paths whose bytes differ (or exist on one side only), for readable failures.
-std::string differences(const std::map<std::string, std::string>& a,
-                        const std::map<std::string, std::string>& b) {
-  std::string out;
-  for (const auto& [path, bytes] : a) {
-    const auto other = b.find(path);
-    if (other == b.end() || other->second != bytes) out += " " + path;
-  }
-  for (const auto& [path, bytes] : b) {
-    if (!a.count(path)) out += " " + path;
-  }
-  return out;
 }
 
 KeywordsOptions small(uint64_t seed) {

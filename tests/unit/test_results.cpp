@@ -92,6 +92,11 @@ TEST_CASE("results: a run file round-trips, and is replaced atomically") {
     CHECK(e.id() == "results.corrupt");
     CHECK(std::string(e.what()).find("delete it") != std::string::npos);
   }
+  // Publishing lists a run whose file is damaged as PLANNED (it will be redone).
+  store.publish(make_experiment({run}));
+  const auto published = patchbay::read_results(store.file());
+  REQUIRE(published.runs.size() == 1);
+  CHECK(published.runs[0].status == patchbay::RunStatus::planned);
 }
 
 TEST_CASE("results: publish builds the table and summary grids from the run files") {
@@ -151,5 +156,23 @@ TEST_CASE("results: the lock refuses a second holder and is released with it") {
     }
   }
   CHECK_NOTHROW((void)store.lock());
+}
+
+TEST_CASE("results: taking the lock removes what a killed writer left, nothing else") {
+  patchbay::test::TempDir dir;
+  const patchbay::ResultsStore store(dir.path() / "r.h5");
+  store.write_run(make_run("a-x", "4", 0, patchbay::RunStatus::completed, 0.5));
+  const fs::path run_dir = store.run_dir("a-x");
+  const std::vector<fs::path> stale = {dir.path() / ".r.h5.tmp-999999", run_dir / ".run.h5.tmp-999999",
+                                       run_dir / "checkpoint.pt.tmp"};
+  for (const auto& f : stale) std::ofstream(f) << "half-written";
+  std::ofstream(dir.path() / "other.h5") << "keep";
+  {
+    const auto lock = store.lock();
+    for (const auto& f : stale) CHECK_FALSE(fs::exists(f));
+  }
+  CHECK(fs::exists(dir.path() / "other.h5"));
+  CHECK(fs::exists(run_dir / "run.h5"));
+  CHECK(store.read_run("a-x").has_value());
 }
 }

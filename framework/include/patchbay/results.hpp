@@ -115,8 +115,9 @@ class PATCHBAY_API ResultsStore {
   std::filesystem::path runs_dir() const;                  // R.runs
   std::filesystem::path run_dir(const std::string& id) const;
 
-  // Takes the exclusive lock (non-blocking). Throws Error "results.locked" naming the file
-  // and the holder's pid when another process holds it.
+  // Takes the exclusive lock (non-blocking) and removes temporary files that a killed
+  // writer left behind. Throws Error "results.locked" naming the file and the holder's pid
+  // when another process holds it.
   ResultsLock lock() const;
 
   // Writes R.runs/<id>/run.h5 atomically (temp file + rename, then the folder is synced).
@@ -133,6 +134,7 @@ class PATCHBAY_API ResultsStore {
   void publish(const ExperimentRecord& experiment) const;
 
  private:
+  void remove_stale_temporaries() const;
   std::filesystem::path file_;
 };
 
@@ -144,6 +146,10 @@ struct PublishedResults {
   std::vector<RunRecord> runs;
 };
 PATCHBAY_API PublishedResults read_results(const std::filesystem::path& results_file);
+
+// A swept value as text for tables and plot labels: RunRecord::axes hold TOML text, whose
+// strings are quoted ("\"fftp-stride4\"" -> "fftp-stride4"); other values are unchanged.
+PATCHBAY_API std::string axis_value_text(const std::string& toml_value);
 
 // The host name, and the current UTC time as ISO 8601.
 PATCHBAY_API std::string host_name();

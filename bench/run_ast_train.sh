@@ -11,6 +11,8 @@
 #   PRESETS="tiny small" PATCHERS="square fftp" THREADS="1 2" STEPS=5 WARMUP=2 BATCH=32
 #   AVX512=1: unset OPENBLAS_CORETYPE in the two benchmark commands only (AVX-512 kernels;
 #   the environment's Haswell setting forces AVX2).
+#   OMP_WAIT_POLICY=PASSIVE (passed to both sides like any environment): on a machine loaded
+#   by other processes, 2-thread steps with the default (spinning) policy were 3-6x slower.
 #   MALLOC_KEEP=1: patchbay's side runs with --malloc-keep (glibc keeps freed memory mapped; a
 #   proposal, not what `patchbay run` does today); Python runs as its users run it.
 # Prints every run, then per (preset, patcher, threads) the medians, the ratio
@@ -98,4 +100,4 @@ echo "(batch $batch, $steps timed steps after $warmup warm-up, median of $rounds
 echo " achieved = 3 x forward FLOPs / step, peak = torch.mm float32 2048^2 in the same process;"
 echo " CPU-time ratio = python / patchbay process CPU ms per step (all threads; less sensitive to other load);"
 echo " $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); OPENBLAS_CORETYPE=$([ "${AVX512:-0}" = 1 ] && echo unset || echo "${OPENBLAS_CORETYPE:-unset}");"
-echo " patchbay malloc: $([ "${MALLOC_KEEP:-0}" = 1 ] && echo '--malloc-keep' || echo 'default (as patchbay run)'); load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg))"
+echo " OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} (both sides); patchbay malloc: $([ "${MALLOC_KEEP:-0}" = 1 ] && echo '--malloc-keep' || echo 'default (as patchbay run)'); load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg))"

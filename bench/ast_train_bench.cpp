@@ -9,9 +9,11 @@
 // 128 frames; patcher square 16x16 stride 10 = 144 tokens, or fftp patch_frames 16 stride 4
 // = 29 tokens; backbone ast with the preset; 35 classes) resolved by load_experiment_text
 // against a Registry holding the statically linked plugins, then build_model(). The step is
-// the trainer's (framework/src/trainer.cpp): zero_grad, forward, cross_entropy, backward,
-// AdamW (the [train] defaults: lr 2.5e-4, betas 0.95/0.999, weight decay 5e-7), on one fixed
-// random batch. Reported: the median over `steps` timed steps after `warmup` steps.
+// the trainer's (framework/src/trainer.cpp): zero_grad, forward, cross_entropy, loss.item(),
+// backward, AdamW (the [train] defaults: lr 2.5e-4, betas 0.95/0.999, weight decay 5e-7), on
+// one fixed random batch; no learning-rate schedule, and class-index targets where the
+// trainer passes one-hot probabilities (the same cost at 35 classes). Reported: the median
+// over `steps` timed steps after `warmup` steps, wall time and process CPU time.
 //
 // Achieved GFLOP/s = 3 x forward FLOPs / step time, with forward FLOPs = Model::cost().flops
 // (2 x the multiply-adds of the patch-embedding convolution, every Linear and attention's two

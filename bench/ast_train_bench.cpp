@@ -26,7 +26,8 @@
 // --malloc-keep: before anything else, mallopt(M_MMAP_THRESHOLD, 32 MiB) and
 // mallopt(M_TRIM_THRESHOLD, INT_MAX), so glibc keeps freed tensor memory mapped instead of
 // returning it to the kernel and faulting it in again on the next step (bench/README.md: ~10 %
-// of a step's CPU time by default). NOT what `patchbay run` does today: a measured proposal.
+// of a step's CPU time by default). What `patchbay run`'s workers do (framework/app/main.cpp);
+// bench/run_ast_train.sh passes it unless MALLOC_KEEP=0.
 //
 // Output: a Markdown table, or with --json one JSON object per (preset, patcher, threads).
 #include <algorithm>

@@ -13,8 +13,9 @@
 #   the environment's Haswell setting forces AVX2).
 #   OMP_WAIT_POLICY=PASSIVE (passed to both sides like any environment): on a machine loaded
 #   by other processes, 2-thread steps with the default (spinning) policy were 3-6x slower.
-#   MALLOC_KEEP=1: patchbay's side runs with --malloc-keep (glibc keeps freed memory mapped; a
-#   proposal, not what `patchbay run` does today); Python runs as its users run it.
+#   MALLOC_KEEP=1 (default): patchbay's side runs with --malloc-keep (glibc keeps freed memory
+#   mapped), as `patchbay run`'s workers do; MALLOC_KEEP=0 measures glibc's defaults. Python
+#   runs as its users run it.
 # Prints every run, then per (preset, patcher, threads) the medians, the ratio
 # patchbay/python (python ms / patchbay ms; bar >= 1.1x) and patchbay's achieved/peak (bar >= 60 %).
 set -euo pipefail
@@ -37,7 +38,7 @@ trap 'rm -f "$out"' EXIT
 run_ours() {  # preset patcher threads
   "${envcmd[@]}" "$build/bench/patchbay_bench_ast_train" --presets "$1" --patchers "$2" \
     --threads "$3" --batch "$batch" --steps "$steps" --warmup "$warmup" --json \
-    $([ "${MALLOC_KEEP:-0}" = 1 ] && echo --malloc-keep)
+    $([ "${MALLOC_KEEP:-1}" = 1 ] && echo --malloc-keep)
 }
 run_ref() {  # preset patcher threads params
   "${envcmd[@]}" LD_LIBRARY_PATH=$openblas_omp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
@@ -80,6 +81,7 @@ for r in rows:
     if k not in keys:
         keys.append(k)
 med = lambda impl, k, f: statistics.median(r[f] for r in rows if r["impl"] == impl and (r["preset"], r["patcher"], r["threads"]) == k)
+bars = []
 print()
 print("| preset | patcher | tokens | threads | patchbay ms/step | python ms/step | **patchbay/python** | "
       "CPU-time ratio | patchbay examples/s | patchbay GFLOP/s | python GFLOP/s | mm peak GFLOP/s | "
@@ -95,9 +97,14 @@ for k in keys:
           f"{ref_cpu / ours_cpu:.2f}x | {first['batch'] / ours * 1000:.1f} | {flop / ours * 1000:.1f} | "
           f"{flop / ref * 1000:.1f} | {peak:.0f} | **{100 * flop / ours * 1000 / peak:.0f} %** | "
           f"{100 * flop / ref * 1000 / ppeak:.0f} % |")
+    bars.append((f"{k[0]}_{k[1]}_{k[2]}t", ref / ours, 100 * flop / ours * 1000 / peak))
+print()
+for name, ratio, share in bars:
+    print(f'BAR ast_step_{name} value={ratio:.2f} bar=1.1 unit=x detail="patchbay/python step time"')
+    print(f'BAR ast_peak_{name} value={share:.0f} bar=60 unit=% detail="achieved GFLOP/s / measured mm peak"')
 EOF
 echo "(batch $batch, $steps timed steps after $warmup warm-up, median of $rounds interleaved rounds; bars: patchbay/python >= 1.1x, achieved/peak >= 60 %;"
 echo " achieved = 3 x forward FLOPs / step, peak = torch.mm float32 2048^2 in the same process;"
 echo " CPU-time ratio = python / patchbay process CPU ms per step (all threads; less sensitive to other load);"
 echo " $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); OPENBLAS_CORETYPE=$([ "${AVX512:-0}" = 1 ] && echo unset || echo "${OPENBLAS_CORETYPE:-unset}");"
-echo " OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} (both sides); patchbay malloc: $([ "${MALLOC_KEEP:-0}" = 1 ] && echo '--malloc-keep' || echo 'default (as patchbay run)'); load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg))"
+echo " OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} (both sides); patchbay malloc: $([ "${MALLOC_KEEP:-1}" = 1 ] && echo '--malloc-keep (as patchbay run)' || echo "glibc's defaults"); load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg))"

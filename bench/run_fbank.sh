@@ -33,5 +33,23 @@ for t in "${threads[@]}"; do
   mo=$(printf '%s\n' "${ours_all[@]}" | median)
   mr=$(printf '%s\n' "${ref_all[@]}" | median)
   echo "threads $t median: load_features $mo clips/s, torchaudio $mr clips/s, ratio $(awk "BEGIN {printf \"%.1f\", $mo / $mr}")x"
+  echo "BAR fbank_${t}thread value=$(awk "BEGIN {printf \"%.2f\", $mo / $mr}") bar=10 unit=x detail=\"cold: decode + fbank, $mo vs $mr clips/s\""
 done
+# Same numbers? The first 10 clips through `patchbay fbank` against torchaudio's features.
+mkdir -p "$work/npy"
+for wav in $(ls "$work"/*.wav | head -10); do
+  "$build/patchbay" fbank "$wav" --out "$work/npy/$(basename "$wav" .wav).npy" --frames 128
+done
+LD_LIBRARY_PATH=$openblas_omp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} /usr/bin/python3 - "$work" "$here" <<'PY'
+import glob, os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from fbank_reference import features
+worst = 0.0
+for npy in sorted(glob.glob(os.path.join(sys.argv[1], "npy", "*.npy"))):
+    wav = os.path.join(sys.argv[1], os.path.basename(npy)[:-4] + ".wav")
+    worst = max(worst, float(np.abs(np.load(npy) - features(wav).numpy()).max()))
+print(f"max abs log-mel difference, patchbay fbank vs torchaudio, 10 clips: {worst:.2e} (bar <= 1e-3)")
+print(f"BAR fbank_accuracy value={worst:.2e} bar=1e-3 unit=abs detail=\"max abs log-mel difference over 10 clips\" lower=1")
+PY
 echo "($clips clips of 1 s, 16 kHz; AST fbank: 128 mel, 128 frames; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"

@@ -47,5 +47,8 @@ for m in fwd fwd_cpu fwdbwd fwdbwd_cpu; do
   rv=$(tr ' ' '\n' <<<"${series[r_$m]}" | grep . | median)
   printf '  %-11s %8.3f / %9.3f = %6.1fx\n' "$m" "$kv" "$rv" "$(awk "BEGIN {print $rv / $kv}")"
 done
+kv=$(tr ' ' '\n' <<<"${series[k_fwdbwd_cpu]}" | grep . | median)
+rv=$(tr ' ' '\n' <<<"${series[r_fwdbwd_cpu]}" | grep . | median)
+echo "BAR selective_scan value=$(awk "BEGIN {printf \"%.1f\", $rv / $kv}") bar=100 unit=x detail=\"forward+backward, CPU-time medians, $threads thread(s), $kv vs $rv ms\""
 echo "(B D L N = $shape; threads $threads; reference loop: $variant; kernel isa $(value kernel_isa "$k");" \
      "$(lscpu | grep 'Model name' | cut -d: -f2 | xargs); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; $(date -u +%Y-%m-%dT%H:%MZ))"

@@ -1,5 +1,8 @@
 // patchbay: the command-line host. Parses the command, loads plugins, runs the subcommand.
+#include <malloc.h>
 #include <unistd.h>
+
+#include <climits>
 
 #include <cstdio>
 #include <cstdlib>
@@ -67,6 +70,18 @@ void ensure_passive_openmp(const std::string& command, char** argv) {
   }
 }
 
+// glibc returns large freed blocks to the kernel (munmap, trim) and the next training step
+// faults the same activation memory back in: bench/ast_train_bench.cpp measured ~10 % of an
+// AST step's CPU time in those page faults (bench/README.md). Computing commands keep freed
+// memory mapped instead; peak RSS is unchanged (the peak is reached either way), only the
+// memory is not handed back between steps. PATCHBAY_MALLOC_DEFAULT=1 keeps glibc's defaults.
+void keep_freed_memory(const std::string& command) {
+  if (command != "run-worker" && command != "cost") return;
+  if (const char* keep = std::getenv("PATCHBAY_MALLOC_DEFAULT"); keep != nullptr && *keep == '1') return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's ceiling for this setting on 64-bit
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,6 +97,7 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   ensure_passive_openmp(command, argv);
+  keep_freed_memory(command);
   try {
     if (command == "plugins") return patchbay::cli::run_plugins(rest);
     if (command == "plan") return patchbay::cli::run_plan(rest);

@@ -336,9 +336,13 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     fp.total = total;
     report(fp);
   };
+  const auto features_start = Clock::now();
   const SplitData train = load_split(*dataset, Split::train, request, num_classes);
   const SplitData valid = load_split(*dataset, Split::valid, request, num_classes);
   const SplitData test = load_split(*dataset, Split::test, request, num_classes);
+  // Where a run's wall time goes (this attempt): features, epochs, test, measurement; the
+  // sweep-overhead benchmark subtracts them from the sweep's wall time.
+  rec.final["features_seconds"] = seconds_since(features_start);
   if (train.size() == 0) {
     throw DataError("data.empty_split", fmt::format("dataset '{}' has no training clips; check "
                                                     "dataset.root and its split lists", c.dataset.plugin));
@@ -583,7 +587,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   // Test the best-on-validation weights.
   restore_state(model, state.best_state);
   report(phase_progress("eval", epochs, step));
+  const auto test_start = Clock::now();
   const Evaluation tested = evaluate(model, test, multi_label, eval_batch, mean, scale, loader_threads);
+  rec.final["test_seconds"] = seconds_since(test_start);
   rec.final["best_epoch"] = static_cast<double>(state.best_epoch);
   // The best epoch was validated when it ran: its row holds the numbers (no second pass).
   for (const auto& row : rec.curves) {
@@ -609,7 +615,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
 
   if (opts.measure_latency) {
     report(phase_progress("measure", epochs, step));
+    const auto measure_start = Clock::now();
     const Latency l = measure_latency(model, batch_size, 10);
+    rec.final["measure_seconds"] = seconds_since(measure_start);
     rec.final["latency_ms"] = l.batch1_ms;
     rec.final["throughput"] = l.throughput;
     rec.final["throughput_batch"] = static_cast<double>(l.batch);

@@ -1,15 +1,46 @@
 #include "cli_common.hpp"
 
+#include <malloc.h>
+
+#include <climits>
+#include <cstdlib>
 #include <iostream>
 
 #include <fmt/format.h>
 
+#include "commands.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
 
 namespace po = boost::program_options;
 
 namespace patchbay::cli {
+
+int guarded(const std::string& command, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const po::error& e) {
+    fmt::print(stderr, "patchbay {}: {}; run 'patchbay {} --help'\n", command, e.what(), command);
+    return kExitUsage;
+  } catch (const Error& e) {
+    fmt::print(stderr, "patchbay {}: error [{}]: {}\n", command, e.id(), e.what());
+    return kExitError;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "patchbay {}: internal error: {}\n", command, e.what());
+    return kExitError;
+  }
+}
+
+// glibc returns large freed blocks to the kernel (munmap, trim) and the next training step
+// faults the same activation memory back in: bench/ast_train_bench.cpp measured ~10 % of an
+// AST step's CPU time in those page faults (bench/README.md). Keep freed memory mapped
+// instead; peak RSS is unchanged (the peak is reached either way), only the memory is not
+// handed back between steps. PATCHBAY_MALLOC_DEFAULT=1 keeps glibc's defaults.
+void prepare_compute_process() {
+  if (const char* keep = std::getenv("PATCHBAY_MALLOC_DEFAULT"); keep != nullptr && *keep == '1') return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's ceiling for this setting on 64-bit
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
 
 Parsed parse(const std::vector<std::string>& args, const po::options_description& desc) {
   po::options_description all(desc);

@@ -1,5 +1,6 @@
 // Helpers shared by the CLI's subcommands: argument parsing, help, plugin loading, planning.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,14 @@ Experiment plan_from(const Parsed& p, const Registry& registry, const std::strin
 // The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
 // geometry is reported before anything runs (ShapeError naming the options and the shape).
 PatchGrid grid_of(const ResolvedConfig& config, const Registry& registry);
+
+// Runs one subcommand body and turns what it throws into the CLI's message and exit code
+// (usage errors 2, refused input 1), as main() does for every command; worker processes
+// forked by `patchbay run` use it too.
+int guarded(const std::string& command, const std::function<int()>& body);
+
+// Process-wide settings for a process that trains or measures: glibc keeps freed memory
+// mapped (see the definition). Called by main() for computing commands and by forked workers.
+void prepare_compute_process();
 
 }  // namespace patchbay::cli

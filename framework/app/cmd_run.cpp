@@ -177,6 +177,21 @@ std::string self_exe() {
   return ec ? std::string("patchbay") : p.string();
 }
 
+// In a forked worker: closes every descriptor marked close-on-exec, as an exec would (the
+// results lock, the other workers' progress pipes), so a worker never holds the host's lock.
+void close_cloexec_fds() {
+  std::vector<int> fds;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    if (fd > 2) fds.push_back(fd);
+  }
+  for (const int fd : fds) {  // after the listing: its own descriptor is closed by then
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC)) ::close(fd);
+  }
+}
+
 }  // namespace
 
 int run_run(const std::vector<std::string>& args) {
@@ -260,6 +275,10 @@ int run_run(const std::vector<std::string>& args) {
     }
   }
   const std::string exe = self_exe();
+  // PATCHBAY_WORKER_EXEC=1: start each worker as a fresh `patchbay run-worker` process (exec)
+  // instead of a fork of this one; for a plugin that cannot live in a forked process.
+  const char* exec_env = std::getenv("PATCHBAY_WORKER_EXEC");
+  const bool exec_workers = exec_env != nullptr && *exec_env == '1';
 
   ProgressView view(quiet);
   std::vector<Worker> workers;
@@ -291,12 +310,26 @@ int run_run(const std::vector<std::string>& args) {
         ::dup2(log, STDOUT_FILENO);
         ::dup2(log, STDERR_FILENO);
       }
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(exe.c_str()));
-      for (auto& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(exe.c_str(), argv.data());
-      std::_Exit(127);
+      if (exec_workers) {
+        std::vector<char*> argv;
+        argv.push_back(const_cast<char*>(exe.c_str()));
+        for (auto& a : argv_s) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(exe.c_str(), argv.data());
+        std::_Exit(127);
+      }
+      // The worker runs in the forked copy of this process: LibTorch's start-up (~0.5 s of
+      // static initialisers here) and the plugins' dlopen were paid once by the host, not per
+      // run. Safe because the host has run no tensor code (no OpenMP pool, no intra-op
+      // threads exist yet) and holds no HDF5 file open between publishes. What exec would
+      // have closed is closed here: the lock, the other workers' pipes.
+      close_cloexec_fds();
+      prepare_compute_process();
+      const std::vector<std::string> worker_args(argv_s.begin() + 1, argv_s.end());
+      const int code = guarded("run-worker", [&] { return run_worker(worker_args); });
+      std::fflush(stdout);
+      std::fflush(stderr);
+      std::_Exit(code);  // not exit(): the host's atexit handlers and static objects are not ours
     }
     ::close(pipe_fds[1]);
     Worker w;

@@ -1,8 +1,6 @@
 // patchbay: the command-line host. Parses the command, loads plugins, runs the subcommand.
-#include <malloc.h>
 #include <unistd.h>
 
-#include <climits>
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include <boost/program_options/errors.hpp>
 #include <fmt/format.h>
 
+#include "cli_common.hpp"
 #include "commands.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/version.hpp"
@@ -65,21 +63,11 @@ Examples:
 void ensure_passive_openmp(const std::string& command, char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  if (command == "cost" || command == "run-worker" || command == "fbank" || command == "mask") {
+  // `run` too: its workers are forked from it, libgomp already initialised.
+  if (command == "cost" || command == "run" || command == "run-worker" || command == "fbank" ||
+      command == "mask") {
     ::execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
   }
-}
-
-// glibc returns large freed blocks to the kernel (munmap, trim) and the next training step
-// faults the same activation memory back in: bench/ast_train_bench.cpp measured ~10 % of an
-// AST step's CPU time in those page faults (bench/README.md). Computing commands keep freed
-// memory mapped instead; peak RSS is unchanged (the peak is reached either way), only the
-// memory is not handed back between steps. PATCHBAY_MALLOC_DEFAULT=1 keeps glibc's defaults.
-void keep_freed_memory(const std::string& command) {
-  if (command != "run-worker" && command != "cost") return;
-  if (const char* keep = std::getenv("PATCHBAY_MALLOC_DEFAULT"); keep != nullptr && *keep == '1') return;
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's ceiling for this setting on 64-bit
-  mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
 
 }  // namespace
@@ -97,8 +85,8 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   ensure_passive_openmp(command, argv);
-  keep_freed_memory(command);
-  try {
+  if (command == "run-worker" || command == "cost") patchbay::cli::prepare_compute_process();
+  return patchbay::cli::guarded(command, [&]() -> int {
     if (command == "plugins") return patchbay::cli::run_plugins(rest);
     if (command == "plan") return patchbay::cli::run_plan(rest);
     if (command == "cost") return patchbay::cli::run_cost(rest);
@@ -112,14 +100,5 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
                command);
     return patchbay::cli::kExitUsage;
-  } catch (const boost::program_options::error& e) {
-    fmt::print(stderr, "patchbay {}: {}; run 'patchbay {} --help'\n", command, e.what(), command);
-    return patchbay::cli::kExitUsage;
-  } catch (const patchbay::Error& e) {
-    fmt::print(stderr, "patchbay {}: error [{}]: {}\n", command, e.id(), e.what());
-    return patchbay::cli::kExitError;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "patchbay {}: internal error: {}\n", command, e.what());
-    return patchbay::cli::kExitError;
-  }
+  });
 }

@@ -73,6 +73,9 @@ const OptionSchema& train_schema() {
     s.add_int("seed", 0, "seed of every random choice in the run", Range::at_least(0));
     s.add_int("threads", 0, "intra-op threads (0: all cores)", Range::at_least(0));
     s.add_int("loader_threads", 1, "background data-loading threads", Range::at_least(0));
+    s.add_real("checkpoint_every_s", 60.0, "seconds between epoch checkpoints (0: after every "
+               "epoch; the last epoch is always written); a killed run resumes from the last one",
+               Range::at_least(0));
     s.add_string("device", "cpu", "LibTorch device, e.g. cpu or cuda:0");
     s.add_string("init_weights", "", "start from this weights file (patchbay weights export; "
                  "relative to the experiment file) instead of random initialisation; \"\": none");

@@ -942,7 +942,8 @@ void apply_point(const std::vector<Assignment>& point, Views& views, Locator& wh
 // Options that decide how fast a run goes, not what it computes: left out of run identity,
 // so `train.threads=1` on the command line finds the same runs.
 bool execution_only(const char* section, const std::string& key) {
-  return (std::string(section) == "train" && (key == "threads" || key == "loader_threads")) ||
+  return (std::string(section) == "train" && (key == "threads" || key == "loader_threads" ||
+                                              key == "checkpoint_every_s")) ||
          (std::string(section) == "frontend" && key == "cache_dir");
 }
 

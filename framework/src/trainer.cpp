@@ -451,6 +451,8 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
                                           : (use_map ? rec.curves.back().valid_mAP : rec.curves.back().valid_accuracy);
   double train_seconds_total = 0.0;
   int64_t timed_steps = 0;
+  const double checkpoint_every_s = t.get_real("checkpoint_every_s");
+  auto last_checkpoint = Clock::now();
 
   for (int64_t epoch = state.epoch + 1; epoch <= epochs; ++epoch) {
     const auto epoch_start = Clock::now();
@@ -577,7 +579,12 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     step_out = step;
 
     if (opts.on_epoch) opts.on_epoch(rec);
-    if (!opts.checkpoint.empty()) {
+    // A checkpoint (model, best weights, optimiser: ~35 MB for AST-tiny) costs more than a
+    // short epoch's worth of overhead; write one when checkpoint_every_s have passed, and
+    // always after the last epoch (`patchbay weights export` reads it).
+    if (!opts.checkpoint.empty() &&
+        (epoch == epochs || seconds_since(last_checkpoint) >= checkpoint_every_s)) {
+      last_checkpoint = Clock::now();
       save_checkpoint(opts.checkpoint, model, *optimizer, state.best_state, epoch, step,
                       state.best_score, state.best_epoch, state.masked_sum, state.masked_count);
     }

@@ -134,9 +134,10 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
   auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(straight));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
 
+  // A checkpoint after every epoch (an execution-only key: same run ids as above).
   const fs::path killed = dir.path() / "killed.h5";
   r = patchbay::test::run("PATCHBAY_TEST_KILL_AFTER_EPOCH=2 " + cli() + " run " + quoted(exp) +
-                          " --results " + quoted(killed));
+                          " train.checkpoint_every_s=0 --results " + quoted(killed));
   CHECK(r.code != 0);  // the host was killed too
   // The published file is readable and the run is RUNNING with two epochs recorded.
   const patchbay::ResultsStore store(killed);
@@ -166,6 +167,24 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
     CAPTURE(key);
     CHECK(rec->final.at(key) == reference->final.at(key));
   }
+
+  // With the default checkpoint_every_s (60 s) this short run writes no checkpoint before its
+  // last epoch: killed after epoch 2, it starts again from scratch and still ends the same.
+  const fs::path unsaved = dir.path() / "unsaved.h5";
+  r = patchbay::test::run("PATCHBAY_TEST_KILL_AFTER_EPOCH=2 " + cli() + " run " + quoted(exp) +
+                          " --results " + quoted(unsaved));
+  CHECK(r.code != 0);
+  const patchbay::ResultsStore unsaved_store(unsaved);
+  CHECK_FALSE(fs::exists(unsaved_store.run_dir(ids[0]) / "checkpoint.pt"));
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(unsaved));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(fs::exists(unsaved_store.run_dir(ids[0]) / "checkpoint.pt"));  // the last epoch's
+  rec = unsaved_store.read_run(ids[0]);
+  REQUIRE(rec.has_value());
+  CHECK(rec->attempts == 2);
+  REQUIRE(rec->curves.size() == 4);
+  CHECK(rec->curves[3].train_loss == reference->curves[3].train_loss);
+  CHECK(rec->final.at("test_accuracy") == reference->final.at("test_accuracy"));
 }
 
 TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step; the sweep goes on") {

@@ -266,7 +266,7 @@ TEST_CASE("weights: train.init_weights is recorded; unset, it leaves run ids as 
   std::string line, before;
   while (std::getline(lines, line)) {
     bool dropped = false;
-    for (const char* key : {"threads = ", "loader_threads = ", "cache_dir = ", "init_weights = "}) {
+    for (const char* key : {"threads = ", "loader_threads = ", "checkpoint_every_s = ", "cache_dir = ", "init_weights = "}) {
       dropped = dropped || line.rfind(key, 0) == 0;
     }
     if (!dropped) before += line + "\n";

@@ -9,6 +9,10 @@
 #include <sstream>
 #include <sys/wait.h>
 
+#include <fmt/format.h>
+
+#include "patchbay/hash.hpp"
+
 void register_fftp(patchbay::Registrar&);
 void register_square(patchbay::Registrar&);
 void register_none_masker(patchbay::Registrar&);
@@ -66,6 +70,21 @@ const Registry& linked_registry() {
   static bool once = (register_linked_plugins(r), true);
   (void)once;
   return r;
+}
+
+std::string id_hash_without_later_options(const ResolvedConfig& config) {
+  const std::string text = config.to_toml();
+  std::istringstream lines(text.substr(text.find("[dataset]")));
+  std::string line, before;
+  while (std::getline(lines, line)) {
+    bool dropped = false;
+    for (const char* key : {"threads = ", "loader_threads = ", "checkpoint_every_s = ", "cache_dir = ",
+                            "init_weights = ", "match_paper_macs = ", "match_by = "}) {
+      dropped = dropped || line.rfind(key, 0) == 0;
+    }
+    if (!dropped) before += line + "\n";
+  }
+  return fmt::format("{:016x}", stable_hash(before)).substr(0, 8);
 }
 
 Outcome run(const std::string& command) {

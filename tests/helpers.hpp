@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "patchbay/config.hpp"
 #include "patchbay/registry.hpp"
 
 namespace patchbay::test {
@@ -23,6 +24,11 @@ class TempDir {
 void register_linked_plugins(Registry& registry);
 // One process-wide registry holding the linked plugins.
 const Registry& linked_registry();
+
+// The run id a configuration had before the options added since the first results existed
+// (execution-only keys, init_weights, match_paper_macs / match_by): the 8-hex-digit hash of
+// its identity text without those lines. Tests that new options left ids as they were.
+std::string id_hash_without_later_options(const ResolvedConfig& config);
 
 // Every file under `root` (relative path -> bytes), to compare generated folders.
 std::map<std::string, std::string> snapshot(const std::filesystem::path& root);

@@ -294,6 +294,7 @@ int run_cost(const std::vector<std::string>& args) {
                     {"throughput_batch", batch},
                     {"throughput_per_s", latency.throughput},
                     {"threads", latency.threads}});
+    if (!model.matched_option.empty()) rows.back()["matched_" + model.matched_option] = model.matched_value;
   }
   if (p.vm.count("json")) {
     std::cout << json{{"experiment", exp.name}, {"runs", rows}}.dump(2) << "\n";
@@ -310,6 +311,9 @@ int run_cost(const std::vector<std::string>& args) {
                r["params"].get<int64_t>(), r["paper_macs"].get<int64_t>() / 1e9,
                r["flops"].get<int64_t>() / 1e9, r["latency_ms_median"].get<double>(),
                r["throughput_per_s"].get<double>());
+    for (const char* key : {"matched_embed_dim", "matched_depth"}) {
+      if (r.contains(key)) fmt::print("  (match_paper_macs: {} = {})\n", key + 8, r[key].get<int64_t>());
+    }
   }
   fmt::print("(latency: batch 1, median of {} forward passes; clips/s: batch {}; {} intra-op threads)\n",
              repeats, batch, rows.empty() ? 0 : rows[0]["threads"].get<int>());

@@ -961,6 +961,10 @@ void write_table(std::string& out, const char* section, const Options& options,
         v == OptionValue{std::string()}) {
       continue;
     }
+    if (identity && std::string(section) == "backbone" && (k == kMatchPaperMacs || k == kMatchBy) &&
+        options.contains(kMatchPaperMacs) && options.at(kMatchPaperMacs) == OptionValue{int64_t{0}}) {
+      continue;
+    }
     out += fmt::format("{} = {}\n", k, to_toml(v));
   }
 }

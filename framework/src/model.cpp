@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -55,7 +56,9 @@ Cost Model::cost() const {
   return Cost{a.params + b.params, a.paper_macs + b.paper_macs, a.flops + b.flops};
 }
 
-Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
+namespace {
+
+Model build_exactly(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
   Model m;
   m.patcher_name = c.patcher.plugin;
   m.backbone_name = c.backbone.plugin;
@@ -72,6 +75,75 @@ Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num
   m.backbone = registry.make_backbone(c.backbone.plugin, c.backbone.options, bc);
   m.masker = registry.make_masker(c.masker.plugin, c.masker.options);
   return m;
+}
+
+// The model with backbone option `key` = v, or nothing when the backbone refuses that value
+// (a ConfigError, e.g. heads not dividing the width).
+std::optional<Model> try_build(ResolvedConfig c, const Registry& registry, int64_t num_classes,
+                               const std::string& key, int64_t v) {
+  c.backbone.options.set(key, OptionValue{v});
+  try {
+    Model m = build_exactly(c, registry, num_classes);
+    m.matched_option = key;
+    m.matched_value = v;
+    return m;
+  } catch (const ConfigError&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
+  const Options& o = c.backbone.options;
+  if (!o.contains(kMatchPaperMacs) || o.get_int(kMatchPaperMacs) <= 0) {
+    return build_exactly(c, registry, num_classes);
+  }
+  const int64_t target = o.get_int(kMatchPaperMacs);
+  const std::string key = o.get_string(kMatchBy);
+  int64_t top = o.get_int(key);
+  if (key == "embed_dim" && top <= 0) top = registry.backbone_embed_dim(c.backbone.plugin, o);
+  // Paper MACs grow with width and depth: binary search for the largest buildable value
+  // whose model costs at most the target, then compare it with the next buildable one up.
+  const auto macs = [](const Model& m) { return m.cost().paper_macs; };
+  std::optional<Model> below;  // largest found with macs <= target
+  int64_t lo = 1, hi = top;
+  while (lo <= hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    std::optional<Model> m;
+    int64_t v = mid;
+    for (; v >= lo && !m; --v) m = try_build(c, registry, num_classes, key, v);
+    if (!m) {  // nothing buildable in [lo, mid]
+      lo = mid + 1;
+      continue;
+    }
+    if (macs(*m) <= target) {
+      lo = mid + 1;
+      below = std::move(m);
+    } else {
+      hi = v;  // the loop stepped past the value it built (v + 1): it and all above cost too much
+    }
+  }
+  std::optional<Model> above;
+  for (int64_t v = below ? below->matched_value + 1 : 1; v <= top && !above; ++v) {
+    above = try_build(c, registry, num_classes, key, v);
+  }
+  if (!below && !above) {
+    throw ConfigError("config.match_unreachable",
+                      fmt::format("backbone '{}': no {} in 1..{} builds a model to compare with "
+                                  "match_paper_macs = {}", c.backbone.plugin, key, top, target));
+  }
+  if (!below || (above && macs(*above) - target < target - macs(*below))) {
+    if (macs(*above) > 2 * target) {
+      throw ConfigError("config.match_unreachable",
+                        fmt::format("backbone '{}': even {} = {} costs {} paper MACs, more than "
+                                    "twice match_paper_macs = {}; match by another option "
+                                    "(match_by) or raise the target", c.backbone.plugin, key,
+                                    above->matched_value, macs(*above), target));
+    }
+    return std::move(*above);
+  }
+  return std::move(*below);
 }
 
 namespace {

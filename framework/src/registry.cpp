@@ -195,6 +195,22 @@ void Registry::add_masker(PluginDescription d, MaskerFactory f) {
 }
 
 void Registry::add_backbone(PluginDescription d, BackboneEmbedDim dim, BackboneFactory f) {
+  // Framework options for cost-matched comparisons (build_model reads them): a backbone
+  // with an integer width or depth option can be shrunk to a paper-MACs target.
+  std::vector<std::string> scalable;
+  for (const char* key : {"embed_dim", "depth"}) {
+    const OptionSpec* spec = d.options.find(key);
+    if (spec != nullptr && spec->type == OptionType::integer) scalable.emplace_back(key);
+  }
+  if (!scalable.empty() && d.options.find(kMatchPaperMacs) == nullptr) {
+    d.options.add_int(kMatchPaperMacs, 0,
+                      "shrink the model to this many paper MACs per example: the " +
+                          scalable.front() + " (or match_by) whose model is closest to it, "
+                          "found by building candidates; 0: off (framework option)",
+                      Range::at_least(0));
+    d.options.add_choice(kMatchBy, scalable.front(), scalable,
+                         "the option match_paper_macs varies (framework option)");
+  }
   RegistryEntry e;
   e.kind = PluginKind::backbone;
   e.description = std::move(d);

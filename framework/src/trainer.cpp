@@ -383,6 +383,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   rec.final["params"] = static_cast<double>(cost.params);
   rec.final["paper_macs"] = static_cast<double>(cost.paper_macs);
   rec.final["flops"] = static_cast<double>(cost.flops);
+  if (!model.matched_option.empty()) {
+    rec.final["matched_" + model.matched_option] = static_cast<double>(model.matched_value);
+  }
 
   const auto betas = t.get_real_list("betas");
   const double lr = t.get_real("lr");

@@ -31,6 +31,10 @@ struct PATCHBAY_API Model {
   std::string patcher_name;
   std::string backbone_name;
   int64_t num_classes = 0;
+  // With backbone.match_paper_macs: the option varied (match_by) and the value chosen;
+  // empty / 0 otherwise.
+  std::string matched_option;
+  int64_t matched_value = 0;
 
   // spec [B, 1, F, T] -> logits [B, C]; throws ShapeError "shape.logits" naming the backbone
   // when the logits are not [B, C].
@@ -45,6 +49,11 @@ struct PATCHBAY_API Model {
   const PatchGrid& grid() const { return patcher->grid(); }
 };
 
+// With backbone.match_paper_macs > 0, the backbone's match_by option (embed_dim or depth) is
+// searched over 1 .. its configured value: candidates are built (values a backbone refuses,
+// e.g. a width the heads do not divide, are skipped) and the model whose paper MACs are
+// closest to the target is returned. Throws ConfigError "config.match_unreachable" when even
+// the smallest model costs more than twice the target.
 PATCHBAY_API Model build_model(const ResolvedConfig& config, const Registry& registry,
                                int64_t num_classes);
 

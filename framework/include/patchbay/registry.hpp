@@ -35,6 +35,12 @@ inline constexpr PluginKind kAllPluginKinds[] = {PluginKind::dataset, PluginKind
 PATCHBAY_API const char* to_string(PluginKind kind);          // "patcher"
 PATCHBAY_API const char* plural(PluginKind kind);             // "patchers"
 
+// Options the framework adds to every backbone that has an integer `embed_dim` or `depth`
+// option (Registry::add_backbone): build_model shrinks that option until the model's paper
+// MACs are closest to match_paper_macs (0: off). For FLOP-matched comparisons.
+inline constexpr const char* kMatchPaperMacs = "match_paper_macs";
+inline constexpr const char* kMatchBy = "match_by";
+
 struct PluginDescription {
   std::string name;      // snake_case, unique within its kind
   std::string help;      // one line

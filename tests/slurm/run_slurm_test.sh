@@ -142,17 +142,27 @@ slurmctld -f "$SLURM_CONF" >"$WORK/log/slurmctld.out" 2>&1 ||
   { cat "$WORK/log/slurmctld.out" >&2; show_logs; fail "slurmctld did not start (its log above)"; }
 slurmd -f "$SLURM_CONF" >"$WORK/log/slurmd.out" 2>&1 ||
   { cat "$WORK/log/slurmd.out" >&2; show_logs; fail "slurmd did not start (its log above)"; }
+# Wait for the node to be idle. A daemon that exits (a port in use, a bad configuration) is
+# reported at once with its log; sinfo is bounded because it waits for a controller that
+# accepts connections but does not answer.
+daemon_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+started=$(date +%s)
 state=""
-for _ in $(seq 60); do
-  state=$(sinfo -h -N -n "$HOST" -o '%t' 2>/dev/null | head -n 1)
+while :; do
+  state=$(timeout 5 sinfo -h -N -n "$HOST" -o '%t' 2>/dev/null | head -n 1)
   [[ $state == idle ]] && break
+  if (($(date +%s) - started >= 5)); then
+    for d in slurmctld slurmd; do
+      daemon_alive "$WORK/run/$d.pid" || { show_logs; fail "$d is not running (it exited; its log above)"; }
+    done
+  fi
+  if (($(date +%s) - started >= 60)); then
+    timeout 5 scontrol show node "$HOST" >&2 2>&1
+    show_logs
+    fail "node '$HOST' is '${state:-not known}' after 60 s, not idle (logs above)"
+  fi
   sleep 1
 done
-if [[ $state != idle ]]; then
-  scontrol show node "$HOST" >&2 2>&1
-  show_logs
-  fail "node '$HOST' is '${state:-not known}' after 60 s, not idle (logs above)"
-fi
 say "slurm is up: node $HOST idle, $CPUS CPUs, $MEM_MB MB ($(($(date +%s) - START)) s so far)"
 
 # 5. A tiny sweep: 3 runs (seeds) of a linear probe on a generated 3-word keyword set.
@@ -200,7 +210,7 @@ MERGE_JOB=$(sed -n 's/.*merge job \([0-9]*\).*/\1/p' <<<"$submitted")
 
 # 6. Wait for both jobs to leave the queue.
 deadline=$(($(date +%s) + JOB_TIMEOUT))
-while [[ -n $(squeue -h -j "$ARRAY_JOB,$MERGE_JOB" -o '%i' 2>/dev/null) ]]; do
+while [[ -n $(timeout 10 squeue -h -j "$ARRAY_JOB,$MERGE_JOB" -o '%i' 2>/dev/null) ]]; do
   if (($(date +%s) > deadline)); then
     squeue -j "$ARRAY_JOB,$MERGE_JOB" >&2
     tail -n 20 "$WORK"/jobs/logs/*.out >&2 2>/dev/null
@@ -212,7 +222,7 @@ done
 say "jobs done after $(($(date +%s) - START)) s"
 
 # 7. Every job ended COMPLETED (array tasks and merge), then the results themselves.
-states=$(scontrol -o show job "$ARRAY_JOB" 2>/dev/null; scontrol -o show job "$MERGE_JOB" 2>/dev/null)
+states=$(timeout 10 scontrol -o show job "$ARRAY_JOB" 2>/dev/null; timeout 10 scontrol -o show job "$MERGE_JOB" 2>/dev/null)
 bad=$(grep -o 'JobId=[0-9]* .*JobState=[A-Z_]*' <<<"$states" | grep -v 'JobState=COMPLETED' || true)
 if [[ -n $bad || $(grep -c 'JobState=COMPLETED' <<<"$states") -ne 3 ]]; then
   echo "$states" >&2

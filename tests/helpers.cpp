@@ -9,9 +9,11 @@
 #include <sstream>
 #include <sys/wait.h>
 
+#include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include "patchbay/hash.hpp"
+#include "test_paths.hpp"
 
 void register_fftp(patchbay::Registrar&);
 void register_square(patchbay::Registrar&);
@@ -103,6 +105,18 @@ Outcome run(const std::string& command) {
   o.out = slurp(out);
   o.err = slurp(err);
   return o;
+}
+
+const fs::path& tiny_keywords() {
+  static TempDir dir;
+  static const fs::path root = [] {
+    const fs::path out = dir.path() / "keywords";
+    const auto r = run(std::string("'") + kCli + "' data keywords --out '" + out.string() +
+                       "' --per-class 8 --words yes,no,up --seed 3");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    return out;
+  }();
+  return root;
 }
 
 std::map<std::string, std::string> snapshot(const std::filesystem::path& root) {

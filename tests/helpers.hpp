@@ -45,4 +45,8 @@ struct Outcome {
 };
 Outcome run(const std::string& command);
 
+// A 3-word keyword set (8 clips per word, Speech Commands layout) that build/patchbay
+// generates once per test process, for the CLI tests that train.
+const std::filesystem::path& tiny_keywords();
+
 }  // namespace patchbay::test

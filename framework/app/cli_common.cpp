@@ -5,6 +5,8 @@
 #include <climits>
 #include <cstdlib>
 #include <iostream>
+#include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -84,6 +86,27 @@ Experiment plan_from(const Parsed& p, const Registry& registry, const std::strin
   }
   std::vector<std::string> overrides(p.positional.begin() + 1, p.positional.end());
   return load_experiment(p.positional[0], overrides, registry);
+}
+
+std::string changed_lines(const std::string& before, const std::string& after) {
+  const auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    std::string line;
+    while (std::getline(ss, line)) out.push_back(line);
+    return out;
+  };
+  const auto a = lines(before), b = lines(after);
+  const std::multiset<std::string> sa(a.begin(), a.end()), sb(b.begin(), b.end());
+  std::string out;
+  int shown = 0;
+  for (const auto& l : a) {
+    if (!sb.count(l) && shown++ < 8) out += "\n  - " + l;
+  }
+  for (const auto& l : b) {
+    if (!sa.count(l) && shown++ < 16) out += "\n  + " + l;
+  }
+  return out;
 }
 
 PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {

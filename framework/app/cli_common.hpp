@@ -34,6 +34,10 @@ void load_plugins(Registry& registry, const Parsed& p);
 // The experiment named by the first positional word, the rest being key=value overrides.
 Experiment plan_from(const Parsed& p, const Registry& registry, const std::string& command);
 
+// The lines of `after` not in `before` and the reverse ("\n  - old", "\n  + new"; at most
+// 8 removed and 16 lines in all): what changed in an experiment file.
+std::string changed_lines(const std::string& before, const std::string& after);
+
 // The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
 // geometry is reported before anything runs (ShapeError naming the options and the shape).
 PatchGrid grid_of(const ResolvedConfig& config, const Registry& registry);

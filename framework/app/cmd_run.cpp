@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 
 #include "patchbay/error.hpp"
 #include "patchbay/results.hpp"
+#include "patchbay/shard.hpp"
 #include "patchbay/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -94,28 +96,6 @@ std::string progress_text(const TrainProgress& p, const std::string& slug) {
                      duration_text(p.eta_seconds));
 }
 
-// Line-by-line diff summary between two texts (what changed in an experiment file).
-std::string changed_lines(const std::string& before, const std::string& after) {
-  const auto lines = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::stringstream ss(text);
-    std::string line;
-    while (std::getline(ss, line)) out.push_back(line);
-    return out;
-  };
-  const auto a = lines(before), b = lines(after);
-  const std::multiset<std::string> sa(a.begin(), a.end()), sb(b.begin(), b.end());
-  std::string out;
-  int shown = 0;
-  for (const auto& l : a) {
-    if (!sb.count(l) && shown++ < 8) out += "\n  - " + l;
-  }
-  for (const auto& l : b) {
-    if (!sa.count(l) && shown++ < 16) out += "\n  + " + l;
-  }
-  return out;
-}
-
 struct Worker {
   pid_t pid = -1;
   int fd = -1;
@@ -171,6 +151,22 @@ class ProgressView {
   Clock::time_point last_{};
 };
 
+// The cores this process may use, split between --jobs. The affinity mask follows a cpuset
+// or `taskset`; under Slurm a task is entitled to its --cpus-per-task only, which the mask
+// does not show when the cluster does not bind tasks (TaskPlugin=task/none): a 2-CPU array
+// task on a 64-core node would otherwise start 64 threads and fight its neighbours.
+int usable_cores() {
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cores = CPU_COUNT(&set);
+  if (const char* slurm = std::getenv("SLURM_CPUS_PER_TASK")) {
+    const int granted = std::atoi(slurm);
+    if (granted > 0) cores = std::min(cores, granted);
+  }
+  return cores;
+}
+
 std::string self_exe() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
@@ -200,26 +196,49 @@ int run_run(const std::vector<std::string>& args) {
                      "results file (default: results/<experiment name>.h5)")(
       "jobs,j", po::value<int>()->default_value(1), "runs trained side by side; the cores are split between them")(
       "force", "run even though the experiment file changed since the results were written")(
+      "shard", po::value<std::string>(),
+      "K/N: run only shard K (0..N-1) of N; results default to results/<name>.shard-K-of-N.h5")(
       "quiet,q", "no progress lines, only the summary");
   const auto p = parse(args, desc);
-  if (wants_help(p, "Usage: patchbay run FILE [key=value...] [--results R.h5] [--jobs N] [--force]\n\n"
+  if (wants_help(p, "Usage: patchbay run FILE [key=value...] [--results R.h5] [--jobs N] [--force]\n"
+                    "                         [--shard K/N]\n\n"
                     "Trains, validates, tests and measures every run the experiment plans that is "
                     "not COMPLETED in the results file yet. Rerunning the same command resumes: "
                     "completed runs are skipped, interrupted runs continue from their last epoch "
                     "checkpoint, failed runs start again. Each run's file is written as it "
                     "progresses (R.runs/<id>/run.h5) and R is republished after every run; "
-                    "`patchbay report R` turns it into tables and plots.",
+                    "`patchbay report R` turns it into tables and plots.\n\n"
+                    "--shard K/N runs one N-th of the plan, for one task of a job array: K counts "
+                    "from 0, as $SLURM_ARRAY_TASK_ID with sbatch --array=0-(N-1). The split "
+                    "depends only on the run ids (the same on every rerun), every run is in "
+                    "exactly one shard, and shard sizes differ by at most 1. The shard's "
+                    "results file still lists the whole plan, runs of other shards PLANNED; "
+                    "`patchbay merge OUT.h5 SHARD.h5...` combines the shards' files, and "
+                    "`patchbay slurm` writes the job scripts that do all of it.",
                  desc)) {
     return kExitOk;
   }
   Registry registry;
   load_plugins(registry, p);
   const Experiment exp = plan_from(p, registry, "run");
+  std::optional<Shard> shard;
+  if (p.vm.count("shard")) shard = parse_shard(p.vm["shard"].as<std::string>());
+  const std::string default_name =
+      shard ? fmt::format("{}.shard-{}-of-{}.h5", exp.name, shard->index, shard->count) : exp.name + ".h5";
   const fs::path results = p.vm.count("results") ? fs::path(p.vm["results"].as<std::string>())
-                                                 : fs::path("results") / (exp.name + ".h5");
+                                                 : fs::path("results") / default_name;
+  // The runs this process trains: the whole plan, or one shard of it (checked before the
+  // lock, so a bad --shard touches nothing).
+  std::vector<const PlannedRun*> mine;
+  ExperimentRecord record = record_of(exp);
+  if (shard) {
+    for (size_t i : shard_positions(record.run_ids, *shard)) mine.push_back(&exp.runs[i]);
+    record.shard = shard->text();
+  } else {
+    for (const auto& run : exp.runs) mine.push_back(&run);
+  }
   const ResultsStore store(results);
   const auto lock = store.lock();
-  const ExperimentRecord record = record_of(exp);
   if (auto previous = store.read_experiment()) {
     // Overrides that leave the plan's runs the same (e.g. train.threads=1) are fine.
     const bool overrides_matter = previous->overrides != record.overrides && previous->run_ids != record.run_ids;
@@ -240,7 +259,8 @@ int run_run(const std::vector<std::string>& args) {
   // What to do.
   std::vector<const PlannedRun*> todo;
   size_t completed = 0;
-  for (const auto& run : exp.runs) {
+  for (const PlannedRun* planned : mine) {
+    const PlannedRun& run = *planned;
     auto rec = store.read_run(run.id);
     if (rec && rec->status == RunStatus::completed) {
       ++completed;
@@ -256,13 +276,15 @@ int run_run(const std::vector<std::string>& args) {
   store.publish(record);
   const bool quiet = p.vm.count("quiet") > 0;
   if (!quiet) {
-    fmt::print("experiment '{}': {} run{}, {} completed before, {} to do; results: {}\n", exp.name,
-               exp.runs.size(), exp.runs.size() == 1 ? "" : "s", completed, todo.size(), results.string());
+    const std::string scope = shard ? fmt::format(" (shard {}: {} of them)", shard->text(), mine.size()) : "";
+    fmt::print("experiment '{}': {} run{}{}, {} completed before, {} to do; results: {}\n", exp.name,
+               exp.runs.size(), exp.runs.size() == 1 ? "" : "s", scope, completed, todo.size(),
+               results.string());
     std::fflush(stdout);
   }
 
   const int jobs = std::max(1, std::min<int>(p.vm["jobs"].as<int>(), static_cast<int>(std::max<size_t>(1, todo.size()))));
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = usable_cores();
   const int threads_per_job = std::max(1, cores / jobs);
   std::vector<std::string> base_args = {"run-worker"};
   for (const auto& a : p.positional) base_args.push_back(a);
@@ -435,14 +457,20 @@ int run_run(const std::vector<std::string>& args) {
         view.say(fmt::format("FAILED    {} ({}): {}", w.slug, w.run_id, rec->reason));
       }
       store.publish(record);
-      view.draw(workers, completed + finished, exp.runs.size(), sweep_eta(), true);
+      view.draw(workers, completed + finished, mine.size(), sweep_eta(), true);
     }
-    view.draw(workers, completed + finished, exp.runs.size(), sweep_eta(), false);
+    view.draw(workers, completed + finished, mine.size(), sweep_eta(), false);
   }
   store.publish(record);
   if (!quiet) {
-    fmt::print("\n{} of {} runs COMPLETED, {} FAILED; results in {}\nnext: patchbay report {}\n",
-               completed + finished - failed, exp.runs.size(), failed, results.string(), results.string());
+    fmt::print("\n{} of {} runs COMPLETED, {} FAILED; results in {}\n", completed + finished - failed,
+               mine.size(), failed, results.string());
+    if (shard) {
+      fmt::print("next, once every shard has run: patchbay merge OUT.h5 {} and the other shards' files\n",
+                 results.string());
+    } else {
+      fmt::print("next: patchbay report {}\n", results.string());
+    }
   }
   return failed == 0 ? kExitOk : kExitError;
 }

@@ -15,6 +15,7 @@
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
 #include "patchbay/model.hpp"
+#include "patchbay/shard.hpp"
 #include "patchbay/version.hpp"
 
 namespace po = boost::program_options;
@@ -148,9 +149,10 @@ int run_plugins(const std::vector<std::string>& args) {
 
 int run_plan(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay plan options");
-  desc.add_options()("config", "also print each run's resolved configuration as TOML");
+  desc.add_options()("config", "also print each run's resolved configuration as TOML")(
+      "shard", po::value<std::string>(), "K/N: only the runs of shard K (0..N-1) of N, as `run --shard` splits them");
   const auto p = parse(args, desc);
-  if (wants_help(p, "Usage: patchbay plan FILE [key=value...] [--json] [--config]\n\nValidates the "
+  if (wants_help(p, "Usage: patchbay plan FILE [key=value...] [--json] [--config] [--shard K/N]\n\nValidates the "
                     "experiment file (with overrides applied) against every plugin's options, "
                     "expands its [sweep] and prints the runs it expands to, without running "
                     "anything: one row per run, its id and one column per swept key. --json "
@@ -161,7 +163,18 @@ int run_plan(const std::vector<std::string>& args) {
   }
   Registry registry;
   load_plugins(registry, p);
-  const auto exp = plan_from(p, registry, "plan");
+  auto exp = plan_from(p, registry, "plan");
+  const size_t planned = exp.runs.size();
+  std::string shard_text;
+  if (p.vm.count("shard")) {
+    const Shard shard = parse_shard(p.vm["shard"].as<std::string>());
+    shard_text = shard.text();
+    std::vector<std::string> ids;
+    for (const auto& r : exp.runs) ids.push_back(r.id);
+    std::vector<PlannedRun> kept;
+    for (size_t i : shard_positions(ids, shard)) kept.push_back(exp.runs[i]);
+    exp.runs = std::move(kept);
+  }
   const bool swept = !exp.axes.empty();
   std::vector<PatchGrid> grids;
   for (const auto& r : exp.runs) {
@@ -175,6 +188,10 @@ int run_plan(const std::vector<std::string>& args) {
   if (p.vm.count("json")) {
     json out = {{"experiment", exp.name}, {"file", exp.file.string()},
                 {"overrides", exp.overrides}, {"axes", json::array()}, {"runs", json::array()}};
+    if (!shard_text.empty()) {
+      out["shard"] = shard_text;
+      out["plan_runs"] = planned;  // the whole plan's size; "runs" lists this shard's
+    }
     for (const auto& a : exp.axes) {
       json values = json::array();
       for (const auto& v : a.values) values.push_back(to_json(v));
@@ -191,6 +208,10 @@ int run_plan(const std::vector<std::string>& args) {
     }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
+  }
+  if (!shard_text.empty()) {
+    fmt::print("shard {}: {} of the plan's {} run{}\n", shard_text, exp.runs.size(), planned,
+               planned == 1 ? "" : "s");
   }
   if (!swept) {
     fmt::print("experiment '{}' ({}): {} run{}\n\n", exp.name, exp.file.string(), exp.runs.size(),

@@ -15,6 +15,8 @@ int run_data(const std::vector<std::string>& args);
 int run_run(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
 int run_weights(const std::vector<std::string>& args);
+int run_merge(const std::vector<std::string>& args);
+int run_slurm(const std::vector<std::string>& args);
 int run_worker(const std::vector<std::string>& args);  // internal: one run, started by run_run
 
 // Exit codes.

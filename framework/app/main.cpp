@@ -26,7 +26,10 @@ Commands:
   plugins                 list the plugins found, with their options and defaults
   plan FILE [key=value]   validate an experiment file and print the runs it expands to
   run FILE [key=value]    train, validate, test and measure every planned run into one
-                          HDF5 results file (resumes; --jobs N runs side by side)
+                          HDF5 results file (resumes; --jobs N runs side by side;
+                          --shard K/N only shard K, K = 0..N-1, of N)
+  merge OUT.h5 IN.h5...   combine the results files of shards into one
+  slurm FILE --shards N   write Slurm scripts: a job array of N shards, then the merge
   report RESULTS.h5       Markdown tables and gnuplot plots of a results file
   cost FILE [key=value]   build the planned model and report tokens, parameters, MACs and
                           CPU latency (no data needed)
@@ -53,6 +56,7 @@ Examples:
   patchbay plugins
   patchbay plan experiments/quickstart/quickstart.toml patcher.stride=2
   patchbay cost experiments/quickstart/quickstart.toml --json
+  patchbay slurm experiments/examples/sweep.toml --shards 4 --time 02:00:00
 )";
 
 // OpenMP threads that spin while waiting collapse when the cores are shared: measured here,
@@ -96,6 +100,8 @@ int main(int argc, char** argv) {
     if (command == "report") return patchbay::cli::run_report(rest);
     if (command == "weights") return patchbay::cli::run_weights(rest);
     if (command == "run") return patchbay::cli::run_run(rest);
+    if (command == "merge") return patchbay::cli::run_merge(rest);
+    if (command == "slurm") return patchbay::cli::run_slurm(rest);
     if (command == "run-worker") return patchbay::cli::run_worker(rest);
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
                command);

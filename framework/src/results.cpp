@@ -292,7 +292,11 @@ void ResultsStore::remove_stale_temporaries() const {
   sweep(parent, "." + file_.filename().string() + ".tmp-", "");
   if (!fs::is_directory(runs_dir(), ec)) return;
   for (const auto& run : fs::directory_iterator(runs_dir(), ec)) {
-    if (run.is_directory(ec)) sweep(run.path(), ".run.h5.tmp-", "checkpoint.pt.tmp");
+    if (!run.is_directory(ec)) continue;
+    sweep(run.path(), ".run.h5.tmp-", "checkpoint.pt.tmp");
+    // import_run's temporaries.
+    sweep(run.path(), ".checkpoint.pt.tmp-", "");
+    sweep(run.path(), ".log.txt.tmp-", "");
   }
 }
 
@@ -313,6 +317,42 @@ void ResultsStore::write_run(const RunRecord& record) const {
     write_run_group(group.id(), record);
   }
   publish_file(temp, target);
+}
+
+void ResultsStore::import_run(const ResultsStore& from, const std::string& id) const {
+  const fs::path src = from.run_dir(id), dst = run_dir(id);
+  std::error_code ec;
+  fs::create_directories(dst, ec);
+  if (ec) {
+    throw Error("results.write", fmt::format("cannot create '{}': {}", dst.string(), ec.message()));
+  }
+  const auto place = [&](const std::string& name, bool may_link) {
+    const fs::path source = src / name, target = dst / name;
+    std::error_code e;
+    if (!fs::exists(source, e)) {
+      fs::remove(target, e);  // another attempt's file would not match the imported record
+      return;
+    }
+    const fs::path temp = temp_beside(target);
+    fs::remove(temp, e);
+    e.clear();
+    if (may_link) fs::create_hard_link(source, temp, e);
+    if (!may_link || e) {
+      e.clear();
+      fs::copy_file(source, temp, fs::copy_options::overwrite_existing, e);
+    }
+    if (e) {
+      fs::remove(temp, e);
+      throw Error("results.write", fmt::format("cannot copy '{}' to '{}': {}; check the space "
+                                               "and permissions there", source.string(),
+                                               temp.string(), e.message()));
+    }
+    publish_file(temp, target);
+  };
+  fs::remove(dst / "run.h5", ec);
+  place("checkpoint.pt", true);
+  place("log.txt", false);
+  place("run.h5", false);
 }
 
 std::optional<RunRecord> ResultsStore::read_run(const std::string& id) const {
@@ -341,6 +381,7 @@ std::optional<ExperimentRecord> ResultsStore::read_experiment() const {
   rec.file = h5::read_attr_string(sweep.id(), "file").value_or("");
   rec.text = h5::read_attr_string(sweep.id(), "experiment_toml").value_or("");
   if (h5::exists(sweep.id(), "overrides")) rec.overrides = h5::read_strings(sweep.id(), "overrides");
+  rec.shard = h5::read_attr_string(sweep.id(), "shard").value_or("");
   if (h5::exists(sweep.id(), "plan/id")) {
     rec.run_ids = h5::read_strings(sweep.id(), "plan/id");
     rec.slugs = h5::read_strings(sweep.id(), "plan/slug");
@@ -397,6 +438,7 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
     h5::write_attr(sweep.id(), "file", exp.file);
     h5::write_attr(sweep.id(), "experiment_toml", exp.text);
     h5::write_strings(sweep.id(), "overrides", exp.overrides);
+    if (!exp.shard.empty()) h5::write_attr(sweep.id(), "shard", exp.shard);
     auto plan = h5::create_group(sweep.id(), "plan");
     h5::write_strings(plan.id(), "id", exp.run_ids);
     h5::write_strings(plan.id(), "slug", exp.slugs);

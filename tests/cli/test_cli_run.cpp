@@ -18,23 +18,10 @@ namespace {
 std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
-// A 3-word keyword set (8 clips per word) generated once per test process.
-const fs::path& tiny_keywords() {
-  static patchbay::test::TempDir dir;
-  static const fs::path root = [] {
-    const fs::path out = dir.path() / "keywords";
-    const auto r = patchbay::test::run(cli() + " data keywords --out " + quoted(out) +
-                                       " --per-class 8 --words yes,no,up --seed 3");
-    REQUIRE_MESSAGE(r.code == 0, r.err);
-    return out;
-  }();
-  return root;
-}
-
 fs::path write_experiment(const fs::path& dir, int epochs = 3, const std::string& extra_train = "") {
   const fs::path file = dir / "tiny.toml";
   std::ofstream(file) << "[experiment]\nname = \"tiny\"\n\n"
-                      << "[dataset]\nplugin = \"speech_commands\"\nroot = \"" << tiny_keywords().string()
+                      << "[dataset]\nplugin = \"speech_commands\"\nroot = \"" << patchbay::test::tiny_keywords().string()
                       << "\"\n\n[frontend]\nnum_mel_bins = 64\ntarget_frames = 100\n\n"
                       << "[patcher]\nplugin = \"fftp\"\npatch_frames = 16\nstride = 8\n\n"
                       << "[masker]\nplugin = \"specmask\"\nbudget = 64\nrect_size = [8, 8]\n\n"

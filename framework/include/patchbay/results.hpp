@@ -90,6 +90,9 @@ struct ExperimentRecord {
   std::vector<std::string> run_ids;                        // the plan, in order
   std::vector<std::string> slugs;
   std::vector<std::vector<std::pair<std::string, std::string>>> axes;  // per run
+  // "K/N" when the results hold shard K of N (`patchbay run --shard K/N`): the plan above is
+  // still the whole plan, and runs of other shards stay PLANNED. Empty otherwise.
+  std::string shard;
 };
 
 PATCHBAY_API ExperimentRecord record_of(const Experiment& experiment);
@@ -125,6 +128,14 @@ class PATCHBAY_API ResultsStore {
   // Reads a run file back; nullopt when it does not exist. Throws Error "results.corrupt"
   // when it exists but cannot be read (the message says to delete it to rerun the run).
   std::optional<RunRecord> read_run(const std::string& id) const;
+
+  // Makes R.runs/<id>/ a copy of `from`'s folder for that run (run.h5, checkpoint.pt,
+  // log.txt; `patchbay merge`). Each file is placed atomically and run.h5 is removed first
+  // and placed last, so a kill midway leaves the run without a record (PLANNED, redone from
+  // scratch) rather than a record beside another attempt's checkpoint. The checkpoint is
+  // hard-linked when both are on one file system (the trainer replaces checkpoints by
+  // rename, never in place, so the two results never see each other's writes).
+  void import_run(const ResultsStore& from, const std::string& id) const;
 
   // The experiment text stored by the last publish (nullopt when R does not exist).
   std::optional<ExperimentRecord> read_experiment() const;

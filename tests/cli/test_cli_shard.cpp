@@ -1,0 +1,394 @@
+// Scale-out over Slurm: `run --shard K/N` splits a plan (every run in one shard, balanced,
+// stable), `merge` combines shard results (same schema, newest status wins, other
+// experiments refused), and `slurm` writes the job-array and merge scripts.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "helpers.hpp"
+#include "patchbay/error.hpp"
+#include "patchbay/results.hpp"
+#include "patchbay/shard.hpp"
+#include "test_paths.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+const fs::path kSweep = fs::path(patchbay::test::kSourceDir) / "experiments/examples/sweep.toml";
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> plan_ids(const std::string& args) {
+  const auto r = patchbay::test::run(cli() + " plan " + args + " --json");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  std::vector<std::string> ids;
+  const json plan = json::parse(r.out);  // kept: a range-for over parse(...)["runs"] would dangle
+  for (const auto& run : plan["runs"]) ids.push_back(run["id"].get<std::string>());
+  return ids;
+}
+
+// A results file written through the library (no training): the plan `ids` of experiment
+// `name` / `text`, with `runs` recorded in R.runs/.
+void make_results(const fs::path& file, const std::string& name, const std::string& text,
+                  const std::vector<std::string>& ids,
+                  const std::vector<patchbay::RunRecord>& runs) {
+  patchbay::ExperimentRecord exp;
+  exp.name = name;
+  exp.file = name + ".toml";
+  exp.text = text;
+  exp.run_ids = ids;
+  for (const auto& id : ids) {
+    exp.slugs.push_back(id.substr(id.find('-') + 1));
+    exp.axes.push_back({{"train.seed", id.substr(id.size() - 1)}});
+  }
+  const patchbay::ResultsStore store(file);
+  for (const auto& r : runs) store.write_run(r);
+  store.publish(exp);
+}
+
+patchbay::RunRecord record(const std::string& id, patchbay::RunStatus status,
+                           const std::string& when, double accuracy = NAN,
+                           const std::string& reason = "") {
+  patchbay::RunRecord r;
+  r.id = id;
+  r.slug = id.substr(id.find('-') + 1);
+  r.status = status;
+  r.reason = reason;
+  r.started = when;
+  if (status != patchbay::RunStatus::running) r.finished = when;
+  if (std::isfinite(accuracy)) r.final["test_accuracy"] = accuracy;
+  return r;
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+TEST_CASE("cli: shards partition the plan: every run once, balanced, stable, K checked") {
+  // The library's split, over many plan sizes and shard counts.
+  for (size_t runs = 1; runs <= 23; runs += 3) {
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < runs; ++i)
+      ids.push_back("0000" + std::to_string(i * 7919 % 1000) + "-run" + std::to_string(i));
+    for (int64_t n = 1; n <= static_cast<int64_t>(runs) && n <= 6; ++n) {
+      CAPTURE(runs);
+      CAPTURE(n);
+      std::vector<int> seen(runs, 0);
+      size_t smallest = runs, largest = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        const auto mine = patchbay::shard_positions(ids, {k, n});
+        CHECK(mine == patchbay::shard_positions(ids, {k, n}));
+        CHECK(std::is_sorted(mine.begin(), mine.end()));
+        for (size_t i : mine) ++seen[i];
+        smallest = std::min(smallest, mine.size());
+        largest = std::max(largest, mine.size());
+      }
+      CHECK(std::all_of(seen.begin(), seen.end(), [](int s) { return s == 1; }));
+      CHECK(largest - smallest <= 1);
+    }
+  }
+  CHECK_THROWS_WITH_AS(patchbay::shard_positions({"a", "b"}, {0, 3}),
+                       doctest::Contains("has 2 runs"), patchbay::ConfigError);
+
+  // The CLI, on the 8-run example sweep (plans without data).
+  const auto all = plan_ids(quoted(kSweep));
+  REQUIRE(all.size() == 8);
+  std::multiset<std::string> union_of;
+  std::vector<size_t> sizes;
+  std::vector<std::string> shard1;
+  for (int k = 0; k < 3; ++k) {
+    const auto ids = plan_ids(quoted(kSweep) + " --shard " + std::to_string(k) + "/3");
+    union_of.insert(ids.begin(), ids.end());
+    sizes.push_back(ids.size());
+    if (k == 1) shard1 = ids;
+  }
+  CHECK(union_of == std::multiset<std::string>(all.begin(), all.end()));  // each run exactly once
+  std::sort(sizes.begin(), sizes.end());
+  CHECK(sizes == std::vector<size_t>{2, 3, 3});
+  CHECK(plan_ids(quoted(kSweep) + " --shard 1/3") == shard1);  // stable across invocations
+
+  auto r = patchbay::test::run(cli() + " plan " + quoted(kSweep) + " --shard 3/3");
+  CHECK(r.code == 1);
+  CHECK(r.err ==
+        "patchbay plan: error [cli.bad_shard]: --shard '3/3': K must be 0..2 for 3 shards "
+        "(K counts from 0, as $SLURM_ARRAY_TASK_ID does with sbatch --array=0-(N-1))\n");
+  r = patchbay::test::run(cli() + " plan " + quoted(kSweep) + " --shard 0/9");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("[cli.bad_shard]: --shard 0/9: the plan has 8 runs") != std::string::npos);
+  r = patchbay::test::run(cli() + " run " + quoted(kSweep) + " --shard 1");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("[cli.bad_shard]: --shard '1': expected K/N") != std::string::npos);
+}
+
+TEST_CASE("cli: two shards of a sweep, merged, give every run COMPLETED with its metrics") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = dir.path() / "tiny.toml";
+  std::ofstream(exp) << "[experiment]\nname = \"tiny\"\n\n"
+                     << "[dataset]\nplugin = \"speech_commands\"\nroot = \""
+                     << patchbay::test::tiny_keywords().string() << "\"\n\n"
+                     << "[frontend]\nnum_mel_bins = 32\ntarget_frames = 100\n\n"
+                     << "[patcher]\nplugin = \"fftp\"\npatch_frames = 16\nstride = 8\n\n"
+                     << "[backbone]\nplugin = \"linear_probe\"\nembed_dim = 16\n\n"
+                     << "[train]\nepochs = 1\nbatch_size = 8\nthreads = 1\n\n"
+                     << "[sweep]\nseeds = [0, 1, 2]\n";
+  const auto ids = plan_ids(quoted(exp));
+  REQUIRE(ids.size() == 3);
+
+  // Shard 0 under its default name (relative to the working folder), shard 1 named.
+  auto r = patchbay::test::run("cd " + quoted(dir.path()) + " && " + cli() + " run " +
+                               quoted(exp) + " --shard 0/2");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("(shard 0/2: ") != std::string::npos);
+  const fs::path shard0 = dir.path() / "results" / "tiny.shard-0-of-2.h5";
+  const fs::path shard1 = dir.path() / "tiny.shard-1-of-2.h5";
+  REQUIRE(fs::exists(shard0));
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --shard 1/2 --results " +
+                          quoted(shard1));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+
+  // A shard's file lists the whole plan; the other shard's runs are PLANNED.
+  const auto s0 = patchbay::read_results(shard0), s1 = patchbay::read_results(shard1);
+  CHECK(s0.experiment.run_ids == ids);
+  CHECK(s0.experiment.shard == "0/2");
+  CHECK(s1.experiment.shard == "1/2");
+  std::map<std::string, patchbay::RunRecord> done;
+  for (const auto* s : {&s0, &s1}) {
+    REQUIRE(s->runs.size() == 3);
+    for (const auto& run : s->runs) {
+      if (run.status == patchbay::RunStatus::completed) {
+        done[run.id] = run;
+      } else {
+        CHECK(run.status == patchbay::RunStatus::planned);
+      }
+    }
+  }
+  CHECK(done.size() == 3);
+  const auto count = [](const patchbay::PublishedResults& s) {
+    return std::count_if(s.runs.begin(), s.runs.end(), [](const auto& x) {
+      return x.status == patchbay::RunStatus::completed;
+    });
+  };
+  CHECK(count(s0) + count(s1) == 3);
+  CHECK(std::abs(count(s0) - count(s1)) <= 1);
+
+  const fs::path merged = dir.path() / "merged.h5";
+  r = patchbay::test::run(cli() + " merge " + quoted(merged) + " " + quoted(shard0) + " " +
+                          quoted(shard1));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("3 runs, 3 COMPLETED, 0 FAILED, 0 RUNNING, 0 PLANNED") != std::string::npos);
+  const auto m = patchbay::read_results(merged);
+  CHECK(m.experiment.run_ids == ids);  // what one unsharded run would have planned
+  CHECK(m.experiment.shard.empty());
+  CHECK(m.experiment.text == slurp(exp));
+  REQUIRE(m.runs.size() == 3);
+  for (const auto& run : m.runs) {
+    CAPTURE(run.id);
+    CHECK(run.status == patchbay::RunStatus::completed);
+    CHECK(run.curves.size() == 1);
+    CHECK(run.final.at("test_accuracy") == done.at(run.id).final.at("test_accuracy"));
+    CHECK(run.final.at("paper_macs") > 0);
+    CHECK(fs::exists(patchbay::ResultsStore(merged).run_dir(run.id) / "checkpoint.pt"));
+  }
+
+  // The merged file is a results file like any other: report reads it, run resumes it.
+  r = patchbay::test::run(cli() + " report " + quoted(merged) + " --no-plots --out " +
+                          quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(merged));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("3 completed before, 0 to do") != std::string::npos);
+  // Merging again into it changes nothing (the existing output is one more input).
+  r = patchbay::test::run(cli() + " merge " + quoted(merged) + " " + quoted(shard0) + " " +
+                          quoted(shard1));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("3 COMPLETED") != std::string::npos);
+  CHECK(r.out.find("(0 run folders copied)") != std::string::npos);
+}
+
+TEST_CASE("cli: merge refuses files of different experiments, naming them and the difference") {
+  patchbay::test::TempDir dir;
+  const std::vector<std::string> ids = {"11111111-s0", "22222222-s1"};
+  const fs::path a = dir.path() / "a.h5", b = dir.path() / "b.h5", c = dir.path() / "c.h5",
+                 d = dir.path() / "d.h5";
+  make_results(a, "tiny", "[train]\nlr = 1\n", ids, {});
+  make_results(b, "other", "[train]\nlr = 1\n", ids, {});
+  make_results(c, "tiny", "[train]\nlr = 2\n", ids, {});
+  make_results(d, "tiny", "[train]\nlr = 1\n", {"11111111-s0", "33333333-s2"}, {});
+  const auto merge = [&](const fs::path& in) {
+    return patchbay::test::run(cli() + " merge " + quoted(dir.path() / "out.h5") + " " +
+                               quoted(a) + " " + quoted(in));
+  };
+  auto r = merge(b);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("[merge.different_experiment]: '" + a.string() + "' and '" + b.string() +
+                   "' hold different experiments: experiment 'tiny' vs 'other'") !=
+        std::string::npos);
+  r = merge(c);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("the experiment files differ:\n  - lr = 1\n  + lr = 2") != std::string::npos);
+  r = merge(d);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("the plans differ (2 runs vs 2; only in the first: 22222222-s1; only in the "
+                   "second: 33333333-s2)") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir.path() / "out.h5"));
+
+  // The output as an input, and a file that is not results.
+  r = patchbay::test::run(cli() + " merge " + quoted(a) + " " + quoted(a));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("[merge.same_file]") != std::string::npos);
+  std::ofstream(dir.path() / "x.h5") << "nope";
+  r = merge(dir.path() / "x.h5");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("x.h5") != std::string::npos);
+  // An existing output of another experiment is not overwritten.
+  r = patchbay::test::run(cli() + " merge " + quoted(b) + " " + quoted(a));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("the output '" + b.string() + "' already holds another experiment") !=
+        std::string::npos);
+  CHECK(patchbay::read_results(b).experiment.name == "other");
+  // An input still being written (its lock held) is refused with the writer's pid.
+  {
+    const auto lock = patchbay::ResultsStore(a).lock();
+    r = patchbay::test::run(cli() + " merge " + quoted(dir.path() / "out.h5") + " " + quoted(a));
+    CHECK(r.code == 1);
+    CHECK(r.err.find("[results.locked]: input '" + a.string() +
+                     "' is being written by a patchbay "
+                     "process (pid " +
+                     std::to_string(::getpid()) + ")") != std::string::npos);
+  }
+}
+
+TEST_CASE("cli: merge keeps the newest status of a run found in several files") {
+  using S = patchbay::RunStatus;
+  patchbay::test::TempDir dir;
+  const std::vector<std::string> ids = {"10000000-s0", "20000000-s1", "30000000-s2",
+                                        "40000000-s3", "50000000-s4"};
+  const std::string text = "[train]\nlr = 1\n";
+  const fs::path a = dir.path() / "a.h5", b = dir.path() / "b.h5", out = dir.path() / "out.h5";
+  make_results(a, "t", text, ids,
+               {record(ids[0], S::failed, "2024-05-02T00:00:00Z", NAN, "diverged"),
+                record(ids[1], S::completed, "2024-05-01T00:00:00Z", 0.5),
+                record(ids[2], S::failed, "2024-05-01T00:00:00Z", NAN, "older failure"),
+                record(ids[3], S::running, "2024-05-01T00:00:00Z")});
+  std::ofstream(patchbay::ResultsStore(a).run_dir(ids[3]) / "checkpoint.pt") << "epoch 3";
+  make_results(b, "t", text, ids,
+               {record(ids[0], S::completed, "2024-05-01T00:00:00Z", 0.7),
+                record(ids[1], S::completed, "2024-05-03T00:00:00Z", 0.9),
+                record(ids[2], S::failed, "2024-05-02T00:00:00Z", NAN, "newer failure")});
+  // b's run folders were not kept (only the .h5 came back): its published records count.
+  fs::remove_all(patchbay::ResultsStore(b).runs_dir());
+
+  auto r =
+      patchbay::test::run(cli() + " merge " + quoted(out) + " " + quoted(a) + " " + quoted(b));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("run " + ids[0] + ": keeping COMPLETED from '" + b.string() + "'") !=
+        std::string::npos);
+  CHECK(r.out.find("5 runs, 2 COMPLETED, 1 FAILED, 1 RUNNING, 1 PLANNED") != std::string::npos);
+  CHECK(r.out.find("1 run is in no input") != std::string::npos);
+  auto m = patchbay::read_results(out);
+  REQUIRE(m.runs.size() == 5);
+  CHECK(m.runs[0].status == S::completed);  // COMPLETED beats a later FAILED
+  CHECK(m.runs[0].final.at("test_accuracy") == 0.7);
+  CHECK(m.runs[1].final.at("test_accuracy") == 0.9);  // of two COMPLETED, the later
+  CHECK(m.runs[2].reason == "newer failure");         // of two FAILED, the later
+  CHECK(m.runs[3].status == S::running);              // found once: kept, with its checkpoint
+  CHECK(slurp(patchbay::ResultsStore(out).run_dir(ids[3]) / "checkpoint.pt") == "epoch 3");
+  CHECK(m.runs[4].status == S::planned);  // in no input
+
+  // Merging a later failure into the output keeps the output's COMPLETED run.
+  const fs::path c = dir.path() / "c.h5";
+  make_results(c, "t", text, ids,
+               {record(ids[0], S::failed, "2024-06-01T00:00:00Z", NAN, "late failure"),
+                record(ids[4], S::completed, "2024-06-01T00:00:00Z", 0.1)});
+  r = patchbay::test::run(cli() + " merge " + quoted(out) + " " + quoted(c));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  m = patchbay::read_results(out);
+  CHECK(m.runs[0].status == S::completed);
+  CHECK(m.runs[0].final.at("test_accuracy") == 0.7);
+  CHECK(m.runs[4].status == S::completed);
+  CHECK(r.out.find("3 COMPLETED, 1 FAILED, 1 RUNNING, 0 PLANNED (1 run folder copied)") !=
+        std::string::npos);
+}
+
+TEST_CASE("cli: slurm writes a job array over the shards and a dependent merge job") {
+  patchbay::test::TempDir dir;
+  const fs::path out = dir.path() / "jobs";
+  auto r = patchbay::test::run("cd " + quoted(dir.path()) + " && " + cli() + " slurm " +
+                               quoted(kSweep) +
+                               " train.epochs=1 --shards 3 --partition debug --time 00:10:00 "
+                               "--cpus-per-task 2 --mem 1G --sbatch=--account=lab --out jobs");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string array = slurp(out / "array.sbatch"), merge = slurp(out / "merge.sbatch"),
+                    submit = slurp(out / "submit.sh");
+  const std::string base = (dir.path() / "results" / "sweep_example").string();
+  for (const char* line :
+       {"#SBATCH --array=0-2\n", "#SBATCH --partition=debug\n", "#SBATCH --time=00:10:00\n",
+        "#SBATCH --cpus-per-task=2\n", "#SBATCH --mem=1G\n", "#SBATCH --account=lab\n",
+        "--shard \"${SLURM_ARRAY_TASK_ID}/3\""}) {
+    CAPTURE(line);
+    CHECK(array.find(line) != std::string::npos);
+  }
+  CHECK(array.find("'" + std::string(patchbay::test::kCli) + "' run '" + kSweep.string() +
+                   "' 'train.epochs=1'") != std::string::npos);
+  CHECK(array.find("--results '" + base + "'\".shard-${SLURM_ARRAY_TASK_ID}-of-3.h5\"") !=
+        std::string::npos);
+  CHECK(array.find("#SBATCH --output=" + (out / "logs").string() + "/shard-%a.%A.out") !=
+        std::string::npos);
+  CHECK(fs::is_directory(out / "logs"));
+  CHECK(merge.find("' merge '" + base + ".h5' \"${shards[@]}\"") != std::string::npos);
+  CHECK(merge.find("#SBATCH --account=lab\n") != std::string::npos);
+  CHECK(merge.find("#SBATCH --partition=debug\n") != std::string::npos);
+  CHECK(submit.find("--dependency=afterany:") != std::string::npos);
+  CHECK(r.out.find("sbatch --dependency=afterany:") != std::string::npos);
+  for (const char* script : {"array.sbatch", "merge.sbatch", "submit.sh"}) {
+    CAPTURE(script);
+    const auto syntax = patchbay::test::run("bash -n " + quoted(out / script));
+    CHECK_MESSAGE(syntax.code == 0, syntax.err);
+  }
+
+  // submit.sh against a stand-in sbatch that logs its arguments and answers a job id.
+  const fs::path bin = dir.path() / "bin";
+  fs::create_directories(bin);
+  std::ofstream(bin / "sbatch") << "#!/bin/sh\necho \"$@\" >> '"
+                                << (dir.path() / "sbatch.log").string()
+                                << "'\necho '4242;cluster'\n";
+  fs::permissions(bin / "sbatch", fs::perms::owner_all);
+  r = patchbay::test::run("PATH=" + quoted(bin) + ":$PATH sh " + quoted(out / "submit.sh"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(slurp(dir.path() / "sbatch.log") ==
+        "--parsable array.sbatch\n--parsable --dependency=afterany:4242 merge.sbatch\n");
+
+  r = patchbay::test::run(cli() + " slurm " + quoted(kSweep) + " --shards 9 --out " +
+                          quoted(out));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("[cli.bad_shard]: --shards 9: the plan of 'sweep_example' has 8 runs") !=
+        std::string::npos);
+  r = patchbay::test::run(cli() + " slurm " + quoted(kSweep) + " --shards 2 --time 1h --out " +
+                          quoted(out));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("[slurm.bad_option]: --time '1h'") != std::string::npos);
+  r = patchbay::test::run(cli() + " slurm " + quoted(kSweep));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--shards N is required") != std::string::npos);
+  for (const char* command : {"merge", "slurm"}) {
+    CAPTURE(command);
+    r = patchbay::test::run(cli() + " " + command + " --help");
+    CHECK(r.code == 0);
+    CHECK(r.out.find(std::string("Usage: patchbay ") + command) != std::string::npos);
+  }
+}
+}

@@ -188,6 +188,9 @@ void close_cloexec_fds() {
   }
 }
 
+int train_planned(const Experiment& exp, const PlannedRun& planned, const Registry& registry,
+                  const ResultsStore& store, int threads);
+
 }  // namespace
 
 int run_run(const std::vector<std::string>& args) {
@@ -347,8 +350,9 @@ int run_run(const std::vector<std::string>& args) {
       // have closed is closed here: the lock, the other workers' pipes.
       close_cloexec_fds();
       prepare_compute_process();
-      const std::vector<std::string> worker_args(argv_s.begin() + 1, argv_s.end());
-      const int code = guarded("run-worker", [&] { return run_worker(worker_args); });
+      // The host's plan, not the experiment file read again: the file may have been edited
+      // since the sweep started, and this run must be the run that was planned.
+      const int code = guarded("run-worker", [&] { return train_planned(exp, run, registry, store, threads_per_job); });
       std::fflush(stdout);
       std::fflush(stderr);
       std::_Exit(code);  // not exit(): the host's atexit handlers and static objects are not ours
@@ -475,29 +479,20 @@ int run_run(const std::vector<std::string>& args) {
   return failed == 0 ? kExitOk : kExitError;
 }
 
-int run_worker(const std::vector<std::string>& args) {
-  auto desc = common_options("patchbay run-worker options");
-  desc.add_options()("results", po::value<std::string>()->required(), "results file")(
-      "run", po::value<std::string>()->required(), "run id")(
-      "threads", po::value<int>()->default_value(0), "threads when train.threads = 0");
-  const auto p = parse(args, desc);
-  Registry registry;
-  load_plugins(registry, p);
-  const Experiment exp = plan_from(p, registry, "run-worker");
-  const std::string id = p.vm["run"].as<std::string>();
-  const PlannedRun* run = nullptr;
-  for (const auto& r : exp.runs) {
-    if (r.id == id) run = &r;
-  }
-  if (run == nullptr) throw ConfigError("run.unknown", fmt::format("no run '{}' in the plan", id));
-  const ResultsStore store(p.vm["results"].as<std::string>());
+namespace {
 
+// One planned run, trained in this process (a worker): progress to PATCHBAY_PROGRESS_FD,
+// the run's file rewritten after every epoch and at the end.
+int train_planned(const Experiment& exp, const PlannedRun& planned, const Registry& registry,
+                  const ResultsStore& store, int threads) {
+  const PlannedRun* run = &planned;
+  const std::string& id = planned.id;
   FILE* progress = nullptr;
   if (const char* fd = std::getenv("PATCHBAY_PROGRESS_FD")) progress = ::fdopen(std::atoi(fd), "w");
   TrainerOptions opts;
   opts.base_dir = fs::absolute(exp.file).parent_path();
   opts.checkpoint = store.run_dir(id) / "checkpoint.pt";
-  opts.threads = p.vm["threads"].as<int>();
+  opts.threads = threads;
   // Crash test hook: SIGKILL the host and this worker right after the checkpoint of epoch K,
   // as a kill -9 of the whole `patchbay run` would.
   if (const char* k = std::getenv("PATCHBAY_TEST_KILL_AFTER_EPOCH")) {
@@ -528,6 +523,35 @@ int run_worker(const std::vector<std::string>& args) {
   store.write_run(rec);
   fmt::print(stderr, "run {}: {}{}\n", id, to_string(rec.status), rec.reason.empty() ? "" : ": " + rec.reason);
   return rec.status == RunStatus::completed ? kExitOk : kExitError;
+}
+
+
+}  // namespace
+
+int run_worker(const std::vector<std::string>& args) {
+  auto desc = common_options("patchbay run-worker options");
+  desc.add_options()("results", po::value<std::string>()->required(), "results file")(
+      "run", po::value<std::string>()->required(), "run id")(
+      "threads", po::value<int>()->default_value(0), "threads when train.threads = 0");
+  const auto p = parse(args, desc);
+  Registry registry;
+  load_plugins(registry, p);
+  const Experiment exp = plan_from(p, registry, "run-worker");
+  const std::string id = p.vm["run"].as<std::string>();
+  const PlannedRun* run = nullptr;
+  for (const auto& r : exp.runs) {
+    if (r.id == id) run = &r;
+  }
+  if (run == nullptr) throw ConfigError("run.unknown", fmt::format("no run '{}' in the plan", id));
+  const ResultsStore store(p.vm["results"].as<std::string>());
+  // A worker started with exec reads the experiment file again: it must still be the file the
+  // host planned (recorded in the results file), or the run would not be the planned one.
+  if (const auto recorded = store.read_experiment(); recorded && recorded->text != record_of(exp).text) {
+    throw ConfigError("run.experiment_changed",
+                      fmt::format("'{}' changed while the sweep was running; run patchbay run "
+                                  "again to plan it anew (finished runs are kept)", fs::path(exp.file).string()));
+  }
+  return train_planned(exp, *run, registry, store, p.vm["threads"].as<int>());
 }
 
 }  // namespace patchbay::cli

@@ -3,8 +3,13 @@
 // the results lock, and a changed experiment refused.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
@@ -172,6 +177,48 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
   REQUIRE(rec->curves.size() == 4);
   CHECK(rec->curves[3].train_loss == reference->curves[3].train_loss);
   CHECK(rec->final.at("test_accuracy") == reference->final.at("test_accuracy"));
+}
+
+TEST_CASE("cli: editing the experiment file during a sweep changes none of the planned runs") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = write_experiment(dir.path(), 8, "\n[sweep]\nseeds = [0, 1]\n");
+  const fs::path results = dir.path() / "edit.h5";
+  const std::string command = cli() + " run " + quoted(exp) + " --results " + quoted(results) +
+                              " >" + quoted(dir.path() / "out.txt") + " 2>&1";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  // As soon as the first worker has started, replace the file with one that does not parse.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool started = false;
+  while (!started && std::chrono::steady_clock::now() < deadline) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(results.string() + ".runs"), ec)) {
+      started = started || fs::exists(e.path() / "run.h5");
+    }
+    if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(started);
+  std::ofstream(exp) << "this is = not [ an experiment\n";
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  std::ifstream in(dir.path() / "out.txt");
+  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK_MESSAGE(WIFEXITED(status), out);
+  CHECK_MESSAGE(WEXITSTATUS(status) == 0, out);
+  CHECK_MESSAGE(out.find("2 of 2 runs COMPLETED") != std::string::npos, out);
+
+  // A worker started with exec (PATCHBAY_WORKER_EXEC=1) reads the file again: a file that no
+  // longer matches the recorded text is refused rather than trained, even with the same ids.
+  const fs::path again = write_experiment(dir.path(), 8, "\n[sweep]\nseeds = [0, 1]\n# edited\n");
+  const std::string id = patchbay::ResultsStore(results).read_experiment().value().run_ids.front();
+  auto r = patchbay::test::run(cli() + " run-worker " + quoted(again) + " --results " + quoted(results) +
+                               " --run " + id);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("run.experiment_changed") != std::string::npos, r.err);
 }
 
 TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step; the sweep goes on") {

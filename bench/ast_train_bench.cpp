@@ -47,6 +47,7 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/adamw.h>
 
+#include "bench_args.hpp"
 #include "patchbay/config.hpp"
 #include "patchbay/model.hpp"
 #include "patchbay/registry.hpp"
@@ -226,13 +227,7 @@ int main(int argc, char** argv) {
   bool json = false, malloc_keep = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    const auto value = [&] { return patchbay::bench::next_value(argc, argv, i); };
     if (a == "--presets") presets = split(value());
     else if (a == "--patchers") patchers = split(value());
     else if (a == "--threads") {

@@ -28,6 +28,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include "bench_args.hpp"
 #include "patchbay/features.hpp"
 #include "patchbay/log.hpp"
 
@@ -105,13 +106,7 @@ int main(int argc, char** argv) {
   std::string write_dir, clips_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    const auto value = [&] { return patchbay::bench::next_value(argc, argv, i); };
     if (a == "--clips") clips_n = std::atoi(value().c_str());
     else if (a == "--seconds") seconds = std::atof(value().c_str());
     else if (a == "--threads") thread_counts = parse_list(value());

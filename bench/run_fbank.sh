@@ -38,7 +38,7 @@ done
 # Same numbers? The first 10 clips through `patchbay fbank` against torchaudio's features.
 mkdir -p "$work/npy"
 for wav in $(ls "$work"/*.wav | head -10); do
-  "$build/patchbay" fbank "$wav" --out "$work/npy/$(basename "$wav" .wav).npy" --frames 128
+  "$build/patchbay" fbank "$wav" --out "$work/npy/$(basename "$wav" .wav).npy" --frames 128 >/dev/null
 done
 LD_LIBRARY_PATH=$openblas_omp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} /usr/bin/python3 - "$work" "$here" <<'PY'
 import glob, os, sys

@@ -29,12 +29,15 @@ namespace patchbay::cli {
 
 int run_dist(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay run-dist options");
-  desc.add_options()("run", po::value<std::string>(), "the run's id or slug (needed when the plan has several runs)")(
-      "results", po::value<std::string>(), "results file (default: results/<experiment name>.h5); rank 0 writes it")(
+  desc.add_options()("run", po::value<std::string>(),
+                     "the run's id or slug (needed when the plan has several runs)")(
+      "results", po::value<std::string>(),
+      "results file (default: results/<experiment name>.h5); rank 0 writes it")(
       "force", "run even though the experiment file changed since the results were written")(
       "dist-rank", po::value<int>(), "this process's rank, 0..world-1 (default: $RANK)")(
       "dist-world-size", po::value<int>(), "number of processes (default: $WORLD_SIZE)")(
-      "dist-addr", po::value<std::string>(), "rank 0's address (default: $MASTER_ADDR, else 127.0.0.1)")(
+      "dist-addr", po::value<std::string>(),
+      "rank 0's address (default: $MASTER_ADDR, else 127.0.0.1)")(
       "dist-port", po::value<int>(), "rank 0's port (default: $MASTER_PORT, else 29500)")(
       "dist-timeout", po::value<double>()->default_value(60.0),
       "seconds to wait for the other ranks, at the start and in every collective")(
@@ -43,20 +46,21 @@ int run_dist(const std::vector<std::string>& args) {
       "threads", po::value<int>()->default_value(0),
       "threads when train.threads = 0 (0: this machine's cores / $LOCAL_WORLD_SIZE)");
   const auto p = parse(args, desc);
-  if (wants_help(p, "Usage: patchbay run-dist FILE [key=value...] [--run ID] [--results R.h5]\n"
-                    "         --dist-rank R --dist-world-size N [--dist-addr A] [--dist-port P]\n"
-                    "         [--dist-timeout S] [--dist-iface IF]\n\n"
-                    "Trains ONE planned run on N processes, data-parallel over LibTorch's Gloo "
-                    "backend: start the same command once per rank (on one machine or several), "
-                    "each with its rank. train.batch_size is the combined batch (each rank takes "
-                    "batch_size / N of it), so the run's steps do not depend on N. Rank 0 listens "
-                    "on --dist-port at --dist-addr for the others, writes the results file and "
-                    "the checkpoint, and prints progress. The usual environment (RANK, "
-                    "WORLD_SIZE, MASTER_ADDR, MASTER_PORT, GLOO_SOCKET_IFNAME, LOCAL_WORLD_SIZE) "
-                    "works instead of the flags. A rank that dies or stops answering makes the "
-                    "others fail within --dist-timeout with [dist.peer_lost], naming it. A run "
-                    "already COMPLETED in the results is skipped; a distributed run does not "
-                    "resume from a checkpoint (it starts again).",
+  if (wants_help(p,
+                 "Usage: patchbay run-dist FILE [key=value...] [--run ID] [--results R.h5]\n"
+                 "         --dist-rank R --dist-world-size N [--dist-addr A] [--dist-port P]\n"
+                 "         [--dist-timeout S] [--dist-iface IF]\n\n"
+                 "Trains ONE planned run on N processes, data-parallel over LibTorch's Gloo "
+                 "backend: start the same command once per rank (on one machine or several), "
+                 "each with its rank. train.batch_size is the combined batch (each rank takes "
+                 "batch_size / N of it), so the run's steps do not depend on N. Rank 0 listens "
+                 "on --dist-port at --dist-addr for the others, writes the results file and "
+                 "the checkpoint, and prints progress. The usual environment (RANK, "
+                 "WORLD_SIZE, MASTER_ADDR, MASTER_PORT, GLOO_SOCKET_IFNAME, LOCAL_WORLD_SIZE) "
+                 "works instead of the flags. A rank that dies or stops answering makes the "
+                 "others fail within --dist-timeout with [dist.peer_lost], naming it. A run "
+                 "already COMPLETED in the results is skipped; a distributed run does not "
+                 "resume from a checkpoint (it starts again).",
                  desc)) {
     return kExitOk;
   }
@@ -64,8 +68,9 @@ int run_dist(const std::vector<std::string>& args) {
   const bool rank_given = p.vm.count("dist-rank") || std::getenv("RANK");
   const bool world_given = p.vm.count("dist-world-size") || std::getenv("WORLD_SIZE");
   if (!rank_given || !world_given) {
-    throw ConfigError("dist.config", "which rank of how many? give --dist-rank R and "
-                                     "--dist-world-size N (or set RANK and WORLD_SIZE)");
+    throw ConfigError("dist.config",
+                      "which rank of how many? give --dist-rank R and "
+                      "--dist-world-size N (or set RANK and WORLD_SIZE)");
   }
   if (p.vm.count("dist-rank")) dc.rank = p.vm["dist-rank"].as<int>();
   if (p.vm.count("dist-world-size")) dc.world_size = p.vm["dist-world-size"].as<int>();
@@ -88,22 +93,26 @@ int run_dist(const std::vector<std::string>& args) {
       if (r.id == want || r.slug == want) run = &r;
     }
     if (run == nullptr) {
-      throw ConfigError("run.unknown", fmt::format("no run '{}' in the plan; `patchbay plan {}` lists "
-                                                   "the ids and slugs", want, p.positional.at(0)));
+      throw ConfigError("run.unknown",
+                        fmt::format("no run '{}' in the plan; `patchbay plan {}` lists "
+                                    "the ids and slugs",
+                                    want, p.positional.at(0)));
     }
   } else if (exp.runs.size() == 1) {
     run = &exp.runs.front();
   } else {
-    throw ConfigError("run.which", fmt::format("the experiment plans {} runs; name one with --run ID "
-                                               "(`patchbay plan {}` lists them)", exp.runs.size(),
-                                               p.positional.at(0)));
+    throw ConfigError("run.which",
+                      fmt::format("the experiment plans {} runs; name one with --run ID "
+                                  "(`patchbay plan {}` lists them)",
+                                  exp.runs.size(), p.positional.at(0)));
   }
   const int64_t batch = run->config.train.get_int("batch_size");
   if (batch % dc.world_size != 0) {
     throw ConfigError("dist.batch_size",
                       fmt::format("train.batch_size = {} is the combined batch of the {} ranks and "
                                   "must be a multiple of {}; set train.batch_size={}",
-                                  batch, dc.world_size, dc.world_size, (batch / dc.world_size + 1) * dc.world_size));
+                                  batch, dc.world_size, dc.world_size,
+                                  (batch / dc.world_size + 1) * dc.world_size));
   }
 
   const fs::path results = p.vm.count("results") ? fs::path(p.vm["results"].as<std::string>())
@@ -126,7 +135,8 @@ int run_dist(const std::vector<std::string>& args) {
     std::vector<at::Tensor> one{done};
     dist->broadcast(one, "broadcasting whether the run is already done");
     if (done.item<int>() == 1) {
-      if (rank == 0) fmt::print("run {} is COMPLETED in {} already; nothing to do\n", run->id, results.string());
+      if (rank == 0)
+        fmt::print("run {} is COMPLETED in {} already; nothing to do\n", run->id, results.string());
       return kExitOk;
     }
   }
@@ -163,7 +173,8 @@ int run_dist(const std::vector<std::string>& args) {
     rec.status = RunStatus::running;
     store.write_run(rec);
     store.publish(record);
-    fmt::print("run {} ({}) on {} ranks; results: {}\n", run->slug, run->id, dc.world_size, results.string());
+    fmt::print("run {} ({}) on {} ranks; results: {}\n", run->slug, run->id, dc.world_size,
+               results.string());
     std::fflush(stdout);
     // Plain progress lines, at most every 10 s, and one per epoch.
     auto last = std::chrono::steady_clock::now() - std::chrono::seconds(60);
@@ -186,9 +197,11 @@ int run_dist(const std::vector<std::string>& args) {
   }
   if (rec.status == RunStatus::completed) {
     if (rank == 0) {
-      fmt::print("COMPLETED {} ({}) on {} ranks: test acc {:.3f}, {} epochs; next: patchbay report {}\n",
-                 run->slug, run->id, dc.world_size, rec.final.count("test_accuracy") ? rec.final.at("test_accuracy") : NAN,
-                 rec.curves.size(), results.string());
+      fmt::print(
+          "COMPLETED {} ({}) on {} ranks: test acc {:.3f}, {} epochs; next: patchbay report {}\n",
+          run->slug, run->id, dc.world_size,
+          rec.final.count("test_accuracy") ? rec.final.at("test_accuracy") : NAN, rec.curves.size(),
+          results.string());
     }
     return kExitOk;
   }

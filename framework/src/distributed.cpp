@@ -10,14 +10,14 @@
 #include <functional>
 
 #include <fmt/format.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 // LibTorch builds its Gloo backend only with this macro; the header is empty without it.
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/types.h>
-#include <torch/utils.h>
 
 #include "patchbay/error.hpp"
 #include "patchbay/log.hpp"
@@ -32,7 +32,8 @@ int parse_env_int(const char* name, int fallback) {
   char* end = nullptr;
   const long n = std::strtol(v, &end, 10);
   if (end == v || *end != '\0') {
-    throw ConfigError("dist.config", fmt::format("environment variable {}='{}' is not a whole number", name, v));
+    throw ConfigError("dist.config",
+                      fmt::format("environment variable {}='{}' is not a whole number", name, v));
   }
   return static_cast<int>(n);
 }
@@ -65,18 +66,27 @@ DistributedConfig DistributedConfig::from_environment() {
 
 void DistributedConfig::validate() const {
   if (world_size < 1) {
-    throw ConfigError("dist.config", fmt::format("world size {} must be at least 1 (--dist-world-size or WORLD_SIZE)", world_size));
+    throw ConfigError(
+        "dist.config",
+        fmt::format("world size {} must be at least 1 (--dist-world-size or WORLD_SIZE)",
+                    world_size));
   }
   if (rank < 0 || rank >= world_size) {
-    throw ConfigError("dist.config", fmt::format("rank {} is outside 0..{} for a world of {} (--dist-rank or RANK)",
-                                                 rank, world_size - 1, world_size));
+    throw ConfigError(
+        "dist.config",
+        fmt::format("rank {} is outside 0..{} for a world of {} (--dist-rank or RANK)", rank,
+                    world_size - 1, world_size));
   }
   if (port < 1 || port > 65535) {
-    throw ConfigError("dist.config", fmt::format("port {} is outside 1..65535 (--dist-port or MASTER_PORT)", port));
+    throw ConfigError(
+        "dist.config",
+        fmt::format("port {} is outside 1..65535 (--dist-port or MASTER_PORT)", port));
   }
-  if (addr.empty()) throw ConfigError("dist.config", "the address of rank 0 is empty (--dist-addr or MASTER_ADDR)");
+  if (addr.empty())
+    throw ConfigError("dist.config", "the address of rank 0 is empty (--dist-addr or MASTER_ADDR)");
   if (!(timeout_s > 0.0)) {
-    throw ConfigError("dist.config", fmt::format("timeout {} s must be positive (--dist-timeout)", timeout_s));
+    throw ConfigError("dist.config",
+                      fmt::format("timeout {} s must be positive (--dist-timeout)", timeout_s));
   }
 }
 
@@ -102,17 +112,21 @@ struct Distributed::Impl {
       } else {
         std::vector<std::string> others;
         for (int r = 0; r < config.world_size; ++r) {
-          if (r != config.rank) others.push_back(fmt::format("rank {} ({})", r, who.at(static_cast<size_t>(r))));
+          if (r != config.rank)
+            others.push_back(fmt::format("rank {} ({})", r, who.at(static_cast<size_t>(r))));
         }
         lost = fmt::format("a peer was lost, one of {}", fmt::join(others, ", "));
       }
-      const bool timed_out = cause.find("imed out") != std::string::npos || cause.find("imeout") != std::string::npos;
-      throw Error("dist.peer_lost",
-                  fmt::format("rank {} of {}: {} failed: {}{} ({}); see that rank's log for why it "
-                              "stopped, then start every rank again",
-                              config.rank, config.world_size, what, lost,
-                              timed_out ? fmt::format(" or did not answer within {} s", config.timeout_s) : "",
-                              cause));
+      const bool timed_out =
+          cause.find("imed out") != std::string::npos || cause.find("imeout") != std::string::npos;
+      throw Error(
+          "dist.peer_lost",
+          fmt::format(
+              "rank {} of {}: {} failed: {}{} ({}); see that rank's log for why it "
+              "stopped, then start every rank again",
+              config.rank, config.world_size, what, lost,
+              timed_out ? fmt::format(" or did not answer within {} s", config.timeout_s) : "",
+              cause));
     }
   }
 };
@@ -149,7 +163,8 @@ std::shared_ptr<Distributed> Distributed::connect(const DistributedConfig& confi
     // One thread for Gloo's work queue: the trainer issues one collective at a time, and the
     // cores are for the intra-op threads.
     options->threads = 1;
-    impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, config.rank, config.world_size, options);
+    impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, config.rank,
+                                                              config.world_size, options);
 
     // Who is who, for messages naming a lost rank (read now: rank 0's store dies with it).
     impl->store->set(fmt::format("patchbay/who/{}", config.rank),
@@ -161,14 +176,16 @@ std::shared_ptr<Distributed> Distributed::connect(const DistributedConfig& confi
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error("dist.rendezvous",
-                fmt::format("rank {} of {}: the ranks did not all meet at {} within {} s ({}); start "
-                            "every rank with the same address, port and world size (rank 0 "
-                            "listens on the port, which must be free and reachable), within the "
-                            "timeout of each other, or raise --dist-timeout",
-                            config.rank, config.world_size, where, config.timeout_s, first_line(e)));
+    throw Error(
+        "dist.rendezvous",
+        fmt::format("rank {} of {}: the ranks did not all meet at {} within {} s ({}); start "
+                    "every rank with the same address, port and world size (rank 0 "
+                    "listens on the port, which must be free and reachable), within the "
+                    "timeout of each other, or raise --dist-timeout",
+                    config.rank, config.world_size, where, config.timeout_s, first_line(e)));
   }
-  log::info("distributed: rank {} of {} joined at {} (Gloo)", config.rank, config.world_size, where);
+  log::info("distributed: rank {} of {} joined at {} (Gloo)", config.rank, config.world_size,
+            where);
   return std::shared_ptr<Distributed>(new Distributed(std::move(impl)));
 }
 
@@ -233,7 +250,8 @@ void Distributed::reduce_gradients(const std::vector<at::Tensor>& parameters, do
   }
 }
 
-std::vector<at::Tensor> Distributed::all_gather_rows(const at::Tensor& rows, const std::string& what) {
+std::vector<at::Tensor> Distributed::all_gather_rows(const at::Tensor& rows,
+                                                     const std::string& what) {
   const int world = impl_->config.world_size;
   // Gloo's all-gather wants equal shapes: share the row counts, pad to the largest, trim.
   at::Tensor counts = torch::zeros({world}, torch::kLong);
@@ -248,10 +266,12 @@ std::vector<at::Tensor> Distributed::all_gather_rows(const at::Tensor& rows, con
   std::vector<std::vector<at::Tensor>> output(1);
   for (int r = 0; r < world; ++r) output[0].push_back(torch::empty(shape, rows.options()));
   if (most > 0) {
-    impl_->run(what, [&] { return impl_->group->allgather(output, input, c10d::AllgatherOptions{}); });
+    impl_->run(what,
+               [&] { return impl_->group->allgather(output, input, c10d::AllgatherOptions{}); });
   }
   std::vector<at::Tensor> out;
-  for (int r = 0; r < world; ++r) out.push_back(output[0][static_cast<size_t>(r)].narrow(0, 0, counts[r].item<int64_t>()));
+  for (int r = 0; r < world; ++r)
+    out.push_back(output[0][static_cast<size_t>(r)].narrow(0, 0, counts[r].item<int64_t>()));
   return out;
 }
 

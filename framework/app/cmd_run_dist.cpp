@@ -173,13 +173,13 @@ int run_dist(const std::vector<std::string>& args) {
     rec.status = RunStatus::running;
     store.write_run(rec);
     store.publish(record);
-    fmt::print("run {} ({}) on {} ranks; results: {}\n", run->slug, run->id, dc.world_size,
-               results.string());
+    fmt::print("run {} ({}) on {} rank{}; results: {}\n", run->slug, run->id, dc.world_size,
+               dc.world_size == 1 ? "" : "s", results.string());
     std::fflush(stdout);
     // Plain progress lines, at most every 10 s, and one per epoch.
     auto last = std::chrono::steady_clock::now() - std::chrono::seconds(60);
     int64_t last_epoch = 0;
-    opts.progress = [&, last, last_epoch](const TrainProgress& tp) mutable {
+    opts.progress = [last, last_epoch](const TrainProgress& tp) mutable {
       const auto now = std::chrono::steady_clock::now();
       if (tp.phase != "train") return;
       if (tp.epoch == last_epoch && now - last < std::chrono::seconds(10)) return;
@@ -198,8 +198,8 @@ int run_dist(const std::vector<std::string>& args) {
   if (rec.status == RunStatus::completed) {
     if (rank == 0) {
       fmt::print(
-          "COMPLETED {} ({}) on {} ranks: test acc {:.3f}, {} epochs; next: patchbay report {}\n",
-          run->slug, run->id, dc.world_size,
+          "COMPLETED {} ({}) on {} rank{}: test acc {:.3f}, {} epochs; next: patchbay report {}\n",
+          run->slug, run->id, dc.world_size, dc.world_size == 1 ? "" : "s",
           rec.final.count("test_accuracy") ? rec.final.at("test_accuracy") : NAN, rec.curves.size(),
           results.string());
     }

@@ -217,7 +217,9 @@ TEST_SUITE("cli") {
     CHECK(err0.find("[dist.peer_lost]") != std::string::npos);
     CHECK(err0.find("rank 1 (") != std::string::npos);
     CHECK(err0.find("was lost") != std::string::npos);
-    CHECK(err0.find("step 2") != std::string::npos);
+    // Normally in step 2's first collective; step 1's last one if the kill's reset beat the
+  // final bytes of step 1 to rank 0.
+  CHECK(err0.find("all-reducing step ") != std::string::npos);
     // A dead peer closes its sockets: noticed at once, well inside the timeout.
     CHECK(elapsed < timeout_s);
     MESSAGE("rank 0 gave up after " << elapsed << " s (timeout " << timeout_s << " s)");

@@ -10,6 +10,7 @@ cd "$(dirname "$0")"
 packages=(
   build-essential cmake ninja-build ccache git pkg-config python3
   libtorch-dev                                   # LibTorch 1.13 (C++)
+  libgloo-dev                                    # headers c10d's ProcessGroupGloo includes (run-dist)
   libopenblas-dev libopenblas0-openmp            # BLAS; the OpenMP build avoids a thread fight
   libboost-program-options-dev libboost-filesystem-dev libboost-dev  # CLI, Boost.DLL
   libtomlplusplus-dev libfmt-dev libspdlog-dev nlohmann-json3-dev    # config, text, logs, JSON

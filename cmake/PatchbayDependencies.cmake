@@ -14,6 +14,14 @@ pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)        # libsoxr-dev
 pkg_check_modules(STB REQUIRED IMPORTED_TARGET stb)          # libstb-dev (PNG images)
 pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)  # libespeak-ng-dev (keywords voices)
 pkg_check_modules(FLUIDSYNTH REQUIRED IMPORTED_TARGET fluidsynth)  # libfluidsynth-dev (instruments)
+# LibTorch's distributed package (c10d, ProcessGroupGloo) is inside libtorch_cpu.so, but its
+# headers include Gloo's: only framework/src/distributed.cpp needs them (one run on several
+# processes). Header-only use: nothing links libgloo directly.
+find_path(GLOO_INCLUDE_DIR gloo/algorithm.h)         # libgloo-dev
+if(NOT GLOO_INCLUDE_DIR)
+  message(FATAL_ERROR "Gloo's headers (gloo/algorithm.h) were not found: install libgloo-dev "
+                      "(./setup.sh does), which LibTorch's c10d headers include")
+endif()
 # The General MIDI soundfont the instruments dataset renders with (fluid-soundfont-gm); read at
 # run time, so a missing file is only a warning here. --soundfont / dataset.soundfont override it.
 set(PATCHBAY_SOUNDFONT "/usr/share/sounds/sf2/FluidR3_GM.sf2" CACHE FILEPATH

@@ -1,18 +1,21 @@
 #include "cli_common.hpp"
 
 #include <malloc.h>
+#include <sched.h>
 
 #include <climits>
 #include <cstdlib>
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "commands.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
+#include "patchbay/results.hpp"
 
 namespace po = boost::program_options;
 
@@ -107,6 +110,40 @@ std::string changed_lines(const std::string& before, const std::string& after) {
     if (!sa.count(l) && shown++ < 16) out += "\n  + " + l;
   }
   return out;
+}
+
+// The cores this process may use, split between --jobs. The affinity mask follows a cpuset
+// or `taskset`; under Slurm a task is entitled to its --cpus-per-task only, which the mask
+// does not show when the cluster does not bind tasks (TaskPlugin=task/none): a 2-CPU array
+// task on a 64-core node would otherwise start 64 threads and fight its neighbours.
+int usable_cores() {
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cores = CPU_COUNT(&set);
+  if (const char* slurm = std::getenv("SLURM_CPUS_PER_TASK")) {
+    const int granted = std::atoi(slurm);
+    if (granted > 0) cores = std::min(cores, granted);
+  }
+  return cores;
+}
+
+void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord& record) {
+  const auto previous = store.read_experiment();
+  if (!previous) return;
+  // Overrides that leave the plan's runs the same (e.g. train.threads=1) are fine.
+  const bool overrides_matter = previous->overrides != record.overrides && previous->run_ids != record.run_ids;
+  if (previous->text == record.text && !overrides_matter) return;
+  std::string what = changed_lines(previous->text, record.text);
+  if (overrides_matter) {
+    what += fmt::format("\n  overrides were [{}], now [{}]", fmt::join(previous->overrides, " "),
+                        fmt::join(record.overrides, " "));
+  }
+  throw ConfigError("results.changed",
+                    fmt::format("the experiment changed since '{}' was written:{}\nrun with "
+                                "--force to add the new plan's runs to it (finished runs are "
+                                "kept), or use another --results file",
+                                store.file().string(), what));
 }
 
 PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {

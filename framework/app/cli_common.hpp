@@ -8,6 +8,7 @@
 
 #include "patchbay/config.hpp"
 #include "patchbay/registry.hpp"
+#include "patchbay/results.hpp"
 
 namespace patchbay::cli {
 
@@ -37,6 +38,14 @@ Experiment plan_from(const Parsed& p, const Registry& registry, const std::strin
 // The lines of `after` not in `before` and the reverse ("\n  - old", "\n  + new"; at most
 // 8 removed and 16 lines in all): what changed in an experiment file.
 std::string changed_lines(const std::string& before, const std::string& after);
+
+// Throws ConfigError "results.changed" (with the changed lines) when `store`'s published
+// experiment is not `record`'s: `run` and `run-dist` without --force.
+void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord& record);
+
+// The cores this process may use: its affinity mask, capped by $SLURM_CPUS_PER_TASK (see
+// the definition).
+int usable_cores();
 
 // The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
 // geometry is reported before anything runs (ShapeError naming the options and the shape).

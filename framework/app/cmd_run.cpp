@@ -10,7 +10,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,22 +150,6 @@ class ProgressView {
   Clock::time_point last_{};
 };
 
-// The cores this process may use, split between --jobs. The affinity mask follows a cpuset
-// or `taskset`; under Slurm a task is entitled to its --cpus-per-task only, which the mask
-// does not show when the cluster does not bind tasks (TaskPlugin=task/none): a 2-CPU array
-// task on a 64-core node would otherwise start 64 threads and fight its neighbours.
-int usable_cores() {
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cores = CPU_COUNT(&set);
-  if (const char* slurm = std::getenv("SLURM_CPUS_PER_TASK")) {
-    const int granted = std::atoi(slurm);
-    if (granted > 0) cores = std::min(cores, granted);
-  }
-  return cores;
-}
-
 std::string self_exe() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
@@ -242,22 +225,7 @@ int run_run(const std::vector<std::string>& args) {
   }
   const ResultsStore store(results);
   const auto lock = store.lock();
-  if (auto previous = store.read_experiment()) {
-    // Overrides that leave the plan's runs the same (e.g. train.threads=1) are fine.
-    const bool overrides_matter = previous->overrides != record.overrides && previous->run_ids != record.run_ids;
-    if ((previous->text != record.text || overrides_matter) && !p.vm.count("force")) {
-      std::string what = changed_lines(previous->text, record.text);
-      if (overrides_matter) {
-        what += fmt::format("\n  overrides were [{}], now [{}]", fmt::join(previous->overrides, " "),
-                            fmt::join(record.overrides, " "));
-      }
-      throw ConfigError("results.changed",
-                        fmt::format("the experiment changed since '{}' was written:{}\nrun with "
-                                    "--force to add the new plan's runs to it (finished runs are "
-                                    "kept), or use another --results file",
-                                    results.string(), what));
-    }
-  }
+  if (!p.vm.count("force")) refuse_changed_experiment(store, record);
 
   // What to do.
   std::vector<const PlannedRun*> todo;

@@ -17,6 +17,7 @@ int run_report(const std::vector<std::string>& args);
 int run_weights(const std::vector<std::string>& args);
 int run_merge(const std::vector<std::string>& args);
 int run_slurm(const std::vector<std::string>& args);
+int run_dist(const std::vector<std::string>& args);   // one run on several processes (Gloo)
 int run_worker(const std::vector<std::string>& args);  // internal: one run, started by run_run
 
 // Exit codes.

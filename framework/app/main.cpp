@@ -28,6 +28,9 @@ Commands:
   run FILE [key=value]    train, validate, test and measure every planned run into one
                           HDF5 results file (resumes; --jobs N runs side by side;
                           --shard K/N only shard K, K = 0..N-1, of N)
+  run-dist FILE --dist-rank R --dist-world-size N
+                          train ONE planned run on N processes (data-parallel, Gloo;
+                          one command per rank, on one machine or several)
   merge OUT.h5 IN.h5...   combine the results files of shards into one
   slurm FILE --shards N   write Slurm scripts: a job array of N shards, then the merge
   report RESULTS.h5       Markdown tables and gnuplot plots of a results file
@@ -68,8 +71,8 @@ void ensure_passive_openmp(const std::string& command, char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   // `run` too: its workers are forked from it, libgomp already initialised.
-  if (command == "cost" || command == "run" || command == "run-worker" || command == "fbank" ||
-      command == "mask") {
+  if (command == "cost" || command == "run" || command == "run-worker" || command == "run-dist" ||
+      command == "fbank" || command == "mask") {
     ::execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
   }
 }
@@ -89,7 +92,7 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   ensure_passive_openmp(command, argv);
-  if (command == "run-worker" || command == "cost") patchbay::cli::prepare_compute_process();
+  if (command == "run-worker" || command == "run-dist" || command == "cost") patchbay::cli::prepare_compute_process();
   return patchbay::cli::guarded(command, [&]() -> int {
     if (command == "plugins") return patchbay::cli::run_plugins(rest);
     if (command == "plan") return patchbay::cli::run_plan(rest);
@@ -102,6 +105,7 @@ int main(int argc, char** argv) {
     if (command == "run") return patchbay::cli::run_run(rest);
     if (command == "merge") return patchbay::cli::run_merge(rest);
     if (command == "slurm") return patchbay::cli::run_slurm(rest);
+    if (command == "run-dist") return patchbay::cli::run_dist(rest);
     if (command == "run-worker") return patchbay::cli::run_worker(rest);
     fmt::print(stderr, "patchbay: unknown command '{}'; run 'patchbay --help' for the commands\n",
                command);

@@ -21,6 +21,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "patchbay/distributed.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/features.hpp"
 #include "patchbay/frontend.hpp"
@@ -171,17 +172,37 @@ struct Evaluation {
   ClassificationMetrics metrics;
 };
 
+// Distributed (dist set): rank r evaluates rows r, r + world, ...; the logits are gathered
+// and put back in row order, so every rank computes the metrics of the whole split.
 Evaluation evaluate(Model& model, const SplitData& data, bool multi_label, int64_t batch_size,
-                    double mean, double scale, int loader_threads) {
+                    double mean, double scale, int loader_threads, Distributed* dist = nullptr) {
   Evaluation ev;
   if (data.size() == 0) return ev;
   torch::NoGradGuard no_grad;
   model.train(false);
-  std::vector<int64_t> order(static_cast<size_t>(data.size()));
-  std::iota(order.begin(), order.end(), int64_t{0});
+  const int64_t world = dist ? dist->world_size() : 1;
+  const int64_t rank = dist ? dist->rank() : 0;
+  std::vector<int64_t> order;
+  for (int64_t i = rank; i < data.size(); i += world) order.push_back(i);
   Prefetcher batches(data, order, batch_size, mean, scale, loader_threads);
   std::vector<at::Tensor> logits;
   double loss_sum = 0.0;
+  if (dist) {
+    while (!batches.done()) logits.push_back(model.forward(batches.next().spec.unsqueeze(1)));
+    const int64_t classes = data.multi_hot.size(1);
+    const at::Tensor local = logits.empty() ? torch::zeros({0, classes}) : torch::cat(logits);
+    const auto parts = dist->all_gather_rows(local, "gathering the evaluation's logits");
+    at::Tensor all = torch::empty({data.size(), classes});
+    for (int64_t r = 0; r < world; ++r) {
+      if (parts[static_cast<size_t>(r)].size(0) == 0) continue;
+      all.index_copy_(0, torch::arange(r, data.size(), world, torch::kLong), parts[static_cast<size_t>(r)]);
+    }
+    // The mean loss over the split, as the one-process path's batch-weighted sum gives it.
+    ev.loss = (multi_label ? F::binary_cross_entropy_with_logits(all, data.multi_hot)
+                           : F::cross_entropy(all, data.labels)).item<double>();
+    ev.metrics = evaluate_classification(all, data.multi_hot);
+    return ev;
+  }
   while (!batches.done()) {
     const Batch b = batches.next();
     const auto out = model.forward(b.spec.unsqueeze(1));
@@ -402,6 +423,19 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
 
   const int64_t epochs = t.get_int("epochs");
   const int64_t batch_size = t.get_int("batch_size");
+  // Data-parallel: train.batch_size is the combined batch, so a run has the same steps (and,
+  // with masking and mixup off, the same parameters up to rounding) on any number of ranks.
+  Distributed* const dist = opts.distributed.get();
+  const int64_t world = dist ? dist->world_size() : 1;
+  const int64_t rank = dist ? dist->rank() : 0;
+  const bool writer = rank == 0;  // only rank 0 records the run and writes checkpoints
+  if (batch_size % world != 0) {
+    throw ConfigError("dist.batch_size",
+                      fmt::format("train.batch_size = {} is the combined batch of the {} ranks and "
+                                  "must be a multiple of {}; set train.batch_size={}",
+                                  batch_size, world, world, (batch_size / world + 1) * world));
+  }
+  if (dist) rec.final["world_size"] = static_cast<double>(world);
   const int64_t steps_per_epoch = (train.size() + batch_size - 1) / batch_size;
   const int64_t total_steps = epochs * steps_per_epoch;
   const std::string select = t.get_string("select");
@@ -430,7 +464,12 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
 
   Resumed state;
   state.best_state = copy_state(model);
-  if (!opts.checkpoint.empty() && fs::exists(opts.checkpoint) && !rec.curves.empty()) {
+  // A distributed run starts again rather than resuming: the other ranks would need rank 0's
+  // optimiser and generator states too, which the checkpoint holds for one process only.
+  const bool resumable = !opts.checkpoint.empty() && fs::exists(opts.checkpoint) && !rec.curves.empty();
+  if (resumable && dist) {
+    log::info("run {}: a distributed run does not resume from its checkpoint; starting again", run.id);
+  } else if (resumable) {
     try {
       state = load_checkpoint(opts.checkpoint, model, *optimizer);
       log::info("run {}: resuming after epoch {} (step {})", run.id, state.epoch, state.step);
@@ -450,6 +489,17 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   }
   int64_t step = state.step;
   at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle on the default
+  if (dist) {
+    // Every rank built the model from the same seed, but rank 0's copy is the truth (an
+    // init_weights file, say, could differ between machines).
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, tensor] : model.named_state()) tensors.push_back(tensor);
+    dist->broadcast(tensors, "broadcasting rank 0's initial parameters");
+    state.best_state = copy_state(model);
+    // Masks, mixup and dropout differ between ranks as they would between batches; rank 0
+    // keeps train.seed, so its stream is the one-process run's.
+    if (rank > 0) torch::manual_seed(static_cast<uint64_t>(t.get_int("seed") + rank));
+  }
   double last_metric = rec.curves.empty() ? kNaN
                                           : (use_map ? rec.curves.back().valid_mAP : rec.curves.back().valid_accuracy);
   double train_seconds_total = 0.0;
@@ -461,75 +511,114 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     const auto epoch_start = Clock::now();
     model.train(true);
     const auto perm = torch::randperm(train.size(), generator, torch::kLong);
-    std::vector<int64_t> order(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + perm.numel());
-    Prefetcher batches(train, std::move(order), batch_size, mean, scale, loader_threads);
+    if (dist) {
+      // Rank 0's shuffle for all: the ranks' generators differ (masks), the shards must not.
+      std::vector<at::Tensor> shuffle{perm};
+      dist->broadcast(shuffle, fmt::format("broadcasting the shuffle of epoch {}", epoch));
+    }
+    // Rank r takes positions r, r + world, ... of the shuffle in batches of batch_size / world:
+    // batch k of every rank comes from positions [k batch_size, (k + 1) batch_size), so the
+    // ranks' batches k together are the one-process run's batch k.
+    std::vector<int64_t> order;
+    for (int64_t i = rank; i < perm.numel(); i += world) order.push_back(perm.data_ptr<int64_t>()[i]);
+    Prefetcher batches(train, std::move(order), batch_size / world, mean, scale, loader_threads);
     double loss_sum = 0.0, data_seconds = 0.0, step_seconds = 0.0, epoch_masked = 0.0;
     int64_t seen = 0;
-    while (!batches.done()) {
+    // steps_per_epoch on every rank: in the last step of an epoch a rank may have no example
+    // left, and still takes part in the step's collectives.
+    for (int64_t in_epoch = 0; in_epoch < steps_per_epoch; ++in_epoch) {
       const auto data_start = Clock::now();
-      Batch b = batches.next();
-      const int64_t n = b.spec.size(0);
-      at::Tensor targets = multi_label ? b.multi_hot : F::one_hot(b.labels, num_classes).to(torch::kFloat);
-      // Mixup draws come first, so both modes consume the generator in the same order.
-      bool mix = false;
-      double lambda = 1.0;
-      at::Tensor partner;
-      if (mixup > 0.0 && torch::rand({1}, generator).item<double>() < mixup) {
-        const auto gammas = at::_standard_gamma(torch::full({2}, mixup_alpha, torch::kDouble), generator);
-        lambda = (gammas[0] / (gammas[0] + gammas[1])).item<double>();
-        partner = torch::randperm(n, generator, torch::kLong);
-        mix = true;
-        targets = lambda * targets + (1.0 - lambda) * targets.index_select(0, partner);
-      }
-      if (mix && mixup_on_waveform) {
-        // AST's way: mix the decoded waveforms (the shorter zero-padded), then compute the
-        // fbank of the mixture; the masker then sees the mixture's spectrogram.
-        std::vector<at::Tensor> specs;
-        for (int64_t i = 0; i < n; ++i) {
-          const auto a = b.rows[i].item<int64_t>();
-          const auto z = b.rows[partner[i].item<int64_t>()].item<int64_t>();
-          Waveform wa = read_audio(train.paths[static_cast<size_t>(a)], fbank_options.sample_rate);
-          const Waveform wz = read_audio(train.paths[static_cast<size_t>(z)], fbank_options.sample_rate);
-          const int64_t len = std::max(wa.samples.size(0), wz.samples.size(0));
-          const auto pad = [len](const at::Tensor& x) {
-            return x.size(0) == len ? x : at::constant_pad_nd(x, {0, len - x.size(0)});
-          };
-          wa.samples = lambda * pad(wa.samples) + (1.0 - lambda) * pad(wz.samples);
-          specs.push_back(pad_or_crop(fbank.compute(wa), fbank_options.target_frames).t());
+      Batch b;
+      if (!batches.done()) b = batches.next();
+      const int64_t n = b.spec.defined() ? b.spec.size(0) : 0;
+      at::Tensor spec, targets;
+      double step_masked = 0.0;
+      if (n > 0) {
+        targets = multi_label ? b.multi_hot : F::one_hot(b.labels, num_classes).to(torch::kFloat);
+        // Mixup draws come first, so both modes consume the generator in the same order.
+        bool mix = false;
+        double lambda = 1.0;
+        at::Tensor partner;
+        if (mixup > 0.0 && torch::rand({1}, generator).item<double>() < mixup) {
+          const auto gammas = at::_standard_gamma(torch::full({2}, mixup_alpha, torch::kDouble), generator);
+          lambda = (gammas[0] / (gammas[0] + gammas[1])).item<double>();
+          partner = torch::randperm(n, generator, torch::kLong);
+          mix = true;
+          targets = lambda * targets + (1.0 - lambda) * targets.index_select(0, partner);
         }
-        b.spec = ((torch::stack(specs) - mean) / scale).contiguous();
+        if (mix && mixup_on_waveform) {
+          // AST's way: mix the decoded waveforms (the shorter zero-padded), then compute the
+          // fbank of the mixture; the masker then sees the mixture's spectrogram.
+          std::vector<at::Tensor> specs;
+          for (int64_t i = 0; i < n; ++i) {
+            const auto a = b.rows[i].item<int64_t>();
+            const auto z = b.rows[partner[i].item<int64_t>()].item<int64_t>();
+            Waveform wa = read_audio(train.paths[static_cast<size_t>(a)], fbank_options.sample_rate);
+            const Waveform wz = read_audio(train.paths[static_cast<size_t>(z)], fbank_options.sample_rate);
+            const int64_t len = std::max(wa.samples.size(0), wz.samples.size(0));
+            const auto pad = [len](const at::Tensor& x) {
+              return x.size(0) == len ? x : at::constant_pad_nd(x, {0, len - x.size(0)});
+            };
+            wa.samples = lambda * pad(wa.samples) + (1.0 - lambda) * pad(wz.samples);
+            specs.push_back(pad_or_crop(fbank.compute(wa), fbank_options.target_frames).t());
+          }
+          b.spec = ((torch::stack(specs) - mean) / scale).contiguous();
+        }
+        const auto masked = model.masker->apply(b.spec, model.grid(), generator);
+        spec = masked.spec;
+        step_masked = masked.masked_cells.sum().item<double>();
+        if (mix && !mixup_on_waveform) spec = lambda * spec + (1.0 - lambda) * spec.index_select(0, partner);
       }
-      const auto masked = model.masker->apply(b.spec, model.grid(), generator);
-      at::Tensor spec = masked.spec;
-      epoch_masked += masked.masked_cells.sum().item<double>();
-      if (mix && !mixup_on_waveform) spec = lambda * spec + (1.0 - lambda) * spec.index_select(0, partner);
       data_seconds += seconds_since(data_start);
 
       const auto step_start = Clock::now();
       const double current_lr = schedule_lr(t, step, total_steps, epoch);
       set_lr(*optimizer, current_lr);
       optimizer->zero_grad();
-      const auto logits = model.forward(spec.unsqueeze(1));
       at::Tensor loss;
-      if (multi_label) {
-        loss = F::binary_cross_entropy_with_logits(logits, targets);
-      } else {
-        loss = F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().label_smoothing(smoothing));
+      double loss_value = 0.0;
+      if (n > 0) {
+        const auto logits = model.forward(spec.unsqueeze(1));
+        if (multi_label) {
+          loss = F::binary_cross_entropy_with_logits(logits, targets);
+        } else {
+          loss = F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().label_smoothing(smoothing));
+        }
+        loss_value = loss.item<double>();
       }
-      const double loss_value = loss.item<double>();
+      int64_t step_examples = n;
+      if (dist) {
+        // Before backward, one small all-reduce: the combined batch's loss (the curves, and a
+        // NaN check every rank must agree on, or one rank would stop while the others wait),
+        // its size and its masked cells.
+        at::Tensor stats = torch::tensor({loss_value * static_cast<double>(n), static_cast<double>(n), step_masked},
+                                         torch::kDouble);
+        dist->all_reduce_sum(stats, fmt::format("all-reducing step {}'s loss", step + 1));
+        step_examples = static_cast<int64_t>(stats[1].item<double>());
+        loss_value = stats[0].item<double>() / static_cast<double>(std::max<int64_t>(1, step_examples));
+        step_masked = stats[2].item<double>();
+      }
+      epoch_masked += step_masked;
       if (!std::isfinite(loss_value)) {
         throw RunFailure{fmt::format("training loss became {} at step {} (epoch {}); lower "
                                      "train.lr or set train.grad_clip",
                                      loss_value, step + 1, epoch),
                          step + 1};
       }
-      loss.backward();
+      if (n > 0) loss.backward();
+      if (dist) {
+        // Each rank's gradient is the mean over its n examples: weighted by n and divided by
+        // the step's examples, the sum is the combined batch's mean gradient, also when the
+        // last batch splits unevenly. Every rank then clips and steps identically.
+        dist->reduce_gradients(model.parameters(), static_cast<double>(n), static_cast<double>(step_examples),
+                               fmt::format("all-reducing step {}'s gradients", step + 1));
+      }
       if (grad_clip > 0.0) torch::nn::utils::clip_grad_norm_(model.parameters(), grad_clip);
       optimizer->step();
       ++step;
       step_seconds += seconds_since(step_start);
-      loss_sum += loss_value * static_cast<double>(n);
-      seen += n;
+      loss_sum += loss_value * static_cast<double>(step_examples);
+      seen += step_examples;
       ++timed_steps;
 
       TrainProgress p;
@@ -548,13 +637,14 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
       const double per_step = (train_seconds_total + elapsed) / static_cast<double>(timed_steps);
       p.eta_seconds = per_step * static_cast<double>(total_steps - step) * 1.1;
       report(p);
+      if (opts.after_step) opts.after_step(step);
     }
     const double train_elapsed = seconds_since(epoch_start);
     train_seconds_total += train_elapsed;
 
     report(phase_progress("eval", epoch, step));
     const Evaluation v = evaluate(model, valid.size() > 0 ? valid : train, multi_label, eval_batch,
-                                  mean, scale, loader_threads);
+                                  mean, scale, loader_threads, dist);
     const double score = select_metric(v, use_map);
     last_metric = score;
     if (state.best_epoch == 0 || score > state.best_score) {
@@ -581,11 +671,11 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     rec.curves.push_back(row);
     step_out = step;
 
-    if (opts.on_epoch) opts.on_epoch(rec);
+    if (writer && opts.on_epoch) opts.on_epoch(rec);
     // A checkpoint (model, best weights, optimiser: ~35 MB for AST-tiny) costs more than a
     // short epoch's worth of overhead; write one when checkpoint_every_s have passed, and
     // always after the last epoch (`patchbay weights export` reads it).
-    if (!opts.checkpoint.empty() &&
+    if (writer && !opts.checkpoint.empty() &&
         (epoch == epochs || seconds_since(last_checkpoint) >= checkpoint_every_s)) {
       last_checkpoint = Clock::now();
       save_checkpoint(opts.checkpoint, model, *optimizer, state.best_state, epoch, step,
@@ -598,7 +688,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   restore_state(model, state.best_state);
   report(phase_progress("eval", epochs, step));
   const auto test_start = Clock::now();
-  const Evaluation tested = evaluate(model, test, multi_label, eval_batch, mean, scale, loader_threads);
+  const Evaluation tested = evaluate(model, test, multi_label, eval_batch, mean, scale, loader_threads, dist);
   rec.final["test_seconds"] = seconds_since(test_start);
   rec.final["best_epoch"] = static_cast<double>(state.best_epoch);
   // The best epoch was validated when it ran: its row holds the numbers (no second pass).
@@ -623,7 +713,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   rec.final["epoch_seconds_mean"] = epoch_seconds / static_cast<double>(std::max<size_t>(1, rec.curves.size()));
   rec.final["data_fraction"] = epoch_seconds > 0 ? data_seconds / epoch_seconds : kNaN;
 
-  if (opts.measure_latency) {
+  if (opts.measure_latency && writer) {  // no collectives after the test: the others may go
     report(phase_progress("measure", epochs, step));
     const auto measure_start = Clock::now();
     const Latency l = measure_latency(model, batch_size, 10);

@@ -25,12 +25,25 @@
 // written to opts.checkpoint atomically. A later call with the same checkpoint and the
 // stored record continues after the checkpoint's epoch.
 //
+// Data-parallel (opts.distributed set, distributed.hpp): every rank calls train_run for the
+// same run. Rank 0's parameters and buffers are broadcast at the start; each epoch rank 0's
+// shuffle is broadcast and rank r trains on every world_size-th example of it, in batches of
+// batch_size / world_size (train.batch_size stays the combined batch, so the steps are those
+// of one process); per step the loss statistics and then the gradients are all-reduced (the
+// gradient of the combined batch's mean loss) before clipping and the optimiser step, so the
+// ranks stay identical. Validation and test are sharded the same way and their logits
+// gathered, so every rank computes the same metrics and picks the same best epoch. Only rank
+// 0 calls on_epoch and writes checkpoints; a distributed run does not resume from a
+// checkpoint (it starts again). Ranks other than 0 draw masks, mixup and dropout from their
+// own seed (train.seed + rank). A lost peer is a FAILED run ("[dist.peer_lost] ...").
+//
 // Failures are results, not exceptions: a NaN or Inf loss, a bad clip, a plugin error all
 // return the record with status FAILED, `reason` and (during training) `failed_step`.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "patchbay/config.hpp"
@@ -39,6 +52,8 @@
 #include "patchbay/results.hpp"
 
 namespace patchbay {
+
+class Distributed;  // distributed.hpp
 
 struct TrainProgress {
   std::string run_id;
@@ -69,6 +84,12 @@ struct TrainerOptions {
   // Called after each epoch's checkpoint is written (may be empty). The CLI's crash test
   // uses it to SIGKILL the whole `patchbay run` at a known point.
   std::function<void(int64_t epoch)> after_checkpoint;
+  // Called after each optimiser step with the steps done so far (may be empty): the
+  // distributed test's "a rank dies mid-run" hook.
+  std::function<void(int64_t step)> after_step;
+  // Null: this process trains the run alone. Set: this process is one rank of a data-parallel
+  // run (see the header comment); every rank must be given the same run.
+  std::shared_ptr<Distributed> distributed;
 };
 
 // See the header comment. `record` is the stored record of earlier attempts (empty for a

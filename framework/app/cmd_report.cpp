@@ -160,7 +160,8 @@ int run_report(const std::vector<std::string>& args) {
     const std::string pt = point_of(*r);
     auto it = std::find_if(points.begin(), points.end(), [&](const PointStats& s) { return s.point == pt; });
     if (it == points.end()) {
-      points.push_back(PointStats{pt});
+      points.emplace_back();
+      points.back().point = pt;
       it = points.end() - 1;
     }
     const double v = final_of(*r, metric);

@@ -4,7 +4,7 @@
 # Resumable: rerun the same command after an interruption and finished runs are skipped.
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
-#   studies: cost stride masking backbones instruments (default: all, in that order)
+#   studies: cost patch-shape stride masking backbones instruments (default: all, in that order)
 #   NICE=19 to run at the lowest CPU priority on a shared machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,7 +12,7 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(cost stride masking backbones instruments)
+[ ${#studies[@]} -eq 0 ] && studies=(cost patch-shape stride masking backbones instruments)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results
@@ -21,9 +21,26 @@ for s in "${studies[@]}"; do
   if [ "$s" = cost ]; then
     # Table III of the paper: AST-base and AuM-base, 1 s and 10 s inputs, 527 classes.
     "${run[@]}" cost experiments/fftp-paper/cpu/cost-table.toml --classes 527 --batch 0 \
-      --repeats 5 train.threads=1 | tee results/fftp-cost-table.txt
-    "${run[@]}" cost experiments/fftp-paper/cpu/cost-table.toml --classes 527 --batch 0 \
       --repeats 5 train.threads=1 --json >results/fftp-cost-table.json
+    /usr/bin/python3 - results/fftp-cost-table.json <<'PY' | tee results/fftp-cost-table.md
+import json, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+print("| backbone | input | patches | tokens | params (M) | paper GMACs | GFLOPs | batch-1 latency, 1 thread (ms) | GMACs vs square | latency vs square |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+square = {}
+for r in runs:
+    key = (r["backbone"], r["id"].split("target-frames")[1].split("_")[0])
+    if r["patcher"] == "square":
+        square[key] = r
+for r in runs:
+    frames = r["id"].split("target-frames")[1].split("_")[0]
+    sq = square[(r["backbone"], frames)]
+    patch = "square 16x16 st 10" if r["patcher"] == "square" else "FFTP st " + r["id"].rsplit("stride", 1)[1]
+    print(f"| {r['backbone']}-base | {int(frames) // 100} s ({frames} frames) | {patch} | {r['tokens']} | "
+          f"{r['params'] / 1e6:.1f} | {r['paper_macs'] / 1e9:.2f} | {r['flops'] / 1e9:.2f} | "
+          f"{r['latency_ms_median']:.0f} | {r['paper_macs'] / sq['paper_macs']:.2f} | "
+          f"{r['latency_ms_median'] / sq['latency_ms_median']:.2f} |")
+PY
     continue
   fi
   "${run[@]}" run "experiments/fftp-paper/cpu/$s.toml"

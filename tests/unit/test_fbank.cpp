@@ -6,7 +6,10 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <limits>
 
 #include "helpers.hpp"
@@ -298,6 +301,97 @@ TEST_CASE("audio: 8/16/24-bit, float, stereo WAV and FLAC / OGG decode to [-1, 1
   const Waveform st = read_audio(dir.path() / "stereo.wav", 16000);
   REQUIRE(st.samples.size(0) == 1600);
   CHECK((st.samples - expected * 0.25).abs().max().item<double>() <= 1.0 / 16384);
+}
+
+// What libsndfile itself decodes, averaged to mono the way read_audio does.
+at::Tensor libsndfile_mono(const fs::path& file) {
+  SF_INFO info{};
+  SNDFILE* f = sf_open(file.c_str(), SFM_READ, &info);
+  REQUIRE_MESSAGE(f != nullptr, sf_strerror(nullptr));
+  std::vector<float> interleaved(static_cast<size_t>(info.frames * info.channels));
+  const sf_count_t got = sf_readf_float(f, interleaved.data(), info.frames);
+  sf_close(f);
+  at::Tensor mono = at::empty({got}, at::kFloat);
+  const float scale = 1.0f / static_cast<float>(info.channels);
+  for (sf_count_t t = 0; t < got; ++t) {
+    float sum = 0.0f;
+    for (int c = 0; c < info.channels; ++c) sum += interleaved[t * info.channels + c];
+    mono[t] = info.channels == 1 ? sum : sum * scale;
+  }
+  return mono;
+}
+
+TEST_CASE("audio: plain PCM16 / float WAV is read directly, sample for sample as libsndfile") {
+  test::TempDir dir;
+  const std::vector<float> s = sine(300.0, 0.6, 16000, 1601);
+  std::vector<float> two, three;
+  for (float v : s) {
+    two.insert(two.end(), {v, -0.3f * v});
+    three.insert(three.end(), {v, 0.25f * v, -0.7f * v});
+  }
+  struct Case {
+    const char* name;
+    const std::vector<float>* samples;
+    int channels;
+    int format;
+  };
+  for (const Case c : {Case{"s16.wav", &s, 1, SF_FORMAT_WAV | SF_FORMAT_PCM_16},
+                       Case{"s16_stereo.wav", &two, 2, SF_FORMAT_WAV | SF_FORMAT_PCM_16},
+                       Case{"s16_3ch.wav", &three, 3, SF_FORMAT_WAV | SF_FORMAT_PCM_16},
+                       Case{"f32.wav", &s, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT},
+                       Case{"f32_stereo.wav", &two, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT},
+                       Case{"s16x.wav", &s, 1, SF_FORMAT_WAVEX | SF_FORMAT_PCM_16},
+                       Case{"f32x_stereo.wav", &two, 2, SF_FORMAT_WAVEX | SF_FORMAT_FLOAT}}) {
+    CAPTURE(c.name);
+    const fs::path file = dir.path() / c.name;
+    write_audio(file, *c.samples, 22050, c.channels, c.format);
+    const std::optional<Waveform> plain = read_plain_wav(file);
+    REQUIRE(plain.has_value());
+    CHECK(plain->sample_rate == 22050);
+    CHECK(plain->source == file.string());
+    REQUIRE(plain->samples.size(0) == 1601);
+    CHECK(at::equal(plain->samples, libsndfile_mono(file)));
+    // read_audio resamples what the direct reader gives, as it does libsndfile's samples.
+    CHECK(at::equal(read_audio(file, 16000).samples, resample(plain->samples, 22050, 16000)));
+  }
+
+  // An odd-sized LIST chunk (padded to even) before the data chunk, as editors write them.
+  const fs::path base = dir.path() / "s16.wav";
+  std::ifstream in(base, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t data_at = bytes.find("data");
+  REQUIRE(data_at != std::string::npos);
+  const std::string list = std::string("LIST\x05\0\0\0", 8) + "INFOx" + std::string(1, '\0');
+  std::string with_list = bytes.substr(0, data_at) + list + bytes.substr(data_at);
+  const uint32_t riff_size = static_cast<uint32_t>(with_list.size() - 8);
+  std::memcpy(&with_list[4], &riff_size, 4);
+  const fs::path listed = dir.path() / "listed.wav";
+  std::ofstream(listed, std::ios::binary) << with_list;
+  const std::optional<Waveform> from_listed = read_plain_wav(listed);
+  REQUIRE(from_listed.has_value());
+  CHECK(at::equal(from_listed->samples, libsndfile_mono(base)));
+
+  // Everything else is left to libsndfile: other encodings, a cut data chunk, NaN samples,
+  // missing files, text.
+  for (const auto& [name, format] : {std::pair{"s24.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_24},
+                                     std::pair{"u8.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_U8},
+                                     std::pair{"s32.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_32},
+                                     std::pair{"s16.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16}}) {
+    CAPTURE(name);
+    write_audio(dir.path() / name, s, 16000, 1, format);
+    CHECK_FALSE(read_plain_wav(dir.path() / name).has_value());
+  }
+  const fs::path cut = dir.path() / "cut.wav";
+  fs::copy_file(base, cut);
+  fs::resize_file(cut, fs::file_size(cut) - 101);
+  CHECK_FALSE(read_plain_wav(cut).has_value());
+  CHECK(at::equal(read_audio(cut, 0).samples, libsndfile_mono(cut)));  // what is there
+  std::vector<float> with_nan = s;
+  with_nan[3] = std::numeric_limits<float>::quiet_NaN();
+  write_audio(dir.path() / "nan.wav", with_nan, 16000, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  CHECK_FALSE(read_plain_wav(dir.path() / "nan.wav").has_value());
+  CHECK_FALSE(read_plain_wav(dir.path() / "missing.wav").has_value());
+  CHECK_FALSE(read_plain_wav(dir.path()).has_value());
 }
 
 TEST_CASE("audio: every bad clip raises DataError with a stable id naming the file") {

@@ -29,7 +29,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "patchbay/export.hpp"
 
@@ -49,7 +51,19 @@ struct Waveform {
 // rate differs from `target_rate` (target_rate <= 0: keep the file's rate). Integer samples
 // are scaled to [-1, 1) as libsndfile and torchaudio do (16-bit: x / 32768).
 // Throws DataError (ids above) for a missing, unreadable, empty or non-finite clip.
+// Plain 16-bit PCM and 32-bit float WAV files (the built-in datasets, Speech Commands) are
+// parsed directly (read_plain_wav), with the same samples libsndfile would give; every other
+// file goes through libsndfile.
 PATCHBAY_API Waveform read_audio(const std::filesystem::path& file, int64_t target_rate);
+
+// The decoder that read_audio skips libsndfile with: a RIFF/WAVE file whose format is 16-bit
+// integer PCM or 32-bit IEEE float (WAVE_FORMAT_EXTENSIBLE included), any channel count,
+// its data chunk complete and after the fmt chunk. Returns the clip at the file's own rate
+// (averaged to mono, 16-bit scaled by 1/32768, exactly as libsndfile and read_audio do), or
+// nothing for any other file (missing, unreadable, other encodings, truncated, empty, NaN or
+// Inf samples), which read_audio then hands to libsndfile for decoding or a DataError.
+// Little-endian hosts only; elsewhere it always returns nothing.
+PATCHBAY_API std::optional<Waveform> read_plain_wav(const std::filesystem::path& file);
 
 // Resamples mono float32 samples [n] from `from_rate` to `to_rate` with libsoxr's high
 // quality preset; the output has round(n * to_rate / from_rate) samples. Returns the input
@@ -117,6 +131,14 @@ class PATCHBAY_API Fbank {
   FbankOptions options_;
   at::Tensor window_;
   at::Tensor mel_banks_;
+  // The same filters stored sparsely, for compute(): each triangle covers a few FFT bins
+  // (each bin feeds at most two triangles), so the dense [T, K] x [K, F] product would
+  // spend ~98 % of its multiply-adds on zeros. Filter f's weights are
+  // filter_weights_[filter_offset_[f] .. filter_offset_[f + 1]) for the bins starting at
+  // filter_first_bin_[f].
+  std::vector<int32_t> filter_first_bin_;
+  std::vector<int32_t> filter_offset_;
+  std::vector<float> filter_weights_;
 };
 
 // Zero-pads at the end or cuts the end of [T, F] features to [target_frames, F] (AST's

@@ -12,7 +12,7 @@ install(TARGETS patchbay_core EXPORT patchbayTargets
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/framework/include/patchbay
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS patchbay RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS patchbay patchbay_main RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 get_property(plugin_targets GLOBAL PROPERTY PATCHBAY_INSTALLED_PLUGINS)
 install(TARGETS ${plugin_targets} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/patchbay/plugins)
 

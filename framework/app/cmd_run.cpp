@@ -353,6 +353,7 @@ int run_run(const std::vector<std::string>& args) {
     return per_run * static_cast<double>(todo.size() - finished) / jobs;
   };
 
+  bool publish_due = false;  // a run finished since R was last written
   while (next < todo.size() || !workers.empty()) {
     while (workers.size() < static_cast<size_t>(jobs) && next < todo.size()) start_worker(*todo[next++]);
     std::vector<pollfd> fds;
@@ -428,8 +429,15 @@ int run_run(const std::vector<std::string>& args) {
         ++failed;
         view.say(fmt::format("FAILED    {} ({}): {}", w.slug, w.run_id, rec->reason));
       }
-      store.publish(record);
+      publish_due = true;
       view.draw(workers, completed + finished, mine.size(), sweep_eta(), true);
+    }
+    if (publish_due) {
+      // The next run starts first: the worker reads its data and builds its model on one
+      // core while R is rewritten on the other, instead of after it (~25 ms per run).
+      while (workers.size() < static_cast<size_t>(jobs) && next < todo.size()) start_worker(*todo[next++]);
+      store.publish(record);
+      publish_due = false;
     }
     view.draw(workers, completed + finished, mine.size(), sweep_eta(), false);
   }

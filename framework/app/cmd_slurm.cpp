@@ -44,6 +44,10 @@ std::string self_path() {
   std::error_code ec;
   const auto p = fs::read_symlink("/proc/self/exe", ec);
   if (ec) throw Error("slurm.no_binary", "cannot find this patchbay binary (/proc/self/exe)");
+  // The scripts call the launcher beside this binary (build/patchbay), as a user would: it
+  // sets OpenMP's wait policy before the real binary starts (app/launcher.cpp).
+  const fs::path launcher = p.parent_path() / "patchbay";
+  if (p.filename() == "patchbay-main" && fs::exists(launcher, ec)) return launcher.string();
   return p.string();
 }
 

@@ -12,6 +12,8 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "passive_openmp.hpp"
+#include "patchbay/log.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/version.hpp"
 
@@ -62,19 +64,15 @@ Examples:
   patchbay slurm experiments/examples/sweep.toml --shards 4 --time 02:00:00
 )";
 
-// OpenMP threads that spin while waiting collapse when the cores are shared: measured here,
-// a batch-1 forward pass took 1.9 s instead of 11 ms while two compilers ran. libgomp reads
-// OMP_WAIT_POLICY once, when it is loaded, so unless the user chose a policy the commands
-// that compute re-execute themselves with OMP_WAIT_POLICY=PASSIVE (workers inherit it). Set
-// OMP_WAIT_POLICY=ACTIVE on a machine of your own to skip this.
+// Normally the launcher (build/patchbay, launcher.cpp) has set the policy before this
+// program loaded libgomp. Started directly (build/patchbay-main), a compute command without
+// a policy re-executes itself once with OMP_WAIT_POLICY=PASSIVE (passive_openmp.hpp says
+// why). Set OMP_WAIT_POLICY=ACTIVE on a machine of your own to skip this.
 void ensure_passive_openmp(const std::string& command, char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || !patchbay::cli::wants_passive_openmp(command)) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  // `run` too: its workers are forked from it, libgomp already initialised.
-  if (command == "cost" || command == "run" || command == "run-worker" || command == "run-dist" ||
-      command == "fbank" || command == "mask") {
-    ::execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
-  }
+  patchbay::log::debug("re-executing {} with OMP_WAIT_POLICY=PASSIVE", command);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
 }
 
 }  // namespace

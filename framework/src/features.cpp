@@ -719,11 +719,28 @@ FeatureStats feature_stats(const at::Tensor& features) {
   FeatureStats stats;
   if (count == 0) return stats;
   // Two passes in double: the mean first, then the squared deviations (no cancellation).
+  // Eight independent partial sums per pass: one serial chain of double additions is bound
+  // by the adder's latency (~23 ms per run for the built-in keywords); eight lanes vectorise.
+  constexpr int64_t kLanes = 8;
+  const int64_t whole = count - count % kLanes;
+  double lanes[kLanes] = {};
+  for (int64_t i = 0; i < whole; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) lanes[j] += p[i + j];
+  }
   double sum = 0.0;
-  for (int64_t i = 0; i < count; ++i) sum += p[i];
+  for (double v : lanes) sum += v;
+  for (int64_t i = whole; i < count; ++i) sum += p[i];
   const double mean = sum / static_cast<double>(count);
+  double square_lanes[kLanes] = {};
+  for (int64_t i = 0; i < whole; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const double d = p[i + j] - mean;
+      square_lanes[j] += d * d;
+    }
+  }
   double squares = 0.0;
-  for (int64_t i = 0; i < count; ++i) {
+  for (double v : square_lanes) squares += v;
+  for (int64_t i = whole; i < count; ++i) {
     const double d = p[i] - mean;
     squares += d * d;
   }

@@ -41,6 +41,29 @@ TEST_CASE("cli: --help and --version") {
   CHECK(r.out.find("Usage: patchbay plan FILE") != std::string::npos);
 }
 
+TEST_CASE("cli: the launcher sets OpenMP's passive wait policy so patchbay-main starts once") {
+  const std::string wav = std::string("'") + patchbay::test::kSourceDir + "/tests/golden/fbank/tones.wav'";
+  patchbay::test::TempDir dir;
+  const std::string out = " --out '" + (dir.path() / "f.npy").string() + "'";
+  const std::string main_cli = std::string("'") + patchbay::test::kCli + "-main'";
+  // Through build/patchbay: the policy is in place before LibTorch loads; no second start.
+  auto r = patchbay::test::run("env -u OMP_WAIT_POLICY PATCHBAY_LOG=debug " + cli() + " fbank " + wav + out);
+  CHECK(r.code == 0);
+  CHECK(r.err.find("re-executing") == std::string::npos);
+  // build/patchbay-main started directly has to re-execute itself to get it.
+  r = patchbay::test::run("env -u OMP_WAIT_POLICY PATCHBAY_LOG=debug " + main_cli + " fbank " + wav + out);
+  CHECK(r.code == 0);
+  CHECK(r.err.find("re-executing fbank with OMP_WAIT_POLICY=PASSIVE") != std::string::npos);
+  // A policy the user chose is kept: no re-execution either way.
+  r = patchbay::test::run("env OMP_WAIT_POLICY=ACTIVE PATCHBAY_LOG=debug " + main_cli + " fbank " + wav + out);
+  CHECK(r.code == 0);
+  CHECK(r.err.find("re-executing") == std::string::npos);
+  // Exit codes and output pass through the launcher unchanged.
+  r = patchbay::test::run(cli() + " plan --no-such-option");
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+}
+
 TEST_CASE("cli: plugins --json lists every built plugin as valid JSON on stdout") {
   const auto r = patchbay::test::run(cli() + " plugins --json");
   REQUIRE(r.code == 0);

@@ -57,6 +57,14 @@ TEST_CASE("speech_commands: lists decide splits; background noise is not a class
   CHECK(train[1].id == "yes/a_nohash_0.wav");
   CHECK(ds->clips(Split::valid).size() == 2);
   CHECK(ds->clips(Split::test).size() == 1);
+  // The same ids (and so splits) from a root written with a trailing slash and a '.'.
+  for (const std::string& spelled : {root.string() + "/", (dir.path() / "." / "sc").string()}) {
+    CAPTURE(spelled);
+    const auto again = make("speech_commands", {{"root", spelled}}, dir.path());
+    CHECK(again->clips(Split::train)[1].id == "yes/a_nohash_0.wav");
+    CHECK(again->clips(Split::valid).size() == 2);
+    CHECK(again->clips(Split::test).size() == 1);
+  }
 
   // A subset of classes, in the given label order.
   ds = make("speech_commands", {{"root", root.string()}, {"classes", std::vector<std::string>{"yes"}}}, dir.path());

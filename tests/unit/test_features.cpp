@@ -575,5 +575,17 @@ TEST_CASE("features: feature_stats is the mean and standard deviation of every v
   CHECK(b.std == doctest::Approx(0.5).epsilon(1e-12));
   // Non-contiguous input.
   CHECK(feature_stats(x.transpose(1, 2)).mean == doctest::Approx(mean));
+  // A count that is not a multiple of the 8 partial sums: the tail is included.
+  for (int n : {1, 7, 9, 27}) {
+    CAPTURE(n);
+    const at::Tensor v = at::arange(n, at::kFloat) * 0.25 + 1.0;
+    double m = 0, q = 0;
+    for (int i = 0; i < n; ++i) m += i * 0.25 + 1.0;
+    m /= n;
+    for (int i = 0; i < n; ++i) q += (i * 0.25 + 1.0 - m) * (i * 0.25 + 1.0 - m);
+    const FeatureStats t = feature_stats(v);
+    CHECK(t.mean == doctest::Approx(m).epsilon(1e-15));
+    CHECK(t.std == doctest::Approx(std::sqrt(q / n)).epsilon(1e-15));
+  }
 }
 }  // TEST_SUITE

@@ -45,7 +45,11 @@ class SpeechCommandsLayout : public ListedDataset {
     for (size_t label = 0; label < names_.size(); ++label) {
       for (const auto& f : audio_files(root / names_[label], {".wav"})) {
         Clip clip;
-        clip.id = fs::relative(f, root).generic_string();
+        // audio_files() yields paths under root / class, so the id is a lexical suffix:
+        // fs::relative would resolve both paths on disk (a readlink per path component,
+        // ~24k system calls for 1,000 clips).
+        const fs::path class_dir = root / names_[label];
+        clip.id = names_[label] + "/" + f.lexically_relative(class_dir).generic_string();
         clip.path = fs::absolute(f);
         clip.labels = {static_cast<int64_t>(label)};
         const Split where = valid.count(clip.id) ? Split::valid : test.count(clip.id) ? Split::test : Split::train;

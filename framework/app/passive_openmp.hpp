@@ -1,0 +1,19 @@
+// Which commands run tensor code and so want OpenMP's passive wait policy; shared by the
+// launcher (build/patchbay, launcher.cpp) and the real CLI (build/patchbay-main, main.cpp).
+//
+// Why: OpenMP threads that spin while waiting collapse when the cores are shared (measured
+// here: a batch-1 forward pass took 1.9 s instead of 11 ms while two compilers ran). libgomp
+// reads OMP_WAIT_POLICY once, when the process loads it with LibTorch, so the policy has to
+// be in the environment before patchbay-main starts. `run` is included: its workers are
+// forked from it and inherit the policy.
+#pragma once
+#include <string_view>
+
+namespace patchbay::cli {
+
+inline bool wants_passive_openmp(std::string_view command) {
+  return command == "cost" || command == "run" || command == "run-worker" || command == "run-dist" ||
+         command == "fbank" || command == "mask";
+}
+
+}  // namespace patchbay::cli

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -102,6 +103,9 @@ struct Worker {
   std::string run_id, slug;
   TrainProgress last;
   Clock::time_point started;
+  // The worker said "done": its run record is written and it is only exiting (tearing down
+  // a few hundred MB takes ~30 ms), so its slot is free for the next run.
+  bool exiting = false;
 };
 
 // Renders live lines on a terminal, plain periodic lines otherwise.
@@ -353,9 +357,15 @@ int run_run(const std::vector<std::string>& args) {
     return per_run * static_cast<double>(todo.size() - finished) / jobs;
   };
 
+  const auto start_workers = [&]() {
+    const auto busy = [&]() {
+      return static_cast<size_t>(std::count_if(workers.begin(), workers.end(), [](const Worker& w) { return !w.exiting; }));
+    };
+    while (busy() < static_cast<size_t>(jobs) && next < todo.size()) start_worker(*todo[next++]);
+  };
   bool publish_due = false;  // a run finished since R was last written
   while (next < todo.size() || !workers.empty()) {
-    while (workers.size() < static_cast<size_t>(jobs) && next < todo.size()) start_worker(*todo[next++]);
+    start_workers();
     std::vector<pollfd> fds;
     for (const auto& w : workers) fds.push_back({w.fd, POLLIN, 0});
     ::poll(fds.data(), fds.size(), 500);
@@ -368,7 +378,11 @@ int run_run(const std::vector<std::string>& args) {
         size_t nl;
         while ((nl = workers[i].buffer.find('\n')) != std::string::npos) {
           TrainProgress tp;
-          if (decode(workers[i].buffer.substr(0, nl), tp)) {
+          if (!decode(workers[i].buffer.substr(0, nl), tp)) {
+            // not a progress line: ignored
+          } else if (tp.phase == "done") {
+            workers[i].exiting = true;
+          } else {
             // A new epoch means the worker has written the previous one: republish so R
             // shows the run RUNNING with its curves so far.
             const bool first = workers[i].last.phase == "start";
@@ -435,7 +449,7 @@ int run_run(const std::vector<std::string>& args) {
     if (publish_due) {
       // The next run starts first: the worker reads its data and builds its model on one
       // core while R is rewritten on the other, instead of after it (~25 ms per run).
-      while (workers.size() < static_cast<size_t>(jobs) && next < todo.size()) start_worker(*todo[next++]);
+      start_workers();
       store.publish(record);
       publish_due = false;
     }
@@ -497,6 +511,17 @@ int train_planned(const Experiment& exp, const PlannedRun& planned, const Regist
   store.write_run(rec);
   rec = train_run(*run, registry, opts, rec);
   store.write_run(rec);
+  if (progress) {  // the record is on disk: the host may start the next run while this exits
+    TrainProgress done;
+    done.run_id = id;
+    done.phase = "done";
+    std::fputs(encode(done).c_str(), progress);
+    std::fflush(progress);
+    // Test hook: a slow exit, to show that the next run does not wait for it.
+    if (const char* ms = std::getenv("PATCHBAY_TEST_EXIT_DELAY_MS")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(ms)));
+    }
+  }
   fmt::print(stderr, "run {}: {}{}\n", id, to_string(rec.status), rec.reason.empty() ? "" : ": " + rec.reason);
   return rec.status == RunStatus::completed ? kExitOk : kExitError;
 }

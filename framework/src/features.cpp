@@ -42,7 +42,7 @@ namespace {
 constexpr int kFormatVersion = 1;
 // Bump when the decoder or fbank change their numbers: the version is part of the hashed
 // options text, so old caches are simply not used any more.
-constexpr int kFeatureVersion = 1;
+constexpr int kFeatureVersion = 2;  // 2: sparse mel projection (values within ~1e-6 of v1)
 // Temporary files older than this are leftovers of killed writers.
 constexpr auto kStaleTemp = std::chrono::hours(1);
 constexpr const char* kTempMarker = ".h5.tmp-";

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -219,6 +220,29 @@ TEST_CASE("cli: editing the experiment file during a sweep changes none of the p
                                " --run " + id);
   CHECK(r.code == 1);
   CHECK_MESSAGE(r.err.find("run.experiment_changed") != std::string::npos, r.err);
+}
+
+TEST_CASE("cli: with --jobs 1 the next run starts once a worker has written its run, not when it exits") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = write_experiment(dir.path(), 1, "\n[sweep]\nseeds = [0, 1]\n");
+  const fs::path results = dir.path() / "overlap.h5";
+  // Each worker lingers 4 s after saying it is done, as a slow teardown would.
+  const auto r = patchbay::test::run("PATCHBAY_TEST_EXIT_DELAY_MS=4000 " + cli() + " run " + quoted(exp) +
+                                     " --results " + quoted(results) + " --jobs 1 --quiet");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  const patchbay::ResultsStore store(results);
+  const auto ids = store.read_experiment().value().run_ids;
+  REQUIRE(ids.size() == 2);
+  const auto seconds = [](const std::string& utc) {
+    std::tm tm{};
+    REQUIRE(strptime(utc.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr);
+    return static_cast<double>(timegm(&tm));
+  };
+  auto a = store.read_run(ids[0]).value(), b = store.read_run(ids[1]).value();
+  if (seconds(b.started) < seconds(a.started)) std::swap(a, b);
+  CHECK((a.status == patchbay::RunStatus::completed && b.status == patchbay::RunStatus::completed));
+  // Waiting for the first worker's exit would put 4 s between them (timestamps have 1 s steps).
+  CHECK_MESSAGE(seconds(b.started) - seconds(a.finished) <= 2.0, a.finished, " -> ", b.started);
 }
 
 TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step; the sweep goes on") {

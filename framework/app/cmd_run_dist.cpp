@@ -59,8 +59,11 @@ int run_dist(const std::vector<std::string>& args) {
                  "WORLD_SIZE, MASTER_ADDR, MASTER_PORT, GLOO_SOCKET_IFNAME, LOCAL_WORLD_SIZE) "
                  "works instead of the flags. A rank that dies or stops answering makes the "
                  "others fail within --dist-timeout with [dist.peer_lost], naming it. A run "
-                 "already COMPLETED in the results is skipped; a distributed run does not "
-                 "resume from a checkpoint (it starts again).",
+                 "already COMPLETED in the results is skipped. Run the same commands again "
+                 "after a crash, a kill or a lost rank: rank 0's last checkpoint "
+                 "(train.checkpoint_every_s) carries every rank's state, and with the same "
+                 "number of ranks the run ends as it would have without the interruption. A run "
+                 "that FAILED for another reason (e.g. a diverging loss) starts again.",
                  desc)) {
     return kExitOk;
   }
@@ -168,6 +171,11 @@ int run_dist(const std::vector<std::string>& args) {
       store.publish(record);
     };
     rec = store.read_run(run->id).value_or(RunRecord{});
+    // A lost rank is the interruption a resume is for; any other failure starts again, as
+    // `patchbay run` does.
+    if (rec.status == RunStatus::failed && rec.reason.find("dist.peer_lost") == std::string::npos) {
+      rec = RunRecord{};
+    }
     rec.id = run->id;
     rec.slug = run->slug;
     rec.status = RunStatus::running;

@@ -8,6 +8,7 @@
 #include <future>
 #include <limits>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -248,7 +249,7 @@ double schedule_lr(const Options& t, int64_t step, int64_t total_steps, int64_t 
 void save_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer& optimizer,
                      const std::vector<std::pair<std::string, at::Tensor>>& best_state,
                      int64_t epoch, int64_t step, double best_score, int64_t best_epoch,
-                     double masked_sum, double masked_count) {
+                     double masked_sum, double masked_count, const at::Tensor& rank_rngs) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, t] : model.named_state()) archive.write("model/" + name, t, /*is_buffer=*/true);
   for (const auto& [name, t] : best_state) archive.write("best/" + name, t, true);
@@ -261,6 +262,8 @@ void save_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer
   archive.write("best_score", torch::tensor(best_score, torch::kDouble), true);
   archive.write("best_epoch", torch::tensor(best_epoch), true);
   archive.write("masked", torch::tensor({masked_sum, masked_count}, torch::kDouble), true);
+  // A distributed run: every rank's generator state, [world, state bytes] (row 0 = "rng").
+  if (rank_rngs.defined()) archive.write("rank_rng", rank_rngs, true);
   const fs::path temp = file.string() + ".tmp";
   archive.save_to(temp.string());
   fs::rename(temp, file);
@@ -270,6 +273,7 @@ struct Resumed {
   int64_t epoch = 0, step = 0, best_epoch = 0;
   double best_score = -1.0, masked_sum = 0.0, masked_count = 0.0;
   std::vector<std::pair<std::string, at::Tensor>> best_state;
+  at::Tensor rank_rngs;  // [world, bytes] when a distributed run wrote the checkpoint
 };
 
 Resumed load_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer& optimizer) {
@@ -303,6 +307,8 @@ Resumed load_checkpoint(const fs::path& file, Model& model, torch::optim::Optimi
   r.best_epoch = best_epoch.item<int64_t>();
   r.masked_sum = masked[0].item<double>();
   r.masked_count = masked[1].item<double>();
+  at::Tensor rank_rngs;
+  if (archive.try_read("rank_rng", rank_rngs, true)) r.rank_rngs = rank_rngs;
   return r;
 }
 
@@ -316,6 +322,85 @@ void restore_state(Model& model, const std::vector<std::pair<std::string, at::Te
   torch::NoGradGuard no_grad;
   auto current = model.named_state();
   for (size_t i = 0; i < current.size() && i < state.size(); ++i) current[i].second.copy_(state[i].second);
+}
+
+// A distributed run's resume: rank 0 read the checkpoint (or found none); every other rank
+// takes from it what an uninterrupted run would hold at that epoch: the position, the best
+// weights and score, the optimiser state (sent as its serialised archive, so any optimiser
+// works), and its own generator state, so its masks and mixup continue where they stopped.
+// Every rank calls this with the same world; the collectives run in the same order on all.
+void share_resume(Distributed& dist, Model& model, torch::optim::Optimizer& optimizer,
+                  Resumed& state, int64_t seed, const std::string& run_id) {
+  const int rank = dist.rank();
+  const int world = dist.world_size();
+  std::string optimizer_bytes;
+  if (rank == 0 && state.epoch > 0) {
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    std::ostringstream out;
+    archive.save_to(out);
+    optimizer_bytes = out.str();
+  }
+  const int64_t rng_rows = state.rank_rngs.defined() ? state.rank_rngs.size(0) : 0;
+  const int64_t rng_bytes = state.rank_rngs.defined() ? state.rank_rngs.size(1) : 0;
+  at::Tensor header = torch::tensor({state.epoch, state.step, state.best_epoch,
+                                     static_cast<int64_t>(optimizer_bytes.size()), rng_rows, rng_bytes},
+                                    torch::kLong);
+  at::Tensor scalars = torch::tensor({state.best_score, state.masked_sum, state.masked_count}, torch::kDouble);
+  std::vector<at::Tensor> small{header, scalars};
+  dist.broadcast(small, "broadcasting where the run resumes");
+  const int64_t* h = header.data_ptr<int64_t>();
+  state.epoch = h[0];
+  state.step = h[1];
+  state.best_epoch = h[2];
+  state.best_score = scalars[0].item<double>();
+  state.masked_sum = scalars[1].item<double>();
+  state.masked_count = scalars[2].item<double>();
+
+  // Every rank built the model from the same seed, but rank 0's copy is the truth (resumed,
+  // or an init_weights file that could differ between machines).
+  std::vector<at::Tensor> parameters;
+  for (const auto& [name, tensor] : model.named_state()) parameters.push_back(tensor);
+  dist.broadcast(parameters, "broadcasting rank 0's parameters");
+  if (state.epoch == 0) {
+    state.best_state = copy_state(model);
+    // Masks, mixup and dropout differ between ranks as they would between batches; rank 0
+    // keeps train.seed, so its stream is the one-process run's.
+    if (rank > 0) torch::manual_seed(static_cast<uint64_t>(seed + rank));
+    return;
+  }
+
+  if (rank > 0) state.best_state = copy_state(model);  // shapes to receive into
+  std::vector<at::Tensor> best;
+  for (auto& [name, tensor] : state.best_state) best.push_back(tensor);
+  dist.broadcast(best, "broadcasting the best weights so far");
+
+  at::Tensor bytes = rank == 0 ? torch::from_blob(optimizer_bytes.data(), {h[3]}, torch::kUInt8).clone()
+                               : torch::empty({h[3]}, torch::kUInt8);
+  std::vector<at::Tensor> blob{bytes};
+  dist.broadcast(blob, "broadcasting the optimiser state");
+  if (rank > 0) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(h[3]));
+    optimizer.load(archive);
+  }
+
+  if (h[4] == world) {
+    at::Tensor rngs = rank == 0 ? state.rank_rngs.contiguous() : torch::empty({h[4], h[5]}, torch::kUInt8);
+    std::vector<at::Tensor> all{rngs};
+    dist.broadcast(all, "broadcasting the ranks' generator states");
+    if (rank > 0) {
+      at::Generator generator = at::detail::getDefaultCPUGenerator();
+      generator.set_state(rngs[rank].clone());
+    }
+  } else {
+    if (rank == 0) {
+      log::warn("run {}: the checkpoint holds the generator states of {} rank{}, not {}; ranks "
+                "1..{} draw fresh masks and mixup after the resume",
+                run_id, h[4], h[4] == 1 ? "" : "s", world, world - 1);
+    }
+    if (rank > 0) torch::manual_seed(static_cast<uint64_t>(seed + rank + 1000003 * state.epoch));
+  }
 }
 
 void run_training(const PlannedRun& run, const Registry& registry, const TrainerOptions& opts,
@@ -464,12 +549,10 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
 
   Resumed state;
   state.best_state = copy_state(model);
-  // A distributed run starts again rather than resuming: the other ranks would need rank 0's
-  // optimiser and generator states too, which the checkpoint holds for one process only.
+  // Only rank 0 of a distributed run has the record and the checkpoint; share_resume() hands
+  // what it read to the other ranks.
   const bool resumable = !opts.checkpoint.empty() && fs::exists(opts.checkpoint) && !rec.curves.empty();
-  if (resumable && dist) {
-    log::info("run {}: a distributed run does not resume from its checkpoint; starting again", run.id);
-  } else if (resumable) {
+  if (resumable && writer) {
     try {
       state = load_checkpoint(opts.checkpoint, model, *optimizer);
       log::info("run {}: resuming after epoch {} (step {})", run.id, state.epoch, state.step);
@@ -478,8 +561,10 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
                opts.checkpoint.string(), e.what());
       torch::manual_seed(static_cast<uint64_t>(t.get_int("seed")));
       state = Resumed{};
+      state.best_state = copy_state(model);
     }
   }
+  if (dist) share_resume(*dist, model, *optimizer, state, t.get_int("seed"), run.id);
   if (state.epoch == 0) {
     rec.curves.clear();
   } else {
@@ -489,17 +574,6 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   }
   int64_t step = state.step;
   at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle on the default
-  if (dist) {
-    // Every rank built the model from the same seed, but rank 0's copy is the truth (an
-    // init_weights file, say, could differ between machines).
-    std::vector<at::Tensor> tensors;
-    for (const auto& [name, tensor] : model.named_state()) tensors.push_back(tensor);
-    dist->broadcast(tensors, "broadcasting rank 0's initial parameters");
-    state.best_state = copy_state(model);
-    // Masks, mixup and dropout differ between ranks as they would between batches; rank 0
-    // keeps train.seed, so its stream is the one-process run's.
-    if (rank > 0) torch::manual_seed(static_cast<uint64_t>(t.get_int("seed") + rank));
-  }
   double last_metric = rec.curves.empty() ? kNaN
                                           : (use_map ? rec.curves.back().valid_mAP : rec.curves.back().valid_accuracy);
   double train_seconds_total = 0.0;
@@ -675,11 +749,19 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     // A checkpoint (model, best weights, optimiser: ~35 MB for AST-tiny) costs more than a
     // short epoch's worth of overhead; write one when checkpoint_every_s have passed, and
     // always after the last epoch (`patchbay weights export` reads it).
+    // A distributed run saves every rank's generator state with rank 0's checkpoint; they are
+    // gathered each epoch (a few KB), since only rank 0 knows when it writes one.
+    at::Tensor rank_rngs;
+    if (dist) {
+      const at::Tensor mine = generator.get_state().unsqueeze(0);
+      const auto rows = dist->all_gather_rows(mine, fmt::format("gathering the generator states after epoch {}", epoch));
+      if (writer) rank_rngs = at::cat(rows, 0);
+    }
     if (writer && !opts.checkpoint.empty() &&
         (epoch == epochs || seconds_since(last_checkpoint) >= checkpoint_every_s)) {
       last_checkpoint = Clock::now();
       save_checkpoint(opts.checkpoint, model, *optimizer, state.best_state, epoch, step,
-                      state.best_score, state.best_epoch, state.masked_sum, state.masked_count);
+                      state.best_score, state.best_epoch, state.masked_sum, state.masked_count, rank_rngs);
     }
     if (opts.after_checkpoint) opts.after_checkpoint(epoch);
   }

@@ -49,8 +49,16 @@ struct PointStats {
   std::string point;
   std::vector<double> metric;
   double gmacs = NAN;
-  double latency = NAN;
+  std::vector<double> latencies;
   size_t runs = 0;
+  // The median: a latency measured while the machine was busy is an outlier, not a trend.
+  double latency() const {
+    std::vector<double> v = latencies;
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  }
   double mean() const {
     double s = 0;
     for (double v : metric) s += v;
@@ -167,13 +175,13 @@ int run_report(const std::vector<std::string>& args) {
     const double v = final_of(*r, metric);
     if (std::isfinite(v)) it->metric.push_back(v);
     it->gmacs = final_of(*r, "paper_macs") / 1e9;
-    it->latency = final_of(*r, "latency_ms");
+    if (const double l = final_of(*r, "latency_ms"); std::isfinite(l)) it->latencies.push_back(l);
     ++it->runs;
   }
-  md += fmt::format("\n## Sweep points (mean ± std over seeds)\n\n| point | runs | paper GMACs | latency ms | {} |\n|---|---:|---:|---:|---:|\n", metric);
+  md += fmt::format("\n## Sweep points (mean ± std over seeds)\n\n| point | runs | paper GMACs | latency ms (median) | {} |\n|---|---:|---:|---:|---:|\n", metric);
   for (const auto& s : points) {
     md += fmt::format("| {} | {} | {} | {} | {} ± {} |\n", s.point, s.runs, fmt_num(s.gmacs, 4),
-                      fmt_num(s.latency, 2), fmt_num(s.mean()), fmt_num(s.std()));
+                      fmt_num(s.latency(), 2), fmt_num(s.mean()), fmt_num(s.std()));
   }
   std::string failures;
   for (const auto& r : pub.runs) {

@@ -2,6 +2,7 @@
 # Every CPU study of experiments/fftp-paper/README.md, in the order the write-up uses them:
 # the cost table (no training), then the trained studies, each followed by its report.
 # Resumable: rerun the same command after an interruption and finished runs are skipped.
+# Runs another study already finished with the same configuration are copied (run --reuse).
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
 #   studies: cost patch-shape stride masking backbones instruments (default: all, in that order)
@@ -43,6 +44,12 @@ for r in runs:
 PY
     continue
   fi
-  "${run[@]}" run "experiments/fftp-paper/cpu/$s.toml"
+  # Rows two studies share (e.g. AST-tiny square / FFTP st 4 with SpecMask 1,024 in stride,
+  # masking and backbones) are trained once: --reuse copies them from the other studies.
+  reuse=()
+  for other in results/fftp-cpu-*.h5; do
+    [ -e "$other" ] && [ "$other" != "results/fftp-cpu-$s.h5" ] && reuse+=(--reuse "$other")
+  done
+  "${run[@]}" run "experiments/fftp-paper/cpu/$s.toml" "${reuse[@]}"
   "${run[@]}" report "results/fftp-cpu-$s.h5"
 done

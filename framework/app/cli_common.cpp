@@ -154,4 +154,16 @@ PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
   return registry.make_patcher(c.patcher.plugin, c.patcher.options, pc)->grid();
 }
 
+// The resolved TOML carries each plugin's version (a record of what ran); an experiment
+// file has no such key, so it is dropped before the text is loaded again.
+std::string without_plugin_versions(const std::string& toml) {
+  std::istringstream in(toml);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    if (line.rfind("plugin_version =", 0) == 0) continue;
+    out += line + "\n";
+  }
+  return out;
+}
+
 }  // namespace patchbay::cli

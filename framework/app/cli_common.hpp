@@ -47,6 +47,10 @@ void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord
 // the definition).
 int usable_cores();
 
+// A run record's resolved TOML (RunRecord::config_toml) without its plugin_version lines,
+// loadable again with load_experiment_text() (an experiment file has no such key).
+std::string without_plugin_versions(const std::string& toml);
+
 // The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
 // geometry is reported before anything runs (ShapeError naming the options and the shape).
 PatchGrid grid_of(const ResolvedConfig& config, const Registry& registry);

@@ -29,6 +29,7 @@
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
+#include "patchbay/log.hpp"
 #include "patchbay/results.hpp"
 #include "patchbay/shard.hpp"
 #include "patchbay/trainer.hpp"
@@ -180,6 +181,69 @@ int train_planned(const Experiment& exp, const PlannedRun& planned, const Regist
 
 }  // namespace
 
+// --reuse: replaces the runs of `todo` that another results file has COMPLETED with an
+// identical configuration by copies of those runs (record, checkpoint, log); returns how
+// many. Identical means the same identity text (ResolvedConfig::identity_text(): no
+// [experiment], no thread, checkpoint or cache settings) and the same plugin versions.
+size_t reuse_finished_runs(const std::vector<std::string>& sources, const fs::path& results,
+                           const ResultsStore& store, const Registry& registry,
+                           std::vector<const PlannedRun*>& todo, bool quiet) {
+  struct Finished {
+    fs::path file;
+    RunRecord record;
+  };
+  std::map<std::string, Finished> by_identity;
+  const auto versions_of = [](const std::string& toml) {
+    std::string out;
+    std::istringstream in(toml);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("plugin_version =", 0) == 0) out += line + "\n";
+    }
+    return out;
+  };
+  for (const auto& source : sources) {
+    const fs::path file(source);
+    std::error_code ec;
+    if (fs::exists(file, ec) && fs::exists(results, ec) && fs::equivalent(file, results, ec)) continue;
+    const PublishedResults pub = read_results(file);  // a missing or foreign file: a clear error
+    for (const auto& r : pub.runs) {
+      if (r.status != RunStatus::completed || r.config_toml.empty()) continue;
+      try {
+        const auto loaded = load_experiment_text(without_plugin_versions(r.config_toml),
+                                                 file.string() + "#" + r.id, {}, registry);
+        if (loaded.runs.size() != 1) continue;
+        by_identity.emplace(loaded.runs.front().config.identity_text() + versions_of(r.config_toml),
+                            Finished{file, r});
+      } catch (const Error& e) {
+        // A plugin this build lacks, an option renamed since: that run cannot match.
+        log::debug("--reuse: run {} of '{}' is not comparable ({})", r.id, file.string(), e.what());
+      }
+    }
+  }
+  size_t reused = 0;
+  std::vector<const PlannedRun*> still;
+  for (const PlannedRun* run : todo) {
+    const auto it = by_identity.find(run->config.identity_text() + versions_of(run->config.to_toml()));
+    if (it == by_identity.end()) {
+      still.push_back(run);
+      continue;
+    }
+    RunRecord rec = it->second.record;
+    const std::string from_id = rec.id;
+    rec.id = run->id;
+    rec.slug = run->slug;
+    rec.axes.clear();
+    for (const auto& [k, v] : run->axes) rec.axes.emplace_back(k, to_toml(v));
+    rec.config_toml = run->config.to_toml();  // this experiment's text; the identity is the same
+    rec.reused_from = it->second.file.string() + "#" + from_id;
+    store.import_run_as(ResultsStore(it->second.file), from_id, rec);
+    if (!quiet) fmt::print("REUSED    {} ({}) from {}\n", run->slug, run->id, rec.reused_from);
+    ++reused;
+  }
+  todo = still;
+  return reused;
+}
+
 int run_run(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay run options");
   desc.add_options()("results", po::value<std::string>(),
@@ -188,10 +252,13 @@ int run_run(const std::vector<std::string>& args) {
       "force", "run even though the experiment file changed since the results were written")(
       "shard", po::value<std::string>(),
       "K/N: run only shard K (0..N-1) of N; results default to results/<name>.shard-K-of-N.h5")(
+      "reuse", po::value<std::vector<std::string>>()->composing(),
+      "R2.h5: copy runs COMPLETED in another results file whose configuration is this plan's "
+      "run's (repeat for several files) instead of training them again")(
       "quiet,q", "no progress lines, only the summary");
   const auto p = parse(args, desc);
   if (wants_help(p, "Usage: patchbay run FILE [key=value...] [--results R.h5] [--jobs N] [--force]\n"
-                    "                         [--shard K/N]\n\n"
+                    "                         [--shard K/N] [--reuse R2.h5]...\n\n"
                     "Trains, validates, tests and measures every run the experiment plans that is "
                     "not COMPLETED in the results file yet. Rerunning the same command resumes: "
                     "completed runs are skipped, interrupted runs continue from their last epoch "
@@ -204,7 +271,12 @@ int run_run(const std::vector<std::string>& args) {
                     "exactly one shard, and shard sizes differ by at most 1. The shard's "
                     "results file still lists the whole plan, runs of other shards PLANNED; "
                     "`patchbay merge OUT.h5 SHARD.h5...` combines the shards' files, and "
-                    "`patchbay slurm` writes the job scripts that do all of it.",
+                    "`patchbay slurm` writes the job scripts that do all of it.\n\n"
+                    "--reuse R2.h5 takes runs another experiment already trained: a run of this "
+                    "plan whose configuration is identical to a COMPLETED run in R2 (everything "
+                    "but [experiment] and the thread, checkpoint and cache settings, plugin "
+                    "versions included) is copied with its checkpoint and marked reused_from "
+                    "instead of trained. Ablations that share rows then train them once.",
                  desc)) {
     return kExitOk;
   }
@@ -248,12 +320,18 @@ int run_run(const std::vector<std::string>& args) {
     }
     todo.push_back(&run);
   }
-  store.publish(record);
   const bool quiet = p.vm.count("quiet") > 0;
+  size_t reused = 0;
+  if (p.vm.count("reuse")) {
+    reused = reuse_finished_runs(p.vm["reuse"].as<std::vector<std::string>>(), results, store, registry, todo, quiet);
+    completed += reused;
+  }
+  store.publish(record);
   if (!quiet) {
     const std::string scope = shard ? fmt::format(" (shard {}: {} of them)", shard->text(), mine.size()) : "";
-    fmt::print("experiment '{}': {} run{}{}, {} completed before, {} to do; results: {}\n", exp.name,
-               exp.runs.size(), exp.runs.size() == 1 ? "" : "s", scope, completed, todo.size(),
+    const std::string reused_text = reused > 0 ? fmt::format(" ({} reused)", reused) : "";
+    fmt::print("experiment '{}': {} run{}{}, {} completed before{}, {} to do; results: {}\n", exp.name,
+               exp.runs.size(), exp.runs.size() == 1 ? "" : "s", scope, completed, reused_text, todo.size(),
                results.string());
     std::fflush(stdout);
   }

@@ -57,18 +57,6 @@ std::pair<ResultsStore, std::string> store_of(const fs::path& run_dir) {
   return {ResultsStore(runs.substr(0, runs.size() - suffix.size())), folder.filename().string()};
 }
 
-// The resolved TOML carries each plugin's version (a record of what ran); an experiment
-// file has no such key, so it is dropped before the text is loaded again.
-std::string without_plugin_versions(const std::string& toml) {
-  std::istringstream in(toml);
-  std::string line, out;
-  while (std::getline(in, line)) {
-    if (line.rfind("plugin_version =", 0) == 0) continue;
-    out += line + "\n";
-  }
-  return out;
-}
-
 int run_export(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay weights export options");
   desc.add_options()("out,o", po::value<std::string>(), "write the weights file here (required)")(

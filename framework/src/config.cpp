@@ -996,6 +996,8 @@ std::string resolved_text(const ResolvedConfig& c, bool with_experiment) {
 
 std::string ResolvedConfig::to_toml() const { return resolved_text(*this, true); }
 
+std::string ResolvedConfig::identity_text() const { return resolved_text(*this, false); }
+
 std::string ResolvedConfig::hash() const {
   // [experiment] (name, description) does not change what runs, so it is not hashed:
   // renaming a study keeps its run ids; nor do thread counts and the cache folder.

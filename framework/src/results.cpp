@@ -68,6 +68,7 @@ void write_run_group(hid_t group, const RunRecord& r) {
   h5::write_attr(group, "threads", r.threads);
   h5::write_attr(group, "loader_threads", r.loader_threads);
   h5::write_attr(group, "config", r.config_toml);
+  h5::write_attr(group, "reused_from", r.reused_from);
   h5::write_attr(group, "patchbay_version", std::string(version()));
 
   auto axes = h5::create_group(group, "axes");
@@ -122,6 +123,7 @@ RunRecord read_run_group(hid_t group) {
   r.threads = static_cast<int64_t>(num("threads"));
   r.loader_threads = static_cast<int64_t>(num("loader_threads"));
   r.config_toml = str("config");
+  r.reused_from = str("reused_from");
   if (h5::exists(group, "axes")) {
     auto axes = h5::open_group(group, "axes");
     for (const auto& k : h5::attr_names(axes.id())) r.axes.emplace_back(k, h5::read_attr_string(axes.id(), k).value_or(""));
@@ -319,40 +321,64 @@ void ResultsStore::write_run(const RunRecord& record) const {
   publish_file(temp, target);
 }
 
-void ResultsStore::import_run(const ResultsStore& from, const std::string& id) const {
-  const fs::path src = from.run_dir(id), dst = run_dir(id);
+namespace {
+
+// Places src_dir/name at dst_dir/name atomically (temp + rename); hard-linked when allowed
+// and possible. A missing source removes the target: another attempt's file would not match
+// the record placed beside it.
+void place_file(const fs::path& src_dir, const fs::path& dst_dir, const std::string& name, bool may_link) {
+  const fs::path source = src_dir / name, target = dst_dir / name;
+  std::error_code e;
+  if (!fs::exists(source, e)) {
+    fs::remove(target, e);
+    return;
+  }
+  const fs::path temp = temp_beside(target);
+  fs::remove(temp, e);
+  e.clear();
+  if (may_link) fs::create_hard_link(source, temp, e);
+  if (!may_link || e) {
+    e.clear();
+    fs::copy_file(source, temp, fs::copy_options::overwrite_existing, e);
+  }
+  if (e) {
+    fs::remove(temp, e);
+    throw Error("results.write", fmt::format("cannot copy '{}' to '{}': {}; check the space "
+                                             "and permissions there", source.string(),
+                                             temp.string(), e.message()));
+  }
+  publish_file(temp, target);
+}
+
+void make_run_dir(const fs::path& dst) {
   std::error_code ec;
   fs::create_directories(dst, ec);
   if (ec) {
     throw Error("results.write", fmt::format("cannot create '{}': {}", dst.string(), ec.message()));
   }
-  const auto place = [&](const std::string& name, bool may_link) {
-    const fs::path source = src / name, target = dst / name;
-    std::error_code e;
-    if (!fs::exists(source, e)) {
-      fs::remove(target, e);  // another attempt's file would not match the imported record
-      return;
-    }
-    const fs::path temp = temp_beside(target);
-    fs::remove(temp, e);
-    e.clear();
-    if (may_link) fs::create_hard_link(source, temp, e);
-    if (!may_link || e) {
-      e.clear();
-      fs::copy_file(source, temp, fs::copy_options::overwrite_existing, e);
-    }
-    if (e) {
-      fs::remove(temp, e);
-      throw Error("results.write", fmt::format("cannot copy '{}' to '{}': {}; check the space "
-                                               "and permissions there", source.string(),
-                                               temp.string(), e.message()));
-    }
-    publish_file(temp, target);
-  };
+}
+
+}  // namespace
+
+void ResultsStore::import_run(const ResultsStore& from, const std::string& id) const {
+  const fs::path src = from.run_dir(id), dst = run_dir(id);
+  make_run_dir(dst);
+  std::error_code ec;
   fs::remove(dst / "run.h5", ec);
-  place("checkpoint.pt", true);
-  place("log.txt", false);
-  place("run.h5", false);
+  place_file(src, dst, "checkpoint.pt", true);
+  place_file(src, dst, "log.txt", false);
+  place_file(src, dst, "run.h5", false);
+}
+
+void ResultsStore::import_run_as(const ResultsStore& from, const std::string& from_id,
+                                 const RunRecord& record) const {
+  const fs::path src = from.run_dir(from_id), dst = run_dir(record.id);
+  make_run_dir(dst);
+  std::error_code ec;
+  fs::remove(dst / "run.h5", ec);
+  place_file(src, dst, "checkpoint.pt", true);
+  place_file(src, dst, "log.txt", false);
+  write_run(record);
 }
 
 std::optional<RunRecord> ResultsStore::read_run(const std::string& id) const {

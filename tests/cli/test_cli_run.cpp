@@ -9,6 +9,7 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -243,6 +244,69 @@ TEST_CASE("cli: with --jobs 1 the next run starts once a worker has written its 
   CHECK((a.status == patchbay::RunStatus::completed && b.status == patchbay::RunStatus::completed));
   // Waiting for the first worker's exit would put 4 s between them (timestamps have 1 s steps).
   CHECK_MESSAGE(seconds(b.started) - seconds(a.finished) <= 2.0, a.finished, " -> ", b.started);
+}
+
+TEST_CASE("cli: run --reuse copies runs another experiment finished with the same configuration") {
+  patchbay::test::TempDir dir;
+  // Study A: seeds 0 and 1, trained.
+  const fs::path a = write_experiment(dir.path(), 2, "\n[sweep]\nseeds = [0, 1]\n");
+  fs::rename(a, dir.path() / "a.toml");
+  const fs::path a_results = dir.path() / "a.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(dir.path() / "a.toml") + " --quiet --results " + quoted(a_results));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  // Study B, another name and description, 2 threads: seed 1 as in A (reused), and a
+  // learning rate A never ran (trained).
+  std::ifstream a_in(dir.path() / "a.toml");
+  std::string text((std::istreambuf_iterator<char>(a_in)), std::istreambuf_iterator<char>());
+  text.replace(text.find("name = \"tiny\""), 13, "name = \"other\"\ndescription = \"B\"");
+  text.replace(text.find("seeds = [0, 1]"), 14, "seeds = [1]\n\"train.lr\" = [0.003, 0.001]");
+  text.replace(text.find("threads = 1"), 11, "threads = 2");
+  std::ofstream(dir.path() / "b.toml") << text;
+  const fs::path b_results = dir.path() / "b.h5";
+  r = patchbay::test::run(cli() + " run " + quoted(dir.path() / "b.toml") + " --results " +
+                          quoted(b_results) + " --reuse " + quoted(a_results));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK_MESSAGE(r.out.find("1 completed before (1 reused), 1 to do") != std::string::npos, r.out);
+  CHECK(r.out.find("REUSED") != std::string::npos);
+
+  const patchbay::ResultsStore sa(a_results), sb(b_results);
+  const auto a_ids = sa.read_experiment().value().run_ids;
+  const auto b_ids = sb.read_experiment().value().run_ids;
+  REQUIRE(a_ids.size() == 2);
+  REQUIRE(b_ids.size() == 2);
+  // The same configuration has the same hash (the part of the id before '-').
+  const auto hash = [](const std::string& id) { return id.substr(0, id.find('-')); };
+  const auto source = sa.read_run(a_ids[1]).value();
+  std::optional<patchbay::RunRecord> copied, trained;
+  for (const auto& id : b_ids) {
+    auto rec = sb.read_run(id).value();
+    (hash(id) == hash(a_ids[1]) ? copied : trained) = rec;
+  }
+  REQUIRE(copied.has_value());
+  REQUIRE(trained.has_value());
+  CHECK(copied->status == patchbay::RunStatus::completed);
+  CHECK(copied->reused_from == a_results.string() + "#" + a_ids[1]);
+  CHECK(copied->final.at("test_accuracy") == source.final.at("test_accuracy"));
+  CHECK(copied->curves.size() == source.curves.size());
+  CHECK(copied->started == source.started);
+  CHECK(copied->config_toml.find("name = \"other\"") != std::string::npos);
+  CHECK(fs::exists(sb.run_dir(copied->id) / "checkpoint.pt"));
+  CHECK(trained->status == patchbay::RunStatus::completed);
+  CHECK(trained->reused_from.empty());
+  CHECK(h5_attr(b_results, "f['runs/" + copied->id + "'].attrs['reused_from']") == copied->reused_from);
+
+  // Nothing comparable: a file without such runs reuses nothing; a missing file is an error.
+  r = patchbay::test::run(cli() + " run " + quoted(dir.path() / "a.toml") + " train.epochs=1 --quiet --results " +
+                          quoted(dir.path() / "c.h5") + " --reuse " + quoted(b_results));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  const patchbay::ResultsStore sc(dir.path() / "c.h5");
+  const auto c_ids = sc.read_experiment().value().run_ids;
+  CHECK(c_ids.size() == 2);
+  for (const auto& id : c_ids) CHECK(sc.read_run(id).value().reused_from.empty());
+  r = patchbay::test::run(cli() + " run " + quoted(dir.path() / "a.toml") + " --results " + quoted(a_results) +
+                          " --reuse " + quoted(dir.path() / "nope.h5"));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("no results file") != std::string::npos, r.err);
 }
 
 TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step; the sweep goes on") {

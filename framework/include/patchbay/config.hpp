@@ -100,8 +100,11 @@ struct PATCHBAY_API ResolvedConfig {
   // tables with plugin and plugin_version first. Two configurations that run the same are
   // the same text.
   std::string to_toml() const;
-  // First 8 hex digits of the 64-bit FNV-1a hash of to_toml() without [experiment] and the
-  // execution-only keys (train.threads, train.loader_threads, frontend.cache_dir).
+  // to_toml() without [experiment] and the execution-only keys (train.threads,
+  // train.loader_threads, train.checkpoint_every_s, frontend.cache_dir): what decides what a
+  // run computes. Two runs with the same identity text are the same run.
+  std::string identity_text() const;
+  // First 8 hex digits of the 64-bit FNV-1a hash of identity_text().
   std::string hash() const;
 };
 

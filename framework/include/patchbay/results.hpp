@@ -79,6 +79,9 @@ struct RunRecord {
   std::vector<std::string> class_names;
   std::vector<double> test_ap_per_class;   // [C] (NaN for a class without test positives)
   std::vector<std::string> skipped_clips;  // "path: reason"
+  // "FILE#ID" when `patchbay run --reuse FILE` copied this run from FILE's run ID (same
+  // configuration) instead of training it; empty for a run trained into these results.
+  std::string reused_from;
 };
 
 // What `patchbay run` records about the experiment beside the runs.
@@ -136,6 +139,10 @@ class PATCHBAY_API ResultsStore {
   // hard-linked when both are on one file system (the trainer replaces checkpoints by
   // rename, never in place, so the two results never see each other's writes).
   void import_run(const ResultsStore& from, const std::string& id) const;
+  // The same for a run recorded under another id in `from` (`patchbay run --reuse`): its
+  // checkpoint.pt and log.txt are placed in R.runs/<record.id>/, then `record` (the copied
+  // record with this plan's id, slug and axes) is written last.
+  void import_run_as(const ResultsStore& from, const std::string& from_id, const RunRecord& record) const;
 
   // The experiment text stored by the last publish (nullopt when R does not exist).
   std::optional<ExperimentRecord> read_experiment() const;

@@ -5,7 +5,8 @@
 # Runs another study already finished with the same configuration are copied (run --reuse).
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
-#   studies: cost patch-shape stride masking backbones instruments (default: all, in that order)
+#   studies: cost patch-shape stride masking masking-budget backbones instruments (default: all,
+#   in that order)
 #   NICE=19 to run at the lowest CPU priority on a shared machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +14,7 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(cost patch-shape stride masking backbones instruments)
+[ ${#studies[@]} -eq 0 ] && studies=(cost patch-shape stride masking masking-budget backbones instruments)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results

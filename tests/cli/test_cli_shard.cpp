@@ -219,7 +219,7 @@ TEST_CASE("cli: two shards of a sweep, merged, give every run COMPLETED with its
   CHECK(r.out.find("(0 run folders copied)") != std::string::npos);
 }
 
-TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median latency") {
+TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median latency, masked cells") {
   patchbay::test::TempDir dir;
   const std::vector<std::string> ids = {"11111111-s0", "22222222-s1", "33333333-s2"};
   std::vector<patchbay::RunRecord> runs;
@@ -228,6 +228,7 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
     runs.push_back(record(ids[i], patchbay::RunStatus::completed, "2026-12-02T00:00:00Z", accuracy[i]));
     runs.back().final["latency_ms"] = latency[i];
     runs.back().final["paper_macs"] = 1e9;
+    runs.back().final["masked_cells_per_example"] = 1000.0 + 10.0 * static_cast<double>(i);
   }
   const fs::path results = dir.path() / "r.h5";
   make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
@@ -235,9 +236,9 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
                                      quoted(dir.path() / "report"));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   const std::string md = slurp(dir.path() / "report" / "report.md");
-  CHECK_MESSAGE(md.find("| point | runs | paper GMACs | latency ms (median) | test_accuracy |") != std::string::npos, md);
-  // mean 0.3, sample std 0.265; the median latency 7 (the mean would be 37.3).
-  CHECK_MESSAGE(md.find("| 3 | 1.0000 | 7.00 | 0.300 ± 0.265 |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("| point | runs | paper GMACs | latency ms (median) | masked cells | test_accuracy |") != std::string::npos, md);
+  // mean 0.3, sample std 0.265; the median latency 7 (the mean would be 37.3); 1010 cells.
+  CHECK_MESSAGE(md.find("| 3 | 1.0000 | 7.00 | 1010 | 0.300 ± 0.265 |") != std::string::npos, md);
 }
 
 TEST_CASE("cli: merge refuses files of different experiments, naming them and the difference") {

@@ -96,6 +96,24 @@ bool read_file(const fs::path& file, std::vector<unsigned char>& bytes) {
   return true;
 }
 
+// Mono from interleaved frames: a float sum over the channels, then 1 / channels (the same
+// arithmetic for every decoder, so the direct WAV reader matches libsndfile's path exactly).
+at::Tensor to_mono(const float* interleaved, int64_t frames, int channels) {
+  at::Tensor mono = at::empty({frames}, at::kFloat);
+  float* out = mono.data_ptr<float>();
+  if (channels == 1) {
+    std::copy(interleaved, interleaved + frames, out);
+    return mono;
+  }
+  const float scale = 1.0f / static_cast<float>(channels);
+  for (int64_t t = 0; t < frames; ++t) {
+    float sum = 0.0f;
+    for (int c = 0; c < channels; ++c) sum += interleaved[t * channels + c];
+    out[t] = sum * scale;
+  }
+  return mono;
+}
+
 }  // namespace
 
 std::optional<Waveform> read_plain_wav(const fs::path& file) {
@@ -143,34 +161,22 @@ std::optional<Waveform> read_plain_wav(const fs::path& file) {
       }
       const int64_t frames = static_cast<int64_t>(chunk_size / block_align);
       const unsigned char* data = b + body;
-      at::Tensor mono = at::empty({frames}, at::kFloat);
-      float* out = mono.data_ptr<float>();
       const int64_t n = frames * channels;
-      // Mono decodes straight into the tensor; several channels go through one buffer.
-      std::vector<float> interleaved(channels == 1 ? 0 : static_cast<size_t>(n));
-      float* samples = channels == 1 ? out : interleaved.data();
+      std::vector<float> interleaved(static_cast<size_t>(n));
       if (int16) {
         constexpr float kScale = 1.0f / 32768.0f;  // libsndfile's int16 -> float scale
         for (int64_t i = 0; i < n; ++i) {
           int16_t v;
           std::memcpy(&v, data + 2 * i, 2);
-          samples[i] = static_cast<float>(v) * kScale;
+          interleaved[i] = static_cast<float>(v) * kScale;
         }
       } else {
-        std::memcpy(samples, data, static_cast<size_t>(n) * 4);
-        for (int64_t i = 0; i < n; ++i) {
-          if (!std::isfinite(samples[i])) return std::nullopt;  // libsndfile's path names it
+        std::memcpy(interleaved.data(), data, static_cast<size_t>(n) * 4);
+        for (float v : interleaved) {
+          if (!std::isfinite(v)) return std::nullopt;  // libsndfile's path names the sample
         }
       }
-      if (channels > 1) {
-        // The same arithmetic as read_audio's libsndfile path: a float sum, then the scale.
-        const float scale = 1.0f / static_cast<float>(channels);
-        for (int64_t t = 0; t < frames; ++t) {
-          float sum = 0.0f;
-          for (int c = 0; c < channels; ++c) sum += interleaved[t * channels + c];
-          out[t] = sum * scale;
-        }
-      }
+      const at::Tensor mono = to_mono(interleaved.data(), frames, channels);
       Waveform wave;
       wave.source = file.string();
       wave.sample_rate = rate;
@@ -182,14 +188,10 @@ std::optional<Waveform> read_plain_wav(const fs::path& file) {
   return std::nullopt;
 }
 
-Waveform read_audio(const fs::path& file, int64_t target_rate) {
-  if (std::optional<Waveform> plain = read_plain_wav(file)) {
-    if (target_rate > 0 && target_rate != plain->sample_rate) {
-      plain->samples = resample(plain->samples, plain->sample_rate, target_rate, plain->source);
-      plain->sample_rate = target_rate;
-    }
-    return std::move(*plain);
-  }
+namespace {
+
+// Any format libsndfile reads, at the file's own rate; DataError for a bad clip.
+Waveform read_with_libsndfile(const fs::path& file) {
   SF_INFO info;
   SndfilePtr handle = open_audio(file, info);
   if (info.channels <= 0 || info.samplerate <= 0) {
@@ -235,25 +237,20 @@ Waveform read_audio(const fs::path& file, int64_t target_rate) {
     }
   }
 
-  at::Tensor mono = at::empty({frames}, at::kFloat);
-  float* out = mono.data_ptr<float>();
-  if (channels == 1) {
-    std::copy(interleaved.begin(), interleaved.end(), out);
-  } else {
-    const float scale = 1.0f / static_cast<float>(channels);
-    for (int64_t t = 0; t < frames; ++t) {
-      float sum = 0.0f;
-      for (int c = 0; c < channels; ++c) sum += interleaved[t * channels + c];
-      out[t] = sum * scale;
-    }
-  }
-
   Waveform wave;
   wave.source = file.string();
   wave.sample_rate = info.samplerate;
-  wave.samples = mono;
-  if (target_rate > 0 && target_rate != info.samplerate) {
-    wave.samples = resample(mono, info.samplerate, target_rate, wave.source);
+  wave.samples = to_mono(interleaved.data(), frames, channels);
+  return wave;
+}
+
+}  // namespace
+
+Waveform read_audio(const fs::path& file, int64_t target_rate) {
+  std::optional<Waveform> plain = read_plain_wav(file);
+  Waveform wave = plain ? std::move(*plain) : read_with_libsndfile(file);
+  if (target_rate > 0 && target_rate != wave.sample_rate) {
+    wave.samples = resample(wave.samples, wave.sample_rate, target_rate, wave.source);
     wave.sample_rate = target_rate;
   }
   return wave;

@@ -181,10 +181,22 @@ int train_planned(const Experiment& exp, const PlannedRun& planned, const Regist
 
 }  // namespace
 
+namespace {
+
+// The plugin_version lines of a resolved configuration's TOML, in order.
+std::string plugin_versions(const std::string& toml) {
+  std::string out;
+  std::istringstream in(toml);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("plugin_version =", 0) == 0) out += line + "\n";
+  }
+  return out;
+}
+
 // --reuse: replaces the runs of `todo` that another results file has COMPLETED with an
 // identical configuration by copies of those runs (record, checkpoint, log); returns how
 // many. Identical means the same identity text (ResolvedConfig::identity_text(): no
-// [experiment], no thread, checkpoint or cache settings) and the same plugin versions.
+// [experiment], no thread, checkpoint or cache settings; plugin versions included).
 size_t reuse_finished_runs(const std::vector<std::string>& sources, const fs::path& results,
                            const ResultsStore& store, const Registry& registry,
                            std::vector<const PlannedRun*>& todo, bool quiet) {
@@ -193,27 +205,22 @@ size_t reuse_finished_runs(const std::vector<std::string>& sources, const fs::pa
     RunRecord record;
   };
   std::map<std::string, Finished> by_identity;
-  const auto versions_of = [](const std::string& toml) {
-    std::string out;
-    std::istringstream in(toml);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("plugin_version =", 0) == 0) out += line + "\n";
-    }
-    return out;
-  };
   for (const auto& source : sources) {
     const fs::path file(source);
     std::error_code ec;
-    if (fs::exists(file, ec) && fs::exists(results, ec) && fs::equivalent(file, results, ec)) continue;
+    if (fs::equivalent(file, results, ec)) continue;  // false (ec set) when either is missing
     const PublishedResults pub = read_results(file);  // a missing or foreign file: a clear error
     for (const auto& r : pub.runs) {
       if (r.status != RunStatus::completed || r.config_toml.empty()) continue;
       try {
+        // Loading the text again gives this build's plugin versions; a run made with other
+        // versions is not the same run.
         const auto loaded = load_experiment_text(without_plugin_versions(r.config_toml),
                                                  file.string() + "#" + r.id, {}, registry);
         if (loaded.runs.size() != 1) continue;
-        by_identity.emplace(loaded.runs.front().config.identity_text() + versions_of(r.config_toml),
-                            Finished{file, r});
+        const std::string identity = loaded.runs.front().config.identity_text();
+        if (plugin_versions(identity) != plugin_versions(r.config_toml)) continue;
+        by_identity.emplace(identity, Finished{file, r});
       } catch (const Error& e) {
         // A plugin this build lacks, an option renamed since: that run cannot match.
         log::debug("--reuse: run {} of '{}' is not comparable ({})", r.id, file.string(), e.what());
@@ -223,7 +230,7 @@ size_t reuse_finished_runs(const std::vector<std::string>& sources, const fs::pa
   size_t reused = 0;
   std::vector<const PlannedRun*> still;
   for (const PlannedRun* run : todo) {
-    const auto it = by_identity.find(run->config.identity_text() + versions_of(run->config.to_toml()));
+    const auto it = by_identity.find(run->config.identity_text());
     if (it == by_identity.end()) {
       still.push_back(run);
       continue;
@@ -243,6 +250,8 @@ size_t reuse_finished_runs(const std::vector<std::string>& sources, const fs::pa
   todo = still;
   return reused;
 }
+
+}  // namespace
 
 int run_run(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay run options");

@@ -303,6 +303,18 @@ TEST_CASE("cli: run --reuse copies runs another experiment finished with the sam
   const auto c_ids = sc.read_experiment().value().run_ids;
   CHECK(c_ids.size() == 2);
   for (const auto& id : c_ids) CHECK(sc.read_run(id).value().reused_from.empty());
+  // A run trained by another version of a plugin is not the same run: A's records edited to
+  // say so, B's plan again into a fresh file reuses nothing.
+  fs::copy_file(a_results, dir.path() / "old.h5");
+  r = patchbay::test::run("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + (dir.path() / "old.h5").string() +
+                          "', 'r+'); [g.attrs.__setitem__('config', g.attrs['config'].replace('plugin_version = ', "
+                          "'plugin_version = \\\"0.0.1-old\\\" # ')) for g in f['runs'].values()]\"");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(h5_attr(dir.path() / "old.h5", "list(f['runs'].values())[0].attrs['config'].count('0.0.1-old')") != "0");
+  r = patchbay::test::run(cli() + " run " + quoted(dir.path() / "b.toml") + " --results " +
+                          quoted(dir.path() / "d.h5") + " --reuse " + quoted(dir.path() / "old.h5"));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK_MESSAGE(r.out.find("0 completed before, 2 to do") != std::string::npos, r.out);
   r = patchbay::test::run(cli() + " run " + quoted(dir.path() / "a.toml") + " --results " + quoted(a_results) +
                           " --reuse " + quoted(dir.path() / "nope.h5"));
   CHECK(r.code == 1);

@@ -86,6 +86,23 @@ std::map<std::string, at::Tensor> model_of(const fs::path& checkpoint) {
   return out;
 }
 
+// The largest |difference| between the model parameters of two checkpoints, which must hold
+// the same tensors (names and shapes).
+double max_parameter_difference(const fs::path& a, const fs::path& b) {
+  const auto pa = model_of(a);
+  const auto pb = model_of(b);
+  REQUIRE(pa.size() >= 4);
+  REQUIRE(pa.size() == pb.size());
+  double worst = 0.0;
+  for (const auto& [name, t] : pa) {
+    CAPTURE(name);
+    REQUIRE(pb.count(name));
+    REQUIRE(pb.at(name).sizes() == t.sizes());
+    worst = std::max(worst, (pb.at(name) - t).abs().max().item<double>());
+  }
+  return worst;
+}
+
 // Rank 0 by flags, rank 1 by the environment (both ways are supported), each under a
 // coreutils `timeout -s KILL` so that no failure of this code can hang the test; the ranks'
 // exit codes land in r0.rc and r1.rc.
@@ -168,17 +185,8 @@ TEST_SUITE("cli") {
     // relative. 1e-5 absolute leaves that room over 6 Adam steps while a real mistake (an
     // example counted twice or lost, a rank's gradient not averaged) moves parameters by the
     // order of lr = 3e-3 per step.
-    const auto pa = model_of(one_store.run_dir(ids[0]) / "checkpoint.pt");
-    const auto pb = model_of(two_store.run_dir(ids[0]) / "checkpoint.pt");
-    REQUIRE(pa.size() >= 4);
-    REQUIRE(pa.size() == pb.size());
-    double worst = 0.0;
-    for (const auto& [name, t] : pa) {
-      CAPTURE(name);
-      REQUIRE(pb.count(name));
-      REQUIRE(pb.at(name).sizes() == t.sizes());
-      worst = std::max(worst, (pb.at(name) - t).abs().max().item<double>());
-    }
+    const double worst = max_parameter_difference(one_store.run_dir(ids[0]) / "checkpoint.pt",
+                                                  two_store.run_dir(ids[0]) / "checkpoint.pt");
     CHECK(worst < 1e-5);
     MESSAGE("max |parameter difference| after 6 steps, 2 ranks vs 1 process: " << worst);
 
@@ -282,11 +290,8 @@ TEST_SUITE("cli") {
     }
     CHECK(b->final.at("test_accuracy") == a->final.at("test_accuracy"));
     CHECK(b->final.at("best_epoch") == a->final.at("best_epoch"));
-    const auto pa = model_of(whole_store.run_dir(ids[0]) / "checkpoint.pt");
-    const auto pb = model_of(cut_store.run_dir(ids[0]) / "checkpoint.pt");
-    REQUIRE(pa.size() == pb.size());
-    double worst = 0.0;
-    for (const auto& [name, t] : pa) worst = std::max(worst, (pb.at(name) - t).abs().max().item<double>());
+    const double worst = max_parameter_difference(whole_store.run_dir(ids[0]) / "checkpoint.pt",
+                                                  cut_store.run_dir(ids[0]) / "checkpoint.pt");
     CHECK(worst < 1e-6);
     MESSAGE("max |parameter difference|, resumed vs uninterrupted 2-rank run: " << worst);
   }

@@ -127,6 +127,49 @@ TEST_CASE("fbank: frame count is 1 + floor((n - 400) / 160) and 0 below one fram
   }
 }
 
+// The features written out with dense tensor ops, as torchaudio computes them (frames, DC
+// removal, pre-emphasis, window, zero padding, |rfft|^2, a dense product with the mel bank,
+// log): the reference for the sparse, fused projection inside Fbank::compute.
+at::Tensor dense_fbank(const Fbank& fbank, at::Tensor x) {
+  const FbankOptions& o = fbank.options();
+  const int64_t len = o.window_length(), shift = o.window_shift();
+  if (o.subtract_mean) x = x - x.mean();
+  at::Tensor frames = x.as_strided({o.num_frames(x.size(0)), len}, {shift, 1});
+  frames = frames - frames.mean(1, true);
+  const at::Tensor previous = at::cat({frames.narrow(1, 0, 1), frames.narrow(1, 0, len - 1)}, 1);
+  frames = (frames - o.preemphasis * previous) * fbank.window();
+  frames = at::constant_pad_nd(frames, {0, o.fft_size() - len}, 0.0);
+  const at::Tensor power = at::abs(at::fft_rfft(frames)).pow(2.0);
+  return at::mm(power, fbank.mel_banks()).clamp_min(FLT_EPSILON).log();
+}
+
+TEST_CASE("fbank: the sparse mel projection equals the dense one for other options") {
+  // Mel ranges and bank sizes the golden clips (AST's defaults) do not cover: narrow filters
+  // a single FFT bin wide at the low end, an 8 kHz rate, another FFT size.
+  const auto noise = at::randn({12000}, at::TensorOptions().dtype(at::kFloat)) * 0.1 +
+                     at::sin(at::arange(12000, at::kFloat) * 0.3) * 0.3;
+  struct Case {
+    int64_t rate, bins;
+    double low, high, length_ms;
+  };
+  for (const Case c : {Case{16000, 64, 20.0, 0.0, 25.0}, Case{16000, 128, 300.0, -500.0, 25.0},
+                       Case{8000, 40, 0.0, 0.0, 25.0}, Case{16000, 80, 20.0, 7600.0, 50.0}}) {
+    CAPTURE(c.rate);
+    CAPTURE(c.bins);
+    FbankOptions o;
+    o.sample_rate = c.rate;
+    o.num_mel_bins = c.bins;
+    o.low_freq = c.low;
+    o.high_freq = c.high;
+    o.frame_length_ms = c.length_ms;
+    const Fbank fbank(o);
+    const at::Tensor mine = fbank.compute({noise, c.rate, ""});
+    const at::Tensor dense = dense_fbank(fbank, noise);
+    REQUIRE(mine.sizes() == dense.sizes());
+    CHECK((mine - dense).abs().max().item<double>() < 1e-4);
+  }
+}
+
 TEST_CASE("fbank: options come from [frontend] and impossible ones are refused") {
   const FbankOptions d = FbankOptions::from(Options::defaults(frontend_schema()));
   CHECK(d.sample_rate == 16000);

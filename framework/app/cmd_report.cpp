@@ -47,6 +47,7 @@ std::string point_of(const RunRecord& r) {
 
 struct PointStats {
   std::string point;
+  std::vector<const RunRecord*> runs_of;  // its COMPLETED runs (seeds)
   std::vector<double> metric;
   double gmacs = NAN;
   std::vector<double> latencies;
@@ -92,6 +93,53 @@ std::string gnuplot_quote(const std::string& s) {
   return out + "\"";
 }
 
+// A sweep point's training curves: at each epoch, the mean, minimum and maximum over the
+// runs that reached it (runs of one point can differ in length: an interrupted run, or
+// epochs swept), and how many runs that was.
+struct CurveBand {
+  int64_t epoch = 0;
+  double valid_mean = 0, valid_lo = INFINITY, valid_hi = -INFINITY;
+  double loss_mean = 0, loss_lo = INFINITY, loss_hi = -INFINITY;
+  size_t runs = 0;
+};
+
+std::vector<CurveBand> curve_bands(const std::vector<const RunRecord*>& runs, bool use_map) {
+  std::map<int64_t, CurveBand> by_epoch;
+  for (const auto* r : runs) {
+    for (const auto& row : r->curves) {
+      auto& b = by_epoch[row.epoch];
+      b.epoch = row.epoch;
+      const double v = use_map ? row.valid_mAP : row.valid_accuracy;
+      b.valid_mean += v;
+      b.valid_lo = std::min(b.valid_lo, v);
+      b.valid_hi = std::max(b.valid_hi, v);
+      b.loss_mean += row.train_loss;
+      b.loss_lo = std::min(b.loss_lo, row.train_loss);
+      b.loss_hi = std::max(b.loss_hi, row.train_loss);
+      ++b.runs;
+    }
+  }
+  std::vector<CurveBand> out;
+  for (auto& [epoch, b] : by_epoch) {
+    b.valid_mean /= static_cast<double>(b.runs);
+    b.loss_mean /= static_cast<double>(b.runs);
+    out.push_back(b);
+  }
+  return out;
+}
+
+// Point type of sweep point i: gnuplot's 8 colours repeat from the 9th point on, so the
+// marker changes with each round of colours.
+int point_type(size_t i) {
+  constexpr int kTypes[] = {7, 5, 9, 11, 13};
+  return kTypes[(i / 8) % 5];
+}
+
+// Legend text of sweep point i (numbered from 1, as the labels on the cost plot).
+std::string point_title(size_t i, const PointStats& s) {
+  return gnuplot_quote(fmt::format("{}: {} ({} run{})", i + 1, s.point, s.runs, s.runs == 1 ? "" : "s"));
+}
+
 void run_gnuplot(const fs::path& script) {
   const std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2>&1", script.parent_path().string(),
                                       script.filename().string());
@@ -109,6 +157,11 @@ void run_gnuplot(const fs::path& script) {
 }
 
 const char* kTerminal = "set terminal pngcairo size 900,600 font 'DejaVu Sans,11'\n";
+// Taller by one legend line per entry, so a long legend below the plot does not squash it.
+std::string terminal(size_t legend_lines, int width = 900) {
+  return fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n", width,
+                     520 + 18 * static_cast<int>(legend_lines + 1));
+}
 
 }  // namespace
 
@@ -183,6 +236,7 @@ int run_report(const std::vector<std::string>& args) {
     it->gmacs = final_of(*r, "paper_macs") / 1e9;
     if (const double l = final_of(*r, "latency_ms"); std::isfinite(l)) it->latencies.push_back(l);
     if (const double m = final_of(*r, "masked_cells_per_example"); std::isfinite(m)) it->masked.push_back(m);
+    it->runs_of.push_back(r);
     ++it->runs;
   }
   // Masked cells per example (what the masker actually removed, mixup aside) tell apart
@@ -202,12 +256,18 @@ int run_report(const std::vector<std::string>& args) {
   if (!p.vm.count("no-plots") && !done.empty()) {
     // 1. Metric vs paper GMACs with the Pareto front (higher metric, lower cost).
     {
+      // One block per sweep point (gnuplot's `index`), so each gets its colour and a legend
+      // entry; on the plot itself only its number: full names overlap.
       std::ofstream dat(out / "cost.dat");
-      dat << "# gmacs mean std point\n";
       std::vector<std::pair<double, double>> xy;
       double lo = INFINITY, hi = 0.0, ylo = INFINITY, yhi = -INFINITY;
-      for (const auto& s : points) {
-        dat << fmt::format("{} {} {} {}\n", s.gmacs, s.mean(), s.std(), gnuplot_quote(s.point));
+      std::string plot_points;
+      for (size_t i = 0; i < points.size(); ++i) {
+        const auto& s = points[i];
+        dat << fmt::format("# {}: {}\n# gmacs mean std number\n{} {} {} {}\n\n\n", i + 1, s.point, s.gmacs,
+                           s.mean(), s.std(), i + 1);
+        plot_points += fmt::format("'cost.dat' index {} using 1:2:3 with yerrorbars pt {} lc {} title {}, \\\n     ",
+                                   i, point_type(i), i + 1, point_title(i, s));
         xy.emplace_back(s.gmacs, s.mean());
         if (std::isfinite(s.mean())) {
           ylo = std::min(ylo, s.mean() - s.std());
@@ -221,7 +281,10 @@ int run_report(const std::vector<std::string>& args) {
       if (!(hi > 0)) lo = hi = 1.0;
       if (!(yhi >= ylo)) ylo = yhi = 0.5;
       const double pad = std::max(0.05, 0.15 * (yhi - ylo));
-      std::sort(xy.begin(), xy.end());
+      // Cheapest first and, at equal cost, the best first: only it can be on the front.
+      std::sort(xy.begin(), xy.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first < b.first : a.second > b.second;
+      });
       std::ofstream front(out / "pareto.dat");
       double best = -INFINITY;
       for (const auto& [x, y] : xy) {
@@ -231,15 +294,30 @@ int run_report(const std::vector<std::string>& args) {
         }
       }
       std::ofstream gp(out / "metric_vs_gmacs.gp");
-      gp << kTerminal << "set output 'metric_vs_gmacs.png'\n"
+      // Wide enough for the longest legend line (~7 px a character at 9 pt), and x tics at 1,
+      // 2 and 5 of each decade: a log axis spanning less than a decade would show one label.
+      size_t longest = 60;
+      for (size_t i = 0; i < points.size(); ++i) longest = std::max(longest, point_title(i, points[i]).size());
+      std::string xtics;
+      for (double decade = std::pow(10.0, std::floor(std::log10(lo / 1.5))); decade <= hi * 1.5; decade *= 10) {
+        for (const double m : {1.0, 2.0, 5.0}) {
+          if (m * decade >= lo / 1.5 && m * decade <= hi * 1.5) {
+            xtics += fmt::format("{}\"{:g}\" {:g}", xtics.empty() ? "" : ", ", m * decade, m * decade);
+          }
+        }
+      }
+      gp << terminal(points.size(), std::max(900, 120 + 7 * static_cast<int>(longest)))
+         << "set output 'metric_vs_gmacs.png'\n"
+         << (xtics.empty() ? "" : "set xtics (" + xtics + ")\n")
          << "set title " << gnuplot_quote(pub.experiment.name + ": " + metric + " vs cost") << "\n"
-         << "set xlabel 'paper GMACs per example (log scale)'\nset ylabel " << gnuplot_quote(metric) << "\n"
-         << "set logscale x\nset format x \"%g\"\nset mxtics 10\nset grid xtics mxtics ytics\nset key bottom left\n"
+         << "set xlabel 'paper GMACs per example (log scale)' offset 0,0.3\nset ylabel " << gnuplot_quote(metric) << "\n"
+         << "set logscale x\nset format x \"%g\"\nset mxtics 10\nset grid xtics mxtics ytics\n"
+         << "set key below left Left reverse maxcols 1 font ',9'\n"
          << fmt::format("set xrange [{}:{}]\n", lo / 1.5, hi * 1.5)
          << fmt::format("set yrange [{}:{}]\n", ylo - pad, yhi + pad)
-         << "plot 'cost.dat' using 1:2:3 with yerrorbars pt 7 title 'sweep point (mean ± std)', \\\n"
-         << "     'cost.dat' using 1:2:4 with labels offset 0,1 font ',8' notitle, \\\n"
-         << "     'pareto.dat' using 1:2 with linespoints pt 6 ps 2.5 lw 2 title 'Pareto front (best metric for its cost)'\n";
+         << "plot " << plot_points
+         << "'cost.dat' using 1:2:(sprintf('%d', $4)) with labels offset 1.2,0.8 font ',10' notitle, \\\n"
+         << "     'pareto.dat' using 1:2 with lines dt 2 lw 2 lc 'gray40' title 'Pareto front (best mean for its cost); points: mean ± std over seeds'\n";
       gp.close();
       dat.close();
       front.close();  // gnuplot reads the files: flush them first
@@ -277,28 +355,45 @@ int run_report(const std::vector<std::string>& args) {
       run_gnuplot(out / ("metric_vs_" + key + ".gp"));
       images.push_back(png);
     }
-    // 3. Training curves: validation metric and training loss per epoch, one line per run.
+    // 3. Training curves per sweep point: the mean over its seeds as a line, their range as
+    // a band (one line per run was unreadable beyond a handful of runs).
     {
       std::ofstream dat(out / "curves.dat");
-      std::string plot_valid, plot_loss;
-      int index = 0;
-      for (const auto* r : done) {
-        dat << "# " << r->slug << "\n";
-        for (const auto& row : r->curves) {
-          const double v = valid_key == "valid_mAP" ? row.valid_mAP : row.valid_accuracy;
-          dat << row.epoch << " " << v << " " << row.train_loss << "\n";
+      std::string plot_valid, plot_loss, legend;
+      for (size_t i = 0; i < points.size(); ++i) {
+        dat << fmt::format("# {}: {}\n# epoch {}_mean min max train_loss_mean min max runs\n", i + 1,
+                           points[i].point, valid_key);
+        for (const auto& b : curve_bands(points[i].runs_of, valid_key == "valid_mAP")) {
+          dat << fmt::format("{} {} {} {} {} {} {} {}\n", b.epoch, b.valid_mean, b.valid_lo, b.valid_hi,
+                             b.loss_mean, b.loss_lo, b.loss_hi, b.runs);
         }
         dat << "\n\n";
-        const std::string sep = index ? ", \\\n     " : "";
-        plot_valid += sep + fmt::format("'curves.dat' index {} using 1:2 with linespoints title {}", index, gnuplot_quote(r->slug));
-        plot_loss += sep + fmt::format("'curves.dat' index {} using 1:3 with linespoints title {}", index, gnuplot_quote(r->slug));
-        ++index;
+        const std::string sep = i ? ", \\\n     " : "";
+        const auto series = [&](int mean, int low, int high) {
+          return fmt::format("'curves.dat' index {0} using 1:{2}:{3} with filledcurves lc {1} notitle, "
+                             "'curves.dat' index {0} using 1:{4} with linespoints pt {5} ps 0.5 lc {1} notitle",
+                             i, i + 1, low, high, mean, point_type(i));
+        };
+        plot_valid += sep + series(2, 3, 4);
+        plot_loss += sep + series(5, 6, 7);
+        legend += sep + fmt::format("NaN with linespoints pt {} ps 0.5 lc {} title {}", point_type(i), i + 1,
+                                    point_title(i, points[i]));
       }
+      // Two panels side by side and one legend under both, in a strip sized to its lines.
+      const double strip = std::min(0.6, 18.0 * static_cast<double>(points.size() + 1) /
+                                             (520.0 + 18.0 * static_cast<double>(points.size() + 1)));
       std::ofstream gp(out / "curves.gp");
-      gp << "set terminal pngcairo size 1200,500 font 'DejaVu Sans,10'\nset output 'curves.png'\n"
-         << "set multiplot layout 1,2\nset grid\nset xlabel 'epoch'\nset key outside right font ',8'\n"
+      gp << terminal(points.size(), 1300) << "set output 'curves.png'\n"
+         << "set multiplot title 'training curves per sweep point: mean over seeds, band from min to max'\n"
+         << "set grid\nset xlabel 'epoch'\nunset key\nset style fill transparent solid 0.18 noborder\n"
+         << fmt::format("set size 0.5,{0}\nset origin 0,{1}\n", 0.95 - strip, strip)
          << "set ylabel " << gnuplot_quote(valid_key) << "\nset title 'validation'\nplot " << plot_valid << "\n"
-         << "set ylabel 'training loss'\nset title 'training loss'\nplot " << plot_loss << "\nunset multiplot\n";
+         << fmt::format("set origin 0.5,{}\n", strip)
+         << "set ylabel 'training loss'\nset title 'training loss'\nplot " << plot_loss << "\n"
+         << fmt::format("set size 1,{}\nset origin 0,0\n", strip)
+         << "unset title\nunset xlabel\nunset ylabel\nunset border\nunset tics\nunset grid\n"
+         << "set key inside top left Left reverse maxcols 1 font ',9'\nset yrange [0:1]\n"
+         << "plot " << legend << "\nunset multiplot\n";
       gp.close();
       dat.close();
       run_gnuplot(out / "curves.gp");

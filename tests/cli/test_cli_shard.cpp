@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -230,15 +231,48 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
     runs.back().final["paper_macs"] = 1e9;
     runs.back().final["masked_cells_per_example"] = 1000.0 + 10.0 * static_cast<double>(i);
   }
+  // Training curves: the third seed ran one epoch more (e.g. epochs swept, or cut short).
+  const std::vector<std::vector<double>> valid = {{0.1, 0.2}, {0.3, 0.4}, {0.5, 0.6, 0.9}};
+  for (size_t i = 0; i < 3; ++i) {
+    for (size_t e = 0; e < valid[i].size(); ++e) {
+      patchbay::EpochRow row;
+      row.epoch = static_cast<int64_t>(e) + 1;
+      row.valid_accuracy = valid[i][e];
+      row.train_loss = 3.0 - valid[i][e];
+      runs[i].curves.push_back(row);
+    }
+  }
   const fs::path results = dir.path() / "r.h5";
   make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
-  const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
+  const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --out " +
                                      quoted(dir.path() / "report"));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   const std::string md = slurp(dir.path() / "report" / "report.md");
   CHECK_MESSAGE(md.find("| point | runs | paper GMACs | latency ms (median) | masked cells | test_accuracy |") != std::string::npos, md);
   // mean 0.3, sample std 0.265; the median latency 7 (the mean would be 37.3); 1010 cells.
   CHECK_MESSAGE(md.find("| 3 | 1.0000 | 7.00 | 1010 | 0.300 ± 0.265 |") != std::string::npos, md);
+
+  // The curves plot draws one line per sweep point (the mean over its seeds) in a band (min to
+  // max): curves.dat holds, per epoch, mean min max of validation and of training loss, and
+  // how many runs reached the epoch.
+  std::istringstream dat(slurp(dir.path() / "report" / "curves.dat"));
+  std::vector<std::vector<double>> rows;
+  for (std::string line; std::getline(dat, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    rows.emplace_back(std::istream_iterator<double>(fields), std::istream_iterator<double>());
+  }
+  REQUIRE(rows.size() == 3);
+  const std::vector<std::vector<double>> expected = {{1, 0.3, 0.1, 0.5, 2.7, 2.5, 2.9, 3},
+                                                     {2, 0.4, 0.2, 0.6, 2.6, 2.4, 2.8, 3},
+                                                     {3, 0.9, 0.9, 0.9, 2.1, 2.1, 2.1, 1}};
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    REQUIRE(rows[i].size() == expected[i].size());
+    for (size_t k = 0; k < expected[i].size(); ++k) CHECK(rows[i][k] == doctest::Approx(expected[i][k]));
+  }
+  CHECK(slurp(dir.path() / "report" / "curves.gp").find("1: (base) (3 runs)") != std::string::npos);
+  CHECK(fs::file_size(dir.path() / "report" / "curves.png") > 2000);
 }
 
 TEST_CASE("cli: merge refuses files of different experiments, naming them and the difference") {

@@ -156,7 +156,6 @@ void run_gnuplot(const fs::path& script) {
   }
 }
 
-const char* kTerminal = "set terminal pngcairo size 900,600 font 'DejaVu Sans,11'\n";
 // Taller by one legend line per entry, so a long legend below the plot does not squash it.
 std::string terminal(size_t legend_lines, int width = 900) {
   return fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n", width,
@@ -331,25 +330,48 @@ int run_report(const std::vector<std::string>& args) {
         if (k != "train.seed") keys.insert(k);
       }
     }
+    // The key's values go on the vertical axis, written out horizontally: as x tics, long
+    // values ("specaugment-freq_masks1-max_freq48-...") overlapped into an unreadable line.
     for (const auto& key : keys) {
-      std::map<std::string, size_t> level;
+      std::vector<std::string> names;  // in the order of the plan
+      std::vector<std::vector<double>> values;
       std::ofstream dat(out / ("axis_" + key + ".dat"));
+      dat << "# runs: level metric\n";
       for (const auto* r : done) {
         for (const auto& [k, v] : r->axes) {
           if (k != key) continue;
-          const size_t x = level.emplace(axis_value_text(v), level.size()).first->second;
-          dat << x << " " << final_of(*r, metric) << "\n";
+          const std::string name = axis_value_text(v);
+          const size_t y = std::find(names.begin(), names.end(), name) - names.begin();
+          if (y == names.size()) {
+            names.push_back(name);
+            values.emplace_back();
+          }
+          const double m = final_of(*r, metric);
+          dat << fmt::format("{} {}\n", y, m);
+          if (std::isfinite(m)) values[y].push_back(m);
         }
       }
+      dat << "\n\n# means: level metric\n";
       std::string tics;
-      for (const auto& [name, x] : level) tics += (tics.empty() ? "" : ", ") + gnuplot_quote(name) + " " + std::to_string(x);
+      size_t longest = 10;
+      for (size_t y = 0; y < names.size(); ++y) {
+        double sum = 0;
+        for (double v : values[y]) sum += v;
+        if (!values[y].empty()) dat << fmt::format("{} {}\n", y, sum / static_cast<double>(values[y].size()));
+        tics += (tics.empty() ? "" : ", ") + gnuplot_quote(names[y]) + " " + std::to_string(y);
+        longest = std::max(longest, names[y].size());
+      }
       const std::string png = "metric_vs_" + key + ".png";
       std::ofstream gp(out / ("metric_vs_" + key + ".gp"));
-      gp << kTerminal << "set output '" << png << "'\n"
-         << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset xlabel " << gnuplot_quote(key)
-         << "\nset ylabel " << gnuplot_quote(metric) << "\nset grid\nset xtics (" << tics << ")\n"
-         << "set xrange [-0.5:" << level.size() - 0.5 << "]\n"
-         << "plot 'axis_" << key << ".dat' using 1:2 with points pt 7 ps 1.5 title 'run'\n";
+      gp << fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n",
+                        700 + 7 * static_cast<int>(longest), 200 + 45 * static_cast<int>(names.size()))
+         << "set output '" << png << "'\n"
+         << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset ylabel " << gnuplot_quote(key)
+         << "\nset xlabel " << gnuplot_quote(metric) << "\nset grid\nset ytics (" << tics << ")\n"
+         << "set yrange [" << names.size() - 0.5 << ":-0.5]\nset offsets graph 0.05, graph 0.05, 0, 0\n"
+         << "set key below\n"
+         << "plot 'axis_" << key << ".dat' index 0 using 2:1 with points pt 7 ps 1.5 title 'run (one per seed)', \\\n"
+         << "     'axis_" << key << ".dat' index 1 using 2:1 with points pt 3 ps 3 lw 2 lc 'black' title 'mean'\n";
       gp.close();
       dat.close();
       run_gnuplot(out / ("metric_vs_" + key + ".gp"));

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/results.hpp"
@@ -353,6 +355,18 @@ TEST_CASE("cli: a diverging run is recorded FAILED with the reason and the step;
   CHECK(md.str().find("## Failed runs") != std::string::npos);
   CHECK(md.str().find("training loss became") != std::string::npos);
   CHECK(md.str().find("train.lr=0.003") != std::string::npos);
+  // The swept key's values label the vertical axis; the completed run's accuracy is its mean.
+  std::ifstream axis_gp(out / "metric_vs_train.lr.gp");
+  std::stringstream axis_script;
+  axis_script << axis_gp.rdbuf();
+  CHECK_MESSAGE(axis_script.str().find("set ytics (\"0.003\" 0)") != std::string::npos, axis_script.str());
+  std::ifstream axis_dat(out / "axis_train.lr.dat");
+  std::stringstream axis_data;
+  axis_data << axis_dat.rdbuf();
+  CHECK_MESSAGE(axis_data.str().find("# means: level metric\n0 " +
+                                     fmt::format("{}", store.read_run(ids[1])->final.at("test_accuracy"))) !=
+                    std::string::npos,
+                axis_data.str());
   for (const char* png : {"metric_vs_gmacs.png", "metric_vs_train.lr.png", "curves.png"}) {
     CAPTURE(png);
     std::ifstream in(out / png, std::ios::binary);

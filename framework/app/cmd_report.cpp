@@ -208,15 +208,20 @@ int run_report(const std::vector<std::string>& args) {
                                std::count_if(pub.runs.begin(), pub.runs.end(),
                                              [](const RunRecord& r) { return r.status == RunStatus::failed; }),
                                metric);
-  md += "## Runs\n\n| run | status | tokens | params | paper GMACs | GFLOPs | latency ms | best epoch | valid | " +
-        metric + " | wall |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  // The last epoch's training loss beside the best epoch tells under- from over-fitting: a
+  // best epoch at the end with the loss still high is a run that needed more epochs.
+  md += "## Runs\n\n| run | status | tokens | params | paper GMACs | GFLOPs | latency ms | best epoch | "
+        "last train loss | valid | " +
+        metric + " | wall |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   const std::string valid_key = metric.find("mAP") != std::string::npos ? "valid_mAP" : "valid_accuracy";
   for (const auto& r : pub.runs) {
-    md += fmt::format("| `{}` {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0f} s |\n", r.slug, r.id,
+    md += fmt::format("| `{}` {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0f} s |\n", r.slug, r.id,
                       to_string(r.status), fmt_num(final_of(r, "tokens"), 0),
                       fmt_num(final_of(r, "params"), 0), fmt_num(final_of(r, "paper_macs") / 1e9, 4),
                       fmt_num(final_of(r, "flops") / 1e9, 4), fmt_num(final_of(r, "latency_ms"), 2),
-                      fmt_num(final_of(r, "best_epoch"), 0), fmt_num(final_of(r, valid_key)),
+                      fmt_num(final_of(r, "best_epoch"), 0),
+                      fmt_num(r.curves.empty() ? NAN : r.curves.back().train_loss),
+                      fmt_num(final_of(r, valid_key)),
                       fmt_num(final_of(r, metric)), r.wall_seconds);
   }
 

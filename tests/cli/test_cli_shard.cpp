@@ -272,6 +272,8 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
     for (size_t k = 0; k < expected[i].size(); ++k) CHECK(rows[i][k] == doctest::Approx(expected[i][k]));
   }
   CHECK(slurp(dir.path() / "report" / "curves.gp").find("1: (base) (3 runs)") != std::string::npos);
+  // Each run's row shows its last epoch's training loss (the third seed: 3 - 0.9).
+  CHECK_MESSAGE(md.find("| 2.100 | –") != std::string::npos, md);
   CHECK(fs::file_size(dir.path() / "report" / "curves.png") > 2000);
 }
 

@@ -407,10 +407,12 @@ int run_report(const std::vector<std::string>& args) {
                                     point_title(i, points[i]));
       }
       // Two panels side by side and one legend under both, in a strip sized to its lines.
-      const double strip = std::min(0.6, 18.0 * static_cast<double>(points.size() + 1) /
-                                             (520.0 + 18.0 * static_cast<double>(points.size() + 1)));
+      // ~17 px a legend line at 9 pt plus padding; too short a strip wraps it into columns.
+      const int legend_px = 17 * static_cast<int>(points.size()) + 30, height = 520 + legend_px;
+      const double strip = static_cast<double>(legend_px) / height;
       std::ofstream gp(out / "curves.gp");
-      gp << terminal(points.size(), 1300) << "set output 'curves.png'\n"
+      gp << fmt::format("set terminal pngcairo size 1300,{} font 'DejaVu Sans,11'\n", height)
+         << "set output 'curves.png'\n"
          << "set multiplot title 'training curves per sweep point: mean over seeds, band from min to max'\n"
          << "set grid\nset xlabel 'epoch'\nunset key\nset style fill transparent solid 0.18 noborder\n"
          << fmt::format("set size 0.5,{0}\nset origin 0,{1}\n", 0.95 - strip, strip)

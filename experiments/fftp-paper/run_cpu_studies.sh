@@ -5,8 +5,9 @@
 # Runs another study already finished with the same configuration are copied (run --reuse).
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
-#   studies: cost patch-shape stride masking masking-budget backbones instruments (default: all,
-#   in that order)
+#   studies: cost patch-shape stride square-longer masking masking-budget masking-longer
+#   backbones instruments (default: all, in that order, then figures)
+#   figures: copy the plots the write-up shows from the studies' reports into figures/
 #   NICE=19 to run at the lowest CPU priority on a shared machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,12 +15,24 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(cost patch-shape stride masking masking-budget backbones instruments)
+[ ${#studies[@]} -eq 0 ] && studies=(cost patch-shape stride square-longer masking masking-budget
+                                     masking-longer backbones instruments figures)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results
 for s in "${studies[@]}"; do
   echo "== $s ($(date -u +%H:%M:%SZ))"
+  if [ "$s" = figures ]; then
+    # The write-up's figures: report plots, named <study>-<plot>.png.
+    mkdir -p "$here/figures"
+    for f in stride/metric_vs_gmacs stride/curves square-longer/curves masking/metric_vs_masker \
+             masking-longer/curves masking-longer/metric_vs_masker backbones/metric_vs_gmacs \
+             instruments/metric_vs_gmacs instruments/curves; do
+      src="results/fftp-cpu-${f%%/*}-report/${f#*/}.png"
+      if [ -e "$src" ]; then cp "$src" "$here/figures/${f%%/*}-${f#*/}.png"; else echo "no $src (run that study first)"; fi
+    done
+    continue
+  fi
   if [ "$s" = cost ]; then
     # Table III of the paper: AST-base and AuM-base, 1 s and 10 s inputs, 527 classes.
     "${run[@]}" cost experiments/fftp-paper/cpu/cost-table.toml --classes 527 --batch 0 \

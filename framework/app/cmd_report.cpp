@@ -176,7 +176,8 @@ int run_report(const std::vector<std::string>& args) {
                     "Writes DIR/report.md (a table per run, the sweep points with mean ± std "
                     "over seeds, failed runs and why) and PNG plots made with gnuplot: the metric "
                     "against paper GMACs with the Pareto front, the metric against each swept "
-                    "key, and the training curves.",
+                    "key (one dot per run), and the training curves (per sweep point: the mean over "
+                    "its seeds in a band from the lowest to the highest run).",
                  desc)) {
     return kExitOk;
   }

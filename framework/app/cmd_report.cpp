@@ -156,10 +156,9 @@ void run_gnuplot(const fs::path& script) {
   }
 }
 
-// Taller by one legend line per entry, so a long legend below the plot does not squash it.
-std::string terminal(size_t legend_lines, int width = 900) {
-  return fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n", width,
-                     520 + 18 * static_cast<int>(legend_lines + 1));
+// Every plot's terminal: the size grows with its legend and labels, the font is shared.
+std::string terminal(int width, int height) {
+  return fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n", width, height);
 }
 
 }  // namespace
@@ -311,7 +310,9 @@ int run_report(const std::vector<std::string>& args) {
           }
         }
       }
-      gp << terminal(points.size(), std::max(900, 120 + 7 * static_cast<int>(longest)))
+      // Taller by one legend line per entry, so a long legend below does not squash the plot.
+      gp << terminal(std::max(900, 120 + 7 * static_cast<int>(longest)),
+                     520 + 18 * static_cast<int>(points.size() + 1))
          << "set output 'metric_vs_gmacs.png'\n"
          << (xtics.empty() ? "" : "set xtics (" + xtics + ")\n")
          << "set title " << gnuplot_quote(pub.experiment.name + ": " + metric + " vs cost") << "\n"
@@ -369,8 +370,7 @@ int run_report(const std::vector<std::string>& args) {
       }
       const std::string png = "metric_vs_" + key + ".png";
       std::ofstream gp(out / ("metric_vs_" + key + ".gp"));
-      gp << fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n",
-                        700 + 7 * static_cast<int>(longest), 200 + 45 * static_cast<int>(names.size()))
+      gp << terminal(700 + 7 * static_cast<int>(longest), 200 + 45 * static_cast<int>(names.size()))
          << "set output '" << png << "'\n"
          << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset ylabel " << gnuplot_quote(key)
          << "\nset xlabel " << gnuplot_quote(metric) << "\nset grid\nset ytics (" << tics << ")\n"
@@ -384,8 +384,9 @@ int run_report(const std::vector<std::string>& args) {
       images.push_back(png);
     }
     // 3. Training curves per sweep point: the mean over its seeds as a line, their range as
-    // a band (one line per run was unreadable beyond a handful of runs).
-    {
+    // a band (one line per run was unreadable beyond a handful of runs). None when no run
+    // recorded an epoch: gnuplot refuses a plot without points.
+    if (std::any_of(done.begin(), done.end(), [](const RunRecord* r) { return !r->curves.empty(); })) {
       std::ofstream dat(out / "curves.dat");
       std::string plot_valid, plot_loss, legend;
       for (size_t i = 0; i < points.size(); ++i) {
@@ -412,7 +413,7 @@ int run_report(const std::vector<std::string>& args) {
       const int legend_px = 17 * static_cast<int>(points.size()) + 30, height = 520 + legend_px;
       const double strip = static_cast<double>(legend_px) / height;
       std::ofstream gp(out / "curves.gp");
-      gp << fmt::format("set terminal pngcairo size 1300,{} font 'DejaVu Sans,11'\n", height)
+      gp << terminal(1300, height)
          << "set output 'curves.png'\n"
          << "set multiplot title 'training curves per sweep point: mean over seeds, band from min to max'\n"
          << "set grid\nset xlabel 'epoch'\nunset key\nset style fill transparent solid 0.18 noborder\n"

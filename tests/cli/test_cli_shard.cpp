@@ -277,6 +277,33 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
   CHECK(fs::file_size(dir.path() / "report" / "curves.png") > 2000);
 }
 
+TEST_CASE("cli: report's Pareto front keeps the best of points at equal cost; the per-key plot their means") {
+  patchbay::test::TempDir dir;
+  // Three maskers on one patcher (the same cost), the first with two seeds.
+  const std::vector<std::string> ids = {"11111111-s0", "11111112-s1", "22222222-s0", "33333333-s0"};
+  const std::vector<std::string> maskers = {"none", "none", "specmask", "specaugment"};
+  const double accuracy[] = {0.1, 0.3, 0.6, 0.4};
+  std::vector<patchbay::RunRecord> runs;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    runs.push_back(record(ids[i], patchbay::RunStatus::completed, "2026-12-02T00:00:00Z", accuracy[i]));
+    runs.back().final["paper_macs"] = 2e9;
+    runs.back().axes = {{"masker", maskers[i]}, {"train.seed", ids[i].substr(ids[i].size() - 1)}};
+  }
+  const fs::path results = dir.path() / "r.h5";
+  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+  const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --out " +
+                                     quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  // Only the best mean at that cost is on the front (sorted by cost alone, all three were).
+  const std::string front = slurp(dir.path() / "report" / "pareto.dat");
+  CHECK_MESSAGE(front == "2 0.6\n", front);
+  // The masker values label the vertical axis in plan order; the means follow the runs.
+  const std::string gp = slurp(dir.path() / "report" / "metric_vs_masker.gp");
+  CHECK_MESSAGE(gp.find("set ytics (\"none\" 0, \"specmask\" 1, \"specaugment\" 2)") != std::string::npos, gp);
+  const std::string dat = slurp(dir.path() / "report" / "axis_masker.dat");
+  CHECK_MESSAGE(dat.find("# means: level metric\n0 0.2\n1 0.6\n2 0.4\n") != std::string::npos, dat);
+}
+
 TEST_CASE("cli: merge refuses files of different experiments, naming them and the difference") {
   patchbay::test::TempDir dir;
   const std::vector<std::string> ids = {"11111111-s0", "22222222-s1"};

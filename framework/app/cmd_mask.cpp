@@ -58,7 +58,7 @@ int run_mask(const std::vector<std::string>& args) {
 
   const auto clip = pick_clip(p, exp, registry);
   const FbankOptions fo = FbankOptions::from(c.frontend);
-  auto features = pad_or_crop(Fbank(fo).compute(read_audio(clip, fo.sample_rate)), fo.target_frames);
+  auto features = pad_or_crop(Fbank(fo).compute(read_audio(clip, fo.sample_rate, fo.channel)), fo.target_frames);
   // One clip has no training-split statistics; the fixed ones stand in for them.
   if (fo.normalize != Normalization::none) features = normalize(features, fo.norm_mean, fo.norm_std);
   const auto spec = features.t().contiguous().unsqueeze(0);  // [1, F, T]
@@ -66,11 +66,18 @@ int run_mask(const std::vector<std::string>& args) {
   const auto masker = registry.make_masker(c.masker.plugin, c.masker.options);
   const int64_t seed = p.vm.count("seed") ? p.vm["seed"].as<int64_t>() : c.train.get_int("seed");
   auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
-  const auto result = masker->apply(spec, grid, generator);
-  const auto mask = (result.spec != spec)[0];
+  MaskContext context(grid);
+  if (fo.normalize != Normalization::none) {
+    context.norm_mean = fo.norm_mean;
+    context.norm_scale = 2.0 * fo.norm_std;
+  }
+  const auto result = masker->apply(spec, context, generator);
+  // A masker that does not report its mask: the cells it changed.
+  const auto masks = result.mask.defined() ? result.mask : result.spec != spec;
+  const auto mask = masks[0];
   const int64_t total = result.masked_cells[0].item<int64_t>();
   const int64_t bins = spec.size(1);
-  const int64_t full = mask.all(0).sum().item<int64_t>() * bins;
+  const int64_t full = full_frequency_cells(masks)[0].item<int64_t>();
 
   // About 1024 x 512 pixels whatever the input's shape.
   const int scale_t = std::max<int>(1, static_cast<int>(1024 / spec.size(2)));

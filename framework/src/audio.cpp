@@ -96,13 +96,19 @@ bool read_file(const fs::path& file, std::vector<unsigned char>& bytes) {
   return true;
 }
 
-// Mono from interleaved frames: a float sum over the channels, then 1 / channels (the same
-// arithmetic for every decoder, so the direct WAV reader matches libsndfile's path exactly).
-at::Tensor to_mono(const float* interleaved, int64_t frames, int channels) {
+// Mono from interleaved frames. ChannelMix::first: channel 0, as torchaudio's
+// compliance.kaldi.fbank (its `channel` argument, default 0) and so AST. ChannelMix::mean: a
+// float sum over the channels, then 1 / channels. The same arithmetic for every decoder, so
+// the direct WAV reader matches libsndfile's path exactly.
+at::Tensor to_mono(const float* interleaved, int64_t frames, int channels, ChannelMix mix) {
   at::Tensor mono = at::empty({frames}, at::kFloat);
   float* out = mono.data_ptr<float>();
   if (channels == 1) {
     std::copy(interleaved, interleaved + frames, out);
+    return mono;
+  }
+  if (mix == ChannelMix::first) {
+    for (int64_t t = 0; t < frames; ++t) out[t] = interleaved[t * channels];
     return mono;
   }
   const float scale = 1.0f / static_cast<float>(channels);
@@ -116,7 +122,7 @@ at::Tensor to_mono(const float* interleaved, int64_t frames, int channels) {
 
 }  // namespace
 
-std::optional<Waveform> read_plain_wav(const fs::path& file) {
+std::optional<Waveform> read_plain_wav(const fs::path& file, ChannelMix mix) {
   // Why: libsndfile's open probes the format and sets up its codec machinery, ~50 us per
   // clip, as much as the whole filterbank of a 1 s clip; a plain WAV needs one read().
   const uint16_t probe = 1;
@@ -176,7 +182,7 @@ std::optional<Waveform> read_plain_wav(const fs::path& file) {
           if (!std::isfinite(v)) return std::nullopt;  // libsndfile's path names the sample
         }
       }
-      const at::Tensor mono = to_mono(interleaved.data(), frames, channels);
+      const at::Tensor mono = to_mono(interleaved.data(), frames, channels, mix);
       Waveform wave;
       wave.source = file.string();
       wave.sample_rate = rate;
@@ -191,7 +197,7 @@ std::optional<Waveform> read_plain_wav(const fs::path& file) {
 namespace {
 
 // Any format libsndfile reads, at the file's own rate; DataError for a bad clip.
-Waveform read_with_libsndfile(const fs::path& file) {
+Waveform read_with_libsndfile(const fs::path& file, ChannelMix mix) {
   SF_INFO info;
   SndfilePtr handle = open_audio(file, info);
   if (info.channels <= 0 || info.samplerate <= 0) {
@@ -240,15 +246,15 @@ Waveform read_with_libsndfile(const fs::path& file) {
   Waveform wave;
   wave.source = file.string();
   wave.sample_rate = info.samplerate;
-  wave.samples = to_mono(interleaved.data(), frames, channels);
+  wave.samples = to_mono(interleaved.data(), frames, channels, mix);
   return wave;
 }
 
 }  // namespace
 
-Waveform read_audio(const fs::path& file, int64_t target_rate) {
-  std::optional<Waveform> plain = read_plain_wav(file);
-  Waveform wave = plain ? std::move(*plain) : read_with_libsndfile(file);
+Waveform read_audio(const fs::path& file, int64_t target_rate, ChannelMix mix) {
+  std::optional<Waveform> plain = read_plain_wav(file, mix);
+  Waveform wave = plain ? std::move(*plain) : read_with_libsndfile(file, mix);
   if (target_rate > 0 && target_rate != wave.sample_rate) {
     wave.samples = resample(wave.samples, wave.sample_rate, target_rate, wave.source);
     wave.sample_rate = target_rate;

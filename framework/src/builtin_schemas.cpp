@@ -27,6 +27,9 @@ const OptionSchema& frontend_schema() {
     s.add_real("high_freq", 0.0, "highest mel filter edge (Hz); 0 or negative: offset from Nyquist");
     s.add_real("preemphasis", 0.97, "pre-emphasis coefficient", Range::between(0, 1));
     s.add_real("dither", 0.0, "dither amplitude (0: none, as AST)", Range::at_least(0));
+    s.add_choice("channel", "first", {"first", "mean"},
+                 "a multi-channel clip becomes mono by taking channel 0 (torchaudio's kaldi.fbank, "
+                 "as AST) or by averaging the channels");
     s.add_choice("window", "hanning", {"hanning", "hamming", "povey", "rectangular", "blackman"},
                  "analysis window");
     s.add_choice("normalize", "train_split", {"train_split", "fixed", "none"},
@@ -53,19 +56,22 @@ const OptionSchema& train_schema() {
     s.add_choice("schedule", "cosine", {"cosine", "step", "constant"},
                  "linear warm-up then cosine decay; AST's step decay; or constant");
     s.add_int("warmup_steps", 0, "linear warm-up steps", Range::at_least(0));
-    s.add_int("step_start_epoch", 5, "schedule = \"step\": first epoch whose learning rate is decayed "
-              "(AST's lrscheduler_start)", Range::at_least(1));
+    s.add_int("step_start_epoch", 5, "schedule = \"step\": AST's lrscheduler_start, the first "
+              "milestone; as AST's MultiStepLR stepped after each epoch, the first decayed "
+              "epoch is the one after it", Range::at_least(1));
     s.add_int("step_every", 1, "schedule = \"step\": decay every this many epochs", Range::at_least(1));
     s.add_real("step_decay", 0.85, "schedule = \"step\": factor applied at each decay",
                Range::between(0, 1));
     s.add_real("grad_clip", 0.0, "clip the gradient norm to this (0: off)", Range::at_least(0));
     s.add_real("label_smoothing", 0.0, "label smoothing for single-label cross-entropy",
                Range::between(0, 1));
-    s.add_real("mixup", 0.0, "probability of mixing a batch", Range::between(0, 1));
+    s.add_real("mixup", 0.0, "probability that a training example is mixed with a partner drawn "
+               "from the whole training split (AST's per-example mixup)", Range::between(0, 1));
     s.add_real("mixup_alpha", 10.0, "mixup lambda ~ Beta(alpha, alpha)", Range::at_least(1e-6));
     s.add_choice("mixup_on", "spectrogram", {"spectrogram", "waveform"},
                  "mix the (cached) log-mel spectrograms, or decode and mix the waveforms and "
-                 "compute the mixture's fbank as AST does (slower: no cache for mixed batches)");
+                 "compute the mixture's fbank as AST does (slower: mixed examples are decoded, "
+                 "on the loader threads); either way the masker sees the mixture");
     s.add_choice("select", "auto", {"auto", "accuracy", "mAP"},
                  "validation metric that picks the best epoch (auto: mAP for multi-label "
                  "datasets, accuracy otherwise)");
@@ -76,7 +82,8 @@ const OptionSchema& train_schema() {
     s.add_real("checkpoint_every_s", 60.0, "seconds between epoch checkpoints (0: after every "
                "epoch; the last epoch is always written); a killed run resumes from the last one",
                Range::at_least(0));
-    s.add_string("device", "cpu", "LibTorch device, e.g. cpu or cuda:0");
+    s.add_string("device", "cpu", "LibTorch device; this version trains on \"cpu\" only and refuses "
+                 "any other value");
     s.add_string("init_weights", "", "start from this weights file (patchbay weights export; "
                  "relative to the experiment file) instead of random initialisation; \"\": none");
     return s;

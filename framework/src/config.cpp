@@ -902,6 +902,17 @@ void merge_point_diagnostics(const std::vector<Diagnostics>& per_run,
   }
 }
 
+// train.device: every tensor of a run lives on the CPU in this version, so any other device
+// is refused here rather than accepted and trained on the CPU.
+void check_device(const Options& train, const TableView& view, const Locator& where, Diagnostics& diags) {
+  const std::string& device = train.get_string("device");
+  if (device == "cpu") return;
+  const toml::node* node = view.get("device");
+  diags.add(node ? where.at("train.device", node->source()) : where.file(), "config.unsupported_device",
+            fmt::format("train.device = \"{}\" is not supported: this build of patchbay trains on the "
+                        "CPU only (\"cpu\"); remove the option or set train.device = \"cpu\"", device));
+}
+
 ResolvedConfig resolve_point(const Views& views, const Registry& registry, const Locator& where,
                              Diagnostics& diags) {
   ResolvedConfig cfg;
@@ -910,6 +921,7 @@ ResolvedConfig resolve_point(const Views& views, const Registry& registry, const
   cfg.frontend = resolve_table(views.at("frontend"), "frontend", frontend_schema(), "[frontend]",
                                where, diags);
   cfg.train = resolve_table(views.at("train"), "train", train_schema(), "[train]", where, diags);
+  check_device(cfg.train, views.at("train"), where, diags);
   cfg.dataset = resolve_slot(views.at("dataset"), "dataset", PluginKind::dataset, registry, where, diags);
   cfg.patcher = resolve_slot(views.at("patcher"), "patcher", PluginKind::patcher, registry, where, diags);
   cfg.masker = resolve_slot(views.at("masker"), "masker", PluginKind::masker, registry, where, diags);

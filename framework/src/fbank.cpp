@@ -107,6 +107,7 @@ FbankOptions FbankOptions::from(const Options& f) {
   o.normalize = parse_normalization(f.get_string("normalize"));
   o.norm_mean = f.get_real("norm_mean");
   o.norm_std = f.get_real("norm_std");
+  o.channel = f.get_string("channel") == "mean" ? ChannelMix::mean : ChannelMix::first;
   return o;
 }
 

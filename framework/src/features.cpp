@@ -59,11 +59,11 @@ std::string cache_identity(const FbankOptions& o, const fs::path& folder) {
       "patchbay features v{}\nsample_rate = {}\nnum_mel_bins = {}\ntarget_frames = {}\n"
       "frame_length_ms = {}\nframe_shift_ms = {}\nlow_freq = {}\nhigh_freq = {}\n"
       "preemphasis = {}\ndither = {}\nwindow = {}\nsubtract_mean = {}\nremove_dc_offset = {}\n"
-      "round_to_power_of_two = {}\nfolder = {}\n",
+      "round_to_power_of_two = {}\nchannel = {}\nfolder = {}\n",
       kFeatureVersion, o.sample_rate, o.num_mel_bins, o.target_frames, o.frame_length_ms,
       o.frame_shift_ms, o.low_freq, o.high_freq, o.preemphasis, o.dither,
       windows[static_cast<int>(o.window)], o.subtract_mean, o.remove_dc_offset,
-      o.round_to_power_of_two, folder.string());
+      o.round_to_power_of_two, o.channel == ChannelMix::mean ? "mean" : "first", folder.string());
 }
 
 // "abs_path|size|mtime_ns", or empty when the file cannot be stat'ed (it is then computed,
@@ -628,7 +628,7 @@ FeatureSet load_features(const std::vector<Clip>& clips, const FeatureRequest& r
   const auto work_one = [&](size_t pos) {
     const size_t i = todo[pos];
     try {
-      const Waveform wave = read_audio(paths[i], request.frontend.sample_rate);
+      const Waveform wave = read_audio(paths[i], request.frontend.sample_rate, request.frontend.channel);
       const at::Tensor x = pad_or_crop(fbank.compute(wave), frames).contiguous();
       std::memcpy(dst + i * row, x.data_ptr<float>(), row * sizeof(float));
       have[i] = 1;  // each index is written by one worker only; read after join

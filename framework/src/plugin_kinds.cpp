@@ -1,5 +1,7 @@
 #include "patchbay/plugin_kinds.hpp"
 
+#include <ATen/ATen.h>
+
 namespace patchbay {
 
 // Out of line: one vtable per interface, in the core library (see error.cpp).
@@ -15,6 +17,10 @@ const char* to_string(Split split) {
     case Split::test: return "test";
   }
   return "?";
+}
+
+at::Tensor full_frequency_cells(const at::Tensor& mask) {
+  return mask.all(1).sum(1) * mask.size(1);
 }
 
 }  // namespace patchbay

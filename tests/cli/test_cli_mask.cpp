@@ -40,9 +40,9 @@ TEST_CASE("cli: mask draws specmask on a clip and reports its budget split") {
   REQUIRE_MESSAGE(r.code == 0, r.err);
   const auto j = nlohmann::json::parse(r.out);
   CHECK(j["budget"] == 1024);
-  CHECK(j["total_cells"] == 1024);  // 5 full-frequency frames + 16x16 + 16x8 rectangles
-  CHECK(j["full_frequency_cells"] == 640);
-  CHECK(j["local_cells"] == 384);
+  CHECK(j["total_cells"] == 1024);  // 6 full-frequency frames (the nearest to 70 %) + 16x16
+  CHECK(j["full_frequency_cells"] == 768);
+  CHECK(j["local_cells"] == 256);
   CHECK(j["grid"] == nlohmann::json::array({1, 29}));
   CHECK(j["shape"] == nlohmann::json::array({128, 128}));
   // Two 128 x 128 panels at 8 x 4 pixels per cell, one above the other with an 8-pixel gap.

@@ -5,7 +5,7 @@
 namespace {
 class Unused final : public patchbay::Masker {
  public:
-  patchbay::MaskResult apply(const at::Tensor& s, const patchbay::PatchGrid&, at::Generator&) const override {
+  patchbay::MaskResult apply(const at::Tensor& s, const patchbay::MaskContext&, at::Generator&) const override {
     return {s, s};
   }
 };

@@ -113,6 +113,13 @@ TEST_CASE("ast: from-scratch initialisation as the original") {
   CHECK(p["blocks.3.attn.qkv.bias"].abs().max().item<float>() == 0.0f);
   CHECK((p["blocks.3.norm1.weight"] == 1).all().item<bool>());
   CHECK(p["pos_embed"].size(1) == 146);  // 144 patches + 2
+  // mlp_head keeps PyTorch's default Linear init (AST builds it outside timm's init):
+  // kaiming-uniform, |w| <= 1 / sqrt(fan_in), std = bound / sqrt(3), not 0.02.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(p["mlp_head.1.weight"].size(1)));
+  CHECK(p["mlp_head.1.weight"].abs().max().item<double>() <= bound + 1e-7);
+  CHECK(p["mlp_head.1.weight"].std().item<double>() == doctest::Approx(bound / std::sqrt(3.0)).epsilon(0.05));
+  CHECK(p["mlp_head.1.bias"].abs().max().item<double>() > 0.0);
+  CHECK(p["mlp_head.1.bias"].abs().max().item<double>() <= bound + 1e-7);
 }
 
 TEST_CASE("ast: width and heads that do not fit are refused") {

@@ -145,6 +145,15 @@ TEST_CASE("config: validation messages (verbatim)") {
         "'stride'? (options: patch_frames, stride)");
 }
 
+TEST_CASE("config: a train.device this build cannot use is refused, not trained on the CPU") {
+  CHECK(error_of(kBase, {"train.device=cuda:0"}) ==
+        "config.unsupported_device: command line 'train.device=cuda:0': train.device = \"cuda:0\" is "
+        "not supported: this build of patchbay trains on the CPU only (\"cpu\"); remove the option "
+        "or set train.device = \"cpu\"");
+  CHECK(error_of(kBase + "\n[train]\ndevice = \"cuda\"\n").rfind("config.unsupported_device: exp.toml:16:10: ", 0) == 0);
+  CHECK(load(kBase, {"train.device=cpu"}).runs.size() == 1);
+}
+
 TEST_CASE("config: override errors name the command-line argument") {
   CHECK(error_of(kBase, {"patcher.stride=four"}) ==
         "config.wrong_type: command line 'patcher.stride=four': patcher 'fftp' option 'stride' "

@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 
@@ -122,6 +124,49 @@ TEST_CASE("folder: a CSV manifest with several labels and explicit splits") {
   CHECK(data_error([&] { make("folder", {}, d); }) ==
         "data.root_missing: dataset 'folder' needs dataset.root (a folder with one sub-folder per "
         "class) or dataset.manifest (a CSV of path,labels[,split])");
+}
+
+TEST_CASE("audioset: the validation hold-out hashes the datafile's wav string, so it moves with the data") {
+  // Two copies of one data folder in different places hold out the same clips.
+  std::vector<std::vector<std::string>> held_out;
+  for (int copy = 0; copy < 2; ++copy) {
+    test::TempDir dir;
+    const auto d = dir.path() / (copy == 0 ? "here" : "elsewhere/deeper");
+    fs::create_directories(d);
+    std::ofstream(d / "labels.csv") << "index,mid,display_name\n0,/m/a,A\n";
+    std::string entries;
+    for (int i = 0; i < 60; ++i) {
+      touch(d / "wav" / fmt::format("{}.wav", i));
+      entries += fmt::format(R"({}{{"wav": "wav/{}.wav", "labels": "/m/a"}})", i ? "," : "", i);
+    }
+    std::ofstream(d / "train.json") << R"({"data": [)" << entries << "]}";
+    auto ds = make("audioset", {{"train_json", std::string("train.json")}, {"labels_csv", std::string("labels.csv")},
+                                {"valid_percent", 30.0}}, d);
+    std::vector<std::string> ids;
+    for (const auto& c : ds->clips(Split::valid)) ids.push_back(c.id);
+    CHECK(!ids.empty());
+    CHECK(ids.front().rfind("wav/", 0) == 0);  // the string as written
+    held_out.push_back(ids);
+  }
+  CHECK(held_out[0] == held_out[1]);
+}
+
+TEST_CASE("audioset: class indices come from the CSV's index column") {
+  test::TempDir dir;
+  const auto d = dir.path();
+  std::ofstream(d / "labels.csv") << "index,mid,display_name\n1,/m/b,Music\n0,/m/a,Speech\n";
+  touch(d / "wav" / "1.wav");
+  std::ofstream(d / "train.json") << R"({"data": [{"wav": "wav/1.wav", "labels": "/m/b"}]})";
+  const std::map<std::string, OptionValue> base = {{"train_json", std::string("train.json")},
+                                                   {"labels_csv", std::string("labels.csv")},
+                                                   {"valid_percent", 0.0}};
+  auto ds = make("audioset", base, d);
+  CHECK(ds->class_names() == std::vector<std::string>{"Speech", "Music"});
+  CHECK(ds->clips(Split::train)[0].labels == std::vector<int64_t>{1});
+  std::ofstream(d / "labels.csv") << "index,mid,display_name\n0,/m/a,Speech\n2,/m/b,Music\n";
+  CHECK(data_error([&] { make("audioset", base, d); }) ==
+        "data.malformed: " + (d / "labels.csv").string() + ": class indices must be 0..1 with none missing; "
+        "index 1 is missing");
 }
 
 TEST_CASE("audioset: AST's datafiles, multi-label, relative paths, missing files") {

@@ -334,16 +334,25 @@ TEST_CASE("audio: 8/16/24-bit, float, stereo WAV and FLAC / OGG decode to [-1, 1
   CHECK(ogg.samples.size(0) == 1600);
   CHECK((ogg.samples - expected).abs().max().item<double>() < 0.1);
 
-  // Stereo is averaged: left s, right -s / 2 -> s / 4.
+  // Stereo: channel 0 by default (torchaudio's kaldi.fbank); averaged with ChannelMix::mean:
+  // left s, right -s / 2 -> s / 4.
   std::vector<float> stereo;
   for (float v : s) {
     stereo.push_back(v);
     stereo.push_back(-0.5f * v);
   }
   write_audio(dir.path() / "stereo.wav", stereo, 16000, 2, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
-  const Waveform st = read_audio(dir.path() / "stereo.wav", 16000);
+  const Waveform st = read_audio(dir.path() / "stereo.wav", 16000, ChannelMix::mean);
   REQUIRE(st.samples.size(0) == 1600);
   CHECK((st.samples - expected * 0.25).abs().max().item<double>() <= 1.0 / 16384);
+  const Waveform left = read_audio(dir.path() / "stereo.wav", 16000);
+  REQUIRE(left.samples.size(0) == 1600);
+  CHECK((left.samples - expected).abs().max().item<double>() <= 1.0 / 16384);
+  // The FLAC path (libsndfile) picks the same channel.
+  write_audio(dir.path() / "stereo.flac", stereo, 16000, 2, SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
+  const Waveform flac_left = read_audio(dir.path() / "stereo.flac", 16000);
+  REQUIRE(flac_left.samples.size(0) == 1600);
+  CHECK((flac_left.samples - expected).abs().max().item<double>() <= 1.0 / 16384);
 }
 
 // What libsndfile itself decodes, averaged to mono the way read_audio does.
@@ -388,14 +397,14 @@ TEST_CASE("audio: plain PCM16 / float WAV is read directly, sample for sample as
     CAPTURE(c.name);
     const fs::path file = dir.path() / c.name;
     write_audio(file, *c.samples, 22050, c.channels, c.format);
-    const std::optional<Waveform> plain = read_plain_wav(file);
+    const std::optional<Waveform> plain = read_plain_wav(file, ChannelMix::mean);
     REQUIRE(plain.has_value());
     CHECK(plain->sample_rate == 22050);
     CHECK(plain->source == file.string());
     REQUIRE(plain->samples.size(0) == 1601);
     CHECK(at::equal(plain->samples, libsndfile_mono(file)));
     // read_audio resamples what the direct reader gives, as it does libsndfile's samples.
-    CHECK(at::equal(read_audio(file, 16000).samples, resample(plain->samples, 22050, 16000)));
+    CHECK(at::equal(read_audio(file, 16000, ChannelMix::mean).samples, resample(plain->samples, 22050, 16000)));
   }
 
   // An odd-sized LIST chunk (padded to even) before the data chunk, as editors write them.

@@ -40,16 +40,17 @@ std::vector<int64_t> run_starts(const at::Tensor& flags) {
 }  // namespace
 
 TEST_SUITE("unit") {
-TEST_CASE("specmask: the default budget masks exactly 1024 cells, 640 of them full-frequency") {
-  // 0.7 * 1024 / 128 = 5.6 -> 5 full-frequency frames (640 cells) in bands of 3 and 2; the
-  // remaining 384 cells -> one 16 x 16 rectangle + one 16 x 8.
+TEST_CASE("specmask: the default budget masks exactly 1024 cells, 768 of them full-frequency") {
+  // 0.7 * 1024 / 128 = 5.6 -> the nearest whole number, 6 full-frequency frames (768 cells,
+  // 75 %) in bands of 3 and 3; the remaining 256 cells -> one 16 x 16 rectangle.
   const auto spec = torch::randn({16, 128, 128});
   const auto r = apply(*masker("specmask"), spec, kFftp);
   CHECK(torch::equal(r.masked_cells, torch::full({16}, 1024, torch::kLong)));
+  CHECK(torch::equal(full_frequency_cells(r.mask), torch::full({16}, 768, torch::kLong)));
   const auto masked = r.spec != spec;
   for (int64_t b = 0; b < 16; ++b) {
     const auto full_columns = masked[b].all(0);  // frames where every bin is masked
-    CHECK(full_columns.sum().item<int64_t>() == 5);
+    CHECK(full_columns.sum().item<int64_t>() == 6);
     for (auto start : run_starts(full_columns)) CHECK(start % 4 == 0);  // aligned to stride 4
   }
 }
@@ -112,7 +113,7 @@ TEST_CASE("specmask: budget 0 is the identity; the same seed gives the same mask
 
 TEST_CASE("specmask: quantization of other budgets and shares") {
   const auto spec = torch::randn({8, 128, 128});
-  // 0.3 * 2048 / 128 = 4.8 -> 4 frames (512); 1536 left -> six 16 x 16 rectangles.
+  // 0.3 * 2048 / 128 = 4.8 -> 5 frames (640); 1408 left -> five 16 x 16 rectangles + 16 x 8.
   auto r = apply(*masker("specmask", {{"budget", int64_t{2048}}, {"full_frequency_share", 0.3}}), spec, kFftp);
   CHECK(torch::equal(r.masked_cells, torch::full({8}, 2048, torch::kLong)));
   // 100 cells, all local: 6 rows of 16 = 96 cells (a 16 x 6 rectangle); 4 cells unmasked.
@@ -131,6 +132,7 @@ TEST_CASE("specaugment: AST's widths, starts and fill") {
   // One frequency mask (width uniform in [0, 48)), no time mask, on many examples.
   const int64_t n = 2000;
   const auto spec = torch::randn({n, 128, 64}) + 5;  // never 0 by chance
+  // The default fill is raw 0, which the identity normalisation leaves at 0.
   const auto r = apply(*masker("specaugment", {{"time_masks", int64_t{0}}}), spec, kFftp);
   const auto masked_rows = (r.spec == 0).all(2);  // [n, 128]
   const auto widths = masked_rows.sum(1);
@@ -155,13 +157,43 @@ TEST_CASE("specaugment: AST's widths, starts and fill") {
 
 TEST_CASE("specaugment: counts the union of the frequency and time bands") {
   const auto spec = torch::randn({50, 128, 128}) + 5;
-  const auto r = apply(*masker("specaugment", {{"fill_value", 0.25}}), spec, kFftp);
+  const auto r = apply(*masker("specaugment", {{"fill", std::string("value")}, {"fill_value", 0.25}}), spec, kFftp);
   for (int64_t b = 0; b < 50; ++b) {
     const auto m = r.spec[b] != spec[b];
     const int64_t wf = m.all(1).sum().item<int64_t>();
     const int64_t wt = m.all(0).sum().item<int64_t>();
     CHECK(r.masked_cells[b].item<int64_t>() == wf * 128 + wt * 128 - wf * wt);
     CHECK((r.spec[b].masked_select(m) == 0.25).all().item<bool>());
+  }
+}
+
+TEST_CASE("specaugment: fill = raw_zero puts the raw log-mel 0 after normalisation, as AST") {
+  // AST masks before normalising: raw 0 becomes (0 - mean) / (2 std); with its Speech
+  // Commands statistics (-6.845978, 5.5654526) that is 0.6150.
+  const auto spec = torch::randn({8, 128, 128}) + 5;
+  MaskContext context(kFftp);
+  context.norm_mean = -6.845978;
+  context.norm_scale = 2 * 5.5654526;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto r = masker("specaugment")->apply(spec, context, gen);
+  REQUIRE(r.mask.defined());
+  REQUIRE(r.mask.any().item<bool>());
+  const auto filled = r.spec.masked_select(r.mask);
+  CHECK(filled.min().item<double>() == doctest::Approx(0.6150).epsilon(1e-4));
+  CHECK(filled.max().item<double>() == doctest::Approx(0.6150).epsilon(1e-4));
+}
+
+TEST_CASE("specmask: the full-frequency share takes the nearest whole frame count") {
+  // 0.7 * 2048 / 128 = 11.2 -> 11 frames (flooring and rounding agree); 0.3 * 1024 / 128 =
+  // 2.4 -> 2; 0.66 * 1024 / 128 = 5.28 -> 5; share 1 never exceeds the budget.
+  const auto spec = torch::randn({4, 128, 128});
+  const std::vector<std::tuple<int64_t, double, int64_t>> cases = {
+      {2048, 0.7, 11}, {1024, 0.3, 2}, {1024, 0.66, 5}, {1000, 1.0, 7}, {1024, 0.75, 6}};
+  for (const auto& [budget, share, frames] : cases) {
+    CAPTURE(budget);
+    CAPTURE(share);
+    const auto r = apply(*masker("specmask", {{"budget", budget}, {"full_frequency_share", share}}), spec, kFftp);
+    CHECK(torch::equal(full_frequency_cells(r.mask), torch::full({4}, frames * 128, torch::kLong)));
   }
 }
 }

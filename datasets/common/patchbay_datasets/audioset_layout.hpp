@@ -2,8 +2,10 @@
 // built-in `instruments` dataset (which generates that layout): one JSON datafile per split,
 //   {"data": [{"wav": "<path>", "labels": "/m/09x0r,/m/05zppz"}, ...]},
 // plus class_labels_indices.csv (index,mid,display_name). Multi-label. Relative wav paths are
-// read relative to their JSON file. The including plugin links nlohmann_json.
+// read relative to their JSON file; a clip's id is its "wav" string as written. Class index
+// i is the CSV row whose `index` column is i. The including plugin links nlohmann_json.
 #pragma once
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +62,7 @@ class AudioSetLayout : public ListedDataset {
     }
     std::string line;
     int64_t number = 0;
+    std::map<int64_t, std::string> by_index;
     while (std::getline(in, line)) {
       ++number;
       while (!line.empty() && line.back() == '\r') line.pop_back();
@@ -76,11 +79,32 @@ class AudioSetLayout : public ListedDataset {
       if (index_.count(mid)) {
         throw DataError("data.malformed", fmt::format("{}:{}: mid '{}' listed twice", csv.string(), number, mid));
       }
-      index_[mid] = static_cast<int64_t>(names_.size());
-      names_.push_back(name);
+      // The class index is the CSV's `index` column (AST's make_index_dict), not the row.
+      const std::string index_text = line.substr(0, c1);
+      char* end = nullptr;
+      const long long index = std::strtoll(index_text.c_str(), &end, 10);
+      if (index_text.empty() || *end != '\0' || index < 0) {
+        throw DataError("data.malformed", fmt::format("{}:{}: the index column must be a whole number "
+                                                      ">= 0, got '{}'", csv.string(), number, index_text));
+      }
+      if (by_index.count(index)) {
+        throw DataError("data.malformed", fmt::format("{}:{}: index {} listed twice", csv.string(), number, index));
+      }
+      index_[mid] = index;
+      by_index[index] = name;
     }
-    if (names_.empty()) {
+    if (by_index.empty()) {
       throw DataError("data.malformed", fmt::format("dataset '{}': '{}' lists no classes", dataset_, csv.string()));
+    }
+    int64_t expected = 0;
+    for (const auto& [index, name] : by_index) {
+      if (index != expected) {
+        throw DataError("data.malformed", fmt::format("{}: class indices must be 0..{} with none missing; "
+                                                      "index {} is missing", csv.string(), by_index.size() - 1,
+                                                      expected));
+      }
+      names_.push_back(name);
+      ++expected;
     }
   }
 
@@ -110,10 +134,12 @@ class AudioSetLayout : public ListedDataset {
                                                       "\"labels\"", file.string(), i));
       }
       Clip clip;
-      fs::path wav(e["wav"].get<std::string>());
+      // The id is the datafile's "wav" string as written: the validation hold-out hashes it,
+      // so it stays put when the data folder moves (an absolute path would not).
+      clip.id = e["wav"].get<std::string>();
+      fs::path wav(clip.id);
       if (wav.is_relative()) wav = file.parent_path() / wav;
       clip.path = fs::absolute(wav).lexically_normal();
-      clip.id = clip.path.generic_string();
       std::string labels = e["labels"].get<std::string>();
       size_t start = 0;
       while (start <= labels.size()) {

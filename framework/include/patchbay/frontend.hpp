@@ -46,15 +46,20 @@ struct Waveform {
   std::string source;        // the file it came from (for error messages); may be empty
 };
 
+// How a multi-channel clip becomes mono: channel 0 (torchaudio's kaldi.fbank, so AST), or
+// the mean of the channels ([frontend] channel = "first" | "mean").
+enum class ChannelMix { first, mean };
+
 // Decodes WAV / FLAC / OGG (8/16/24/32-bit integer or float samples) through libsndfile,
-// averages the channels to mono, and resamples with libsoxr (high quality) when the file's
+// takes channel 0 or averages the channels (`mix`), and resamples with libsoxr (high quality) when the file's
 // rate differs from `target_rate` (target_rate <= 0: keep the file's rate). Integer samples
 // are scaled to [-1, 1) as libsndfile and torchaudio do (16-bit: x / 32768).
 // Throws DataError (ids above) for a missing, unreadable, empty or non-finite clip.
 // Plain 16-bit PCM and 32-bit float WAV files (the built-in datasets, Speech Commands) are
 // parsed directly (read_plain_wav), with the same samples libsndfile would give; every other
 // file goes through libsndfile.
-PATCHBAY_API Waveform read_audio(const std::filesystem::path& file, int64_t target_rate);
+PATCHBAY_API Waveform read_audio(const std::filesystem::path& file, int64_t target_rate,
+                                ChannelMix mix = ChannelMix::first);
 
 // The decoder that read_audio skips libsndfile with: a RIFF/WAVE file whose format is 16-bit
 // integer PCM or 32-bit IEEE float (WAVE_FORMAT_EXTENSIBLE included), any channel count,
@@ -63,7 +68,8 @@ PATCHBAY_API Waveform read_audio(const std::filesystem::path& file, int64_t targ
 // nothing for any other file (missing, unreadable, other encodings, truncated, empty, NaN or
 // Inf samples), which read_audio then hands to libsndfile for decoding or a DataError.
 // Little-endian hosts only; elsewhere it always returns nothing.
-PATCHBAY_API std::optional<Waveform> read_plain_wav(const std::filesystem::path& file);
+PATCHBAY_API std::optional<Waveform> read_plain_wav(const std::filesystem::path& file,
+                                                    ChannelMix mix = ChannelMix::first);
 
 // Resamples mono float32 samples [n] from `from_rate` to `to_rate` with libsoxr's high
 // quality preset; the output has round(n * to_rate / from_rate) samples. Returns the input
@@ -92,6 +98,7 @@ struct PATCHBAY_API FbankOptions {
   Normalization normalize = Normalization::train_split;
   double norm_mean = -6.845978;    // AST's Speech Commands statistics
   double norm_std = 5.5654526;
+  ChannelMix channel = ChannelMix::first;  // how a multi-channel clip becomes mono
 
   // Reads the [frontend] options (frontend_schema() in builtin_schemas.cpp); the fields
   // without an option there keep AST's values. Throws ConfigError for an unknown choice.

@@ -108,16 +108,33 @@ class PATCHBAY_API Patcher {
 struct MaskResult {
   at::Tensor spec;          // [B, F, T], same dtype and device as the input
   at::Tensor masked_cells;  // [B] int64: cells actually masked per example (overlaps once)
+  // [B, F, T] bool: the masked cells (masked_cells[b] == mask[b].sum()). Optional: a masker
+  // that leaves it undefined has its full-frequency cells recorded as 0.
+  at::Tensor mask;
+};
+
+// What a masker knows of the run besides the spectrogram.
+struct PATCHBAY_API MaskContext {
+  MaskContext(const PatchGrid& g) : grid(g) {}  // NOLINT: implicit, a grid is enough
+  PatchGrid grid;  // the configured patcher's geometry (for alignment)
+  // The front end's normalisation, normalised = (raw log-mel - norm_mean) / norm_scale, so a
+  // masker can fill in raw units (AST's SpecAugment fills raw 0). Identity by default.
+  double norm_mean = 0.0, norm_scale = 1.0;
+  double normalised(double raw) const { return (raw - norm_mean) / norm_scale; }
 };
 
 class PATCHBAY_API Masker {
  public:
   virtual ~Masker();
-  // spec [B, F, T]; grid = the configured patcher's geometry (for alignment);
-  // generator = the run's CPU generator. Never modifies `spec` in place.
-  virtual MaskResult apply(const at::Tensor& spec, const PatchGrid& grid,
+  // spec [B, F, T] (normalised); generator = the run's CPU generator. Never modifies
+  // `spec` in place.
+  virtual MaskResult apply(const at::Tensor& spec, const MaskContext& context,
                            at::Generator& generator) const = 0;
 };
+
+// Cells of full-frequency frames (every bin masked) per example: mask [B, F, T] bool -> [B]
+// int64 (F x the number of such frames).
+PATCHBAY_API at::Tensor full_frequency_cells(const at::Tensor& mask);
 
 // ---------------------------------------------------------------------------------------
 // Backbone: tokens -> logits.

@@ -144,8 +144,11 @@ class Ast final : public patchbay::Backbone {
     norm_ = root_->register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.dim}).eps(1e-6)));
     head_norm_ = torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.dim}).eps(1e-5));
     head_ = torch::nn::Linear(s.dim, ctx.num_classes);
-    mlp_head_ = root_->register_module("mlp_head", torch::nn::Sequential(head_norm_, head_));
+    // AST (YuanGongND/ast src/models/ast_models.py) builds mlp_head after the timm encoder, as
+    // plain nn.LayerNorm + nn.Linear: PyTorch's default init, untouched by timm's
+    // _init_weights. So the encoder is initialised before the head joins the module.
     initialise();
+    mlp_head_ = root_->register_module("mlp_head", torch::nn::Sequential(head_norm_, head_));
   }
 
   at::Tensor forward(const at::Tensor& tokens) override {

@@ -7,9 +7,10 @@ namespace {
 
 class NoMasker final : public patchbay::Masker {
  public:
-  patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::PatchGrid&,
+  patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::MaskContext&,
                              at::Generator&) const override {
-    return {spec, at::zeros({spec.size(0)}, spec.options().dtype(at::kLong))};
+    return {spec, at::zeros({spec.size(0)}, spec.options().dtype(at::kLong)),
+            at::zeros(spec.sizes(), spec.options().dtype(at::kBool))};
   }
 };
 

@@ -1,13 +1,14 @@
 // `specaugment`: the SpecAugment baseline as AST applies it (REFERENCE.md §5), per example:
 // `freq_masks` frequency masks and `time_masks` time masks. As torchaudio's mask_along_axis:
 // v = U[0, 1) * max_width, width = floor(v), start = floor(U[0, 1) * (size - v)), so the width
-// is uniform in [0, max_width) and the mask stays inside the spectrogram. Masked cells take
-// `fill_value`.
+// is uniform in [0, max_width) and the mask stays inside the spectrogram.
 //
-// Note on the fill: AST masks the log-mel *before* normalising, with 0, which becomes
-// -norm_mean / (2 norm_std) after it. patchbay masks the normalised spectrogram, so to
-// reproduce AST exactly set fill_value to that number (0.615 for AST's Speech Commands
-// statistics); the default 0 is the normalised dataset mean.
+// The fill: AST (YuanGongND/ast src/dataloader.py, __getitem__) masks the log-mel *before*
+// normalising, with 0, which becomes (0 - norm_mean) / (2 norm_std) after it (about 0.615
+// with AST's Speech Commands statistics). patchbay masks the normalised spectrogram, so
+// fill = "raw_zero" (the default) puts that value there, from the run's normalisation
+// (MaskContext); "value" puts fill_value (0 is the normalised dataset mean), and
+// "example_mean" each example's mean.
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
@@ -24,9 +25,9 @@ class SpecAugment final : public patchbay::Masker {
   explicit SpecAugment(const patchbay::Options& o)
       : freq_masks_(o.get_int("freq_masks")), time_masks_(o.get_int("time_masks")),
         max_freq_(o.get_int("max_freq")), max_time_(o.get_int("max_time")),
-        fill_(o.get_real("fill_value")) {}
+        fill_(o.get_string("fill")), fill_value_(o.get_real("fill_value")) {}
 
-  patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::PatchGrid&,
+  patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::MaskContext& context,
                              at::Generator& generator) const override {
     if (spec.dim() != 3) {
       throw patchbay::ShapeError("shape.masker_input",
@@ -44,7 +45,13 @@ class SpecAugment final : public patchbay::Masker {
       }
     }
     const auto mask = (freq.unsqueeze(2) | time.unsqueeze(1)).to(spec.device());
-    return {at::where(mask, at::full({}, fill_, spec.options()), spec), mask.flatten(1).sum(1)};
+    at::Tensor fill;
+    if (fill_ == "example_mean") {
+      fill = spec.mean({1, 2}, /*keepdim=*/true);
+    } else {
+      fill = at::full({}, fill_ == "raw_zero" ? context.normalised(0.0) : fill_value_, spec.options());
+    }
+    return {at::where(mask, fill, spec), mask.flatten(1).sum(1), mask};
   }
 
  private:
@@ -56,7 +63,8 @@ class SpecAugment final : public patchbay::Masker {
   }
 
   int64_t freq_masks_, time_masks_, max_freq_, max_time_;
-  double fill_;
+  std::string fill_;
+  double fill_value_;
 };
 
 }  // namespace
@@ -70,7 +78,11 @@ void register_specaugment(patchbay::Registrar& registrar) {
             Range::at_least(0));
   s.add_int("max_time", 48, "time mask width is uniform in [0, max_time) frames (AST: 48 for "
             "Speech Commands, 192 for AudioSet)", Range::at_least(0));
-  s.add_real("fill_value", 0.0, "value of masked cells (on the normalised spectrogram)");
+  s.add_choice("fill", "raw_zero", {"raw_zero", "value", "example_mean"},
+               "masked cells take raw log-mel 0 after normalisation (AST's SpecAugment, "
+               "(0 - mean) / (2 std)), fill_value, or the example's mean");
+  s.add_real("fill_value", 0.0, "value of masked cells when fill = \"value\" (on the normalised "
+             "spectrogram: 0 is the dataset mean)");
   registrar.add_masker({"specaugment", "AST's SpecAugment: random frequency and time bands", s},
                        [](const Options& o) { return std::make_shared<SpecAugment>(o); });
 }

@@ -8,7 +8,7 @@ class ReverseTime final : public patchbay::Masker {
  public:
   patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::MaskContext&,
                              at::Generator&) const override {
-    return {spec.flip({2}), at::zeros({spec.size(0)}, spec.options().dtype(at::kLong))};
+    return {spec.flip({2}), at::zeros({spec.size(0)}, spec.options().dtype(at::kLong)), {}};
   }
 };
 }  // namespace

@@ -6,7 +6,7 @@ namespace {
 class Unused final : public patchbay::Masker {
  public:
   patchbay::MaskResult apply(const at::Tensor& s, const patchbay::MaskContext&, at::Generator&) const override {
-    return {s, s};
+    return {s, s, {}};
   }
 };
 }  // namespace

@@ -85,7 +85,8 @@ at::Tensor direct_forward(std::map<std::string, at::Tensor>& p, const at::Tensor
     } else if (bimamba == "bi_bi") {
       const auto bwd = project(conv(xs.flip(2), p[m + "conv1d_b.weight"], p[m + "conv1d_b.bias"]),
                                m + "x_proj_b.weight", m + "dt_proj_b.weight");
-      y = y + scan(bwd, z.flip(2), p[m + "A_b_log"], p[m + "D_b"], p[m + "dt_proj_b.bias"]).flip(2);
+      // Bi-Bi halves the sum (AuM's if_devide_out = True).
+      y = (y + scan(bwd, z.flip(2), p[m + "A_b_log"], p[m + "D_b"], p[m + "dt_proj_b.bias"]).flip(2)) / 2;
     }
     x = x + torch::matmul(y.transpose(1, 2), p[m + "out_proj.weight"].t());
   }

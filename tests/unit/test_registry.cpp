@@ -9,7 +9,7 @@ using namespace patchbay;
 namespace {
 class PassThrough final : public Masker {
  public:
-  MaskResult apply(const at::Tensor& s, const MaskContext&, at::Generator&) const override { return {s, s}; }
+  MaskResult apply(const at::Tensor& s, const MaskContext&, at::Generator&) const override { return {s, s, {}}; }
 };
 PluginOrigin origin(const std::string& file) {
   PluginOrigin o;

@@ -13,7 +13,9 @@
 //     C and z; out_proj(y_fwd + flip(y_bwd)), not halved.
 //   bi_bi: the backward direction also has its own conv1d_b, x_proj_b, dt_proj_b and D_b
 //     (Vim's naming); in_proj (hence z) and out_proj stay shared. Its conv runs over the
-//     flipped in_proj output, so it is causal in reversed time. Same unhalved sum.
+//     flipped in_proj output, so it is causal in reversed time. The two directions' sum is
+//     halved before out_proj, as Vim's mamba_simple.py that AuM bundles does for bimamba_type
+//     "v2" with if_devide_out=True (AuM's setting): out_proj((y_fwd + flip(y_bwd)) / 2).
 //   none: forward scan only (plain Mamba).
 // Parameter names follow AuM: cls_token, pos_embed, layers.<i>.norm.weight,
 // layers.<i>.mixer.{in_proj,conv1d,x_proj,dt_proj,out_proj}.*, .A_log, .A_b_log, .D,
@@ -127,7 +129,7 @@ struct MixerImpl : torch::nn::Module {
       y = y + scan(fwd.flipped(), A_b_log, D, dt_proj->bias).flip(2);
     } else if (s_.bimamba == Bimamba::bi_bi) {
       const auto bwd = project(conv(conv1d_b, x.flip(2)), z.flip(2), x_proj_b, dt_proj_b);
-      y = y + scan(bwd, A_b_log, D_b, dt_proj_b->bias).flip(2);
+      y = (y + scan(bwd, A_b_log, D_b, dt_proj_b->bias).flip(2)) * 0.5;  // if_devide_out
     }
     return out_proj->forward(y.transpose(1, 2));
   }

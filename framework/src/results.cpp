@@ -53,6 +53,35 @@ void publish_file(const fs::path& temp, const fs::path& target) {
   sync_path(target.parent_path().empty() ? fs::path(".") : target.parent_path());
 }
 
+// /runs/<id>/test_predictions: clip_ids [N], logits [N, C] float32, targets [N, C] uint8;
+// absent when the run kept none (no test split, or a record from before they were kept).
+void write_predictions(hid_t group, const RunRecord& r) {
+  const auto n = static_cast<hsize_t>(r.test_clip_ids.size());
+  if (n == 0 || r.test_logits.size() % n != 0 || r.test_targets.size() != r.test_logits.size()) return;
+  const hsize_t classes = r.test_logits.size() / n;
+  auto p = h5::create_group(group, "test_predictions");
+  h5::write_strings(p.id(), "clip_ids", r.test_clip_ids);
+  h5::write_nd(p.id(), "logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, r.test_logits.data(), {n, classes});
+  h5::write_nd(p.id(), "targets", H5T_STD_U8LE, H5T_NATIVE_UINT8, r.test_targets.data(), {n, classes});
+}
+
+void read_predictions(hid_t group, RunRecord& r) {
+  if (!h5::exists(group, "test_predictions")) return;
+  auto p = h5::open_group(group, "test_predictions");
+  r.test_clip_ids = h5::read_strings(p.id(), "clip_ids");
+  auto logits = h5::open_dataset(p.id(), "logits");
+  auto targets = h5::open_dataset(p.id(), "targets");
+  const auto shape = h5::shape_of(logits.id());
+  const size_t count = shape.size() == 2 ? static_cast<size_t>(shape[0] * shape[1]) : 0;
+  if (count == 0 || h5::shape_of(targets.id()) != shape || shape[0] != r.test_clip_ids.size()) {
+    throw Error("results.corrupt", "test_predictions: logits, targets and clip_ids disagree in shape");
+  }
+  r.test_logits.resize(count);
+  r.test_targets.resize(count);
+  h5::read_nd(logits.id(), H5T_NATIVE_FLOAT, r.test_logits.data());
+  h5::read_nd(targets.id(), H5T_NATIVE_UINT8, r.test_targets.data());
+}
+
 void write_run_group(hid_t group, const RunRecord& r) {
   h5::write_attr(group, "id", r.id);
   h5::write_attr(group, "slug", r.slug);
@@ -103,6 +132,7 @@ void write_run_group(hid_t group, const RunRecord& r) {
   h5::write_strings(final.id(), "class_names", r.class_names);
   h5::write_doubles(final.id(), "test_ap_per_class", r.test_ap_per_class);
   h5::write_strings(group, "skipped_clips", r.skipped_clips);
+  write_predictions(group, r);
 }
 
 RunRecord read_run_group(hid_t group) {
@@ -161,6 +191,7 @@ RunRecord read_run_group(hid_t group) {
     if (h5::exists(f.id(), "test_ap_per_class")) r.test_ap_per_class = h5::read_doubles(f.id(), "test_ap_per_class");
   }
   if (h5::exists(group, "skipped_clips")) r.skipped_clips = h5::read_strings(group, "skipped_clips");
+  read_predictions(group, r);
   return r;
 }
 

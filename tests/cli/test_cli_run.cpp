@@ -85,6 +85,18 @@ TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas
   REQUIRE(best <= rec->curves.size());
   CHECK(rec->final.at("valid_accuracy") == rec->curves[best - 1].valid_accuracy);
 
+  // Per-clip test predictions, in the record and for h5py: logits [N, C] float32, targets
+  // [N, C] uint8 whose argmax agreement is the recorded accuracy.
+  const auto n = static_cast<size_t>(rec->final.at("test_clips"));
+  REQUIRE(rec->test_clip_ids.size() == n);
+  CHECK(rec->test_logits.size() == 3 * n);
+  const std::string preds = "f['runs']['" + exp_rec->run_ids[0] + "']['test_predictions']";
+  CHECK(h5_attr(results, preds + "['logits'].shape") == fmt::format("({}, 3)", n));
+  CHECK(h5_attr(results, preds + "['targets'].dtype") == "uint8");
+  CHECK(std::stod(h5_attr(results, "(" + preds + "['logits'][()].argmax(1) == " + preds +
+                                       "['targets'][()].argmax(1)).mean()")) ==
+        doctest::Approx(rec->final.at("test_accuracy")));
+
   // The README's snippet reads it.
   std::ifstream readme(std::string(patchbay::test::kSourceDir) + "/results/README.md");
   std::stringstream text;

@@ -60,7 +60,10 @@ TEST_CASE("results: a run file round-trips, and is replaced atomically") {
   patchbay::test::TempDir dir;
   const patchbay::ResultsStore store(dir.path() / "r.h5");
   CHECK_FALSE(store.read_run("nope").has_value());
-  const auto run = make_run("aaaa-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.75);
+  auto run = make_run("aaaa-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.75);
+  run.test_clip_ids = {"a.wav", "b.wav"};
+  run.test_logits = {0.5f, -1.0f, 2.0f, 0.25f};
+  run.test_targets = {1, 0, 0, 1};
   store.write_run(run);
   store.write_run(run);  // replacing works
   const auto back = store.read_run(run.id);
@@ -74,6 +77,9 @@ TEST_CASE("results: a run file round-trips, and is replaced atomically") {
   CHECK(back->class_names == run.class_names);
   CHECK(std::isnan(back->test_ap_per_class[1]));
   CHECK(back->skipped_clips == run.skipped_clips);
+  CHECK(back->test_clip_ids == run.test_clip_ids);
+  CHECK(back->test_logits == run.test_logits);
+  CHECK(back->test_targets == run.test_targets);
   CHECK(back->axes.size() == 2);
   // No temp file is left behind.
   size_t files = 0;

@@ -82,7 +82,7 @@ struct RunRecord {
   // Per-clip test predictions of the tested (best-on-validation) weights, so that any metric
   // can be recomputed, and compared clip by clip, later (patchbay report / compare). Empty
   // for a run without a test split, and in records written before they were kept.
-  std::vector<std::string> test_clip_ids;  // [N] the clips' paths relative to the dataset root
+  std::vector<std::string> test_clip_ids;  // [N] the clips' ids (Clip::id, stable across runs)
   std::vector<float> test_logits;          // [N * C] row-major, before softmax / sigmoid
   std::vector<uint8_t> test_targets;       // [N * C] row-major multi-hot (single-label: one-hot)
   // "FILE#ID" when `patchbay run --reuse FILE` copied this run from FILE's run ID (same

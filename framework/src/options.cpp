@@ -62,6 +62,8 @@ std::string format_bound(double b) {
 
 // Range check of one number; empty string when fine.
 std::string check_range(const Range& r, double x, const std::string& shown) {
+  // NaN passes every comparison and Inf most: no option means either.
+  if (!std::isfinite(x)) return fmt::format("must be a finite number, got {}", shown);
   const bool low = r.min && x < *r.min;
   const bool high = r.max && x > *r.max;
   if (!low && !high) return {};

@@ -154,6 +154,16 @@ TEST_CASE("config: a train.device this build cannot use is refused, not trained 
   CHECK(load(kBase, {"train.device=cpu"}).runs.size() == 1);
 }
 
+TEST_CASE("config: NaN and Inf are refused for every number") {
+  CHECK(error_of(kBase, {"train.lr=nan"}) ==
+        "config.out_of_range: command line 'train.lr=nan': [train] option 'lr' must be a finite "
+        "number, got nan");
+  CHECK(error_of(kBase, {"train.mixup=inf"}).rfind("config.out_of_range: command line 'train.mixup=inf': "
+                                                   "[train] option 'mixup' must be a finite number", 0) == 0);
+  CHECK(error_of(kBase + "\n[train]\nbetas = [0.9, nan]\n").find("has an element that must be a finite number") !=
+        std::string::npos);
+}
+
 TEST_CASE("config: override errors name the command-line argument") {
   CHECK(error_of(kBase, {"patcher.stride=four"}) ==
         "config.wrong_type: command line 'patcher.stride=four': patcher 'fftp' option 'stride' "

@@ -29,7 +29,8 @@ int guarded(const std::string& command, const std::function<int()>& body) {
     return kExitUsage;
   } catch (const Error& e) {
     fmt::print(stderr, "patchbay {}: error [{}]: {}\n", command, e.id(), e.what());
-    return kExitError;
+    // A missing argument (cli.missing_*) is a wrong command line, not refused input.
+    return e.id().rfind("cli.missing", 0) == 0 ? kExitUsage : kExitError;
   } catch (const std::exception& e) {
     fmt::print(stderr, "patchbay {}: internal error: {}\n", command, e.what());
     return kExitError;

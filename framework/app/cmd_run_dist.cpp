@@ -71,7 +71,7 @@ int run_dist(const std::vector<std::string>& args) {
   const bool rank_given = p.vm.count("dist-rank") || std::getenv("RANK");
   const bool world_given = p.vm.count("dist-world-size") || std::getenv("WORLD_SIZE");
   if (!rank_given || !world_given) {
-    throw ConfigError("dist.config",
+    throw ConfigError("cli.missing_rank",
                       "which rank of how many? give --dist-rank R and "
                       "--dist-world-size N (or set RANK and WORLD_SIZE)");
   }

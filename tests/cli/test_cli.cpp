@@ -168,9 +168,13 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   CHECK(r.out.empty());
   CHECK(r.err == "patchbay plan: error [config.out_of_range]: command line 'patcher.stride=0': "
                  "patcher 'fftp' option 'stride' must be >= 1, got 0\n");
-  r = patchbay::test::run(cli() + " plan");
-  CHECK(r.code == 1);
-  CHECK(r.err.find("which experiment?") != std::string::npos);
+  // A missing argument is a wrong command line: exit 2, as README promises.
+  for (const char* command : {"plan", "run", "cost", "run-dist", "report"}) {
+    CAPTURE(command);
+    r = patchbay::test::run("env -u RANK -u WORLD_SIZE " + cli() + " " + command);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("which ") != std::string::npos);
+  }
   r = patchbay::test::run(cli() + " plan " + quickstart() + " --bogus");
   CHECK(r.code == 2);
   CHECK(r.err.find("unrecognised option '--bogus'") != std::string::npos);

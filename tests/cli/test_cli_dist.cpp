@@ -202,8 +202,8 @@ TEST_SUITE("cli") {
     CHECK(r.code == 1);
     CHECK(r.err.find("dist.batch_size") != std::string::npos);
     r = patchbay::test::run("env -u RANK -u WORLD_SIZE " + cli() + " run-dist " + quoted(exp));
-    CHECK(r.code == 1);
-    CHECK(r.err.find("dist.config") != std::string::npos);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("cli.missing_rank") != std::string::npos);
   }
 
   TEST_CASE(

@@ -184,6 +184,7 @@ class Mamba(nn.Module):
             xb = F.silu(self.conv1d_b(x.flip(-1))[..., :length])
             y = y + self.direction(xb, z.flip(-1), self.x_proj_b, self.dt_proj_b, self.A_b_log,
                                    self.D_b).flip(-1)
+            y = y / 2  # if_devide_out=True, as AuM configures Vim's bimamba "v2"
         return self.out_proj(y.transpose(1, 2))
 
 

@@ -6,8 +6,10 @@
 //   opts.on_epoch = [&](const RunRecord& r) { store.write_run(r); };
 //   RunRecord done = train_run(run, registry, opts, store.read_run(run.id).value_or(RunRecord{}));
 //
-// The loop (DESIGN.md): dataset clips -> cached log-mel features [T, F] -> normalise ->
-// masker (training only) -> mixup (training only) -> patcher -> backbone -> loss.
+// The loop (DESIGN.md): dataset clips -> cached log-mel features [T, F] -> mixup (training
+// only; per example, AST's, train/batches.hpp) -> normalise -> masker (training only; it sees
+// the mixture) -> patcher -> backbone -> loss. Every test clip's logits are kept in the
+// record (RunRecord::test_logits).
 // Single-label: cross-entropy on logits (label smoothing optional, soft targets under
 // mixup); multi-label: BCE-with-logits (never a sigmoid before it). AdamW or Adam with
 // [train] betas / weight decay; linear warm-up + cosine decay, AST's step decay, or constant;
@@ -22,8 +24,9 @@
 //
 // Checkpoints: after each epoch, `on_epoch` is called with the record (curves so far), then
 // the checkpoint (model, optimiser, generator state, epoch, step, best weights and score) is
-// written to opts.checkpoint atomically. A later call with the same checkpoint and the
-// stored record continues after the checkpoint's epoch.
+// written to opts.checkpoint atomically (train/checkpoint.hpp). A later call with the same
+// checkpoint and the stored record continues after the checkpoint's epoch; when the
+// checkpoint cannot be read, the run starts again from nothing and ends as a fresh run.
 //
 // Data-parallel (opts.distributed set, distributed.hpp): every rank calls train_run for the
 // same run. Rank 0's parameters and buffers are broadcast at the start; each epoch rank 0's

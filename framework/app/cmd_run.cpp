@@ -38,6 +38,9 @@ namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 namespace patchbay::cli {
+
+// More workers than this is a typo, not a machine: each one is a process with LibTorch loaded.
+constexpr int kMaxJobs = 1024;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -288,6 +291,9 @@ int run_run(const std::vector<std::string>& args) {
                     "instead of trained. Ablations that share rows then train them once.",
                  desc)) {
     return kExitOk;
+  }
+  if (const int j = p.vm["jobs"].as<int>(); j < 1 || j > kMaxJobs) {
+    throw po::error(fmt::format("--jobs must be between 1 and {}, got {}", kMaxJobs, j));
   }
   Registry registry;
   load_plugins(registry, p);

@@ -288,7 +288,8 @@ int run_cost(const std::vector<std::string>& args) {
     return kExitOk;
   }
   const int64_t classes = p.vm["classes"].as<int64_t>();
-  const int repeats = std::max(1, p.vm["repeats"].as<int>());
+  const int repeats = p.vm["repeats"].as<int>();
+  if (repeats < 1) throw po::error(fmt::format("--repeats must be at least 1, got {}", repeats));
   const int64_t batch = std::max<int64_t>(0, p.vm["batch"].as<int64_t>());
   Registry registry;
   load_plugins(registry, p);

@@ -175,6 +175,16 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
     CHECK(r.code == 2);
     CHECK(r.err.find("which ") != std::string::npos);
   }
+  // Counts that cannot be meant are refused, not clamped.
+  for (const char* jobs : {"0", "-1", "99999"}) {
+    CAPTURE(jobs);
+    r = patchbay::test::run(cli() + " run " + quickstart() + " --jobs " + jobs);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--jobs must be between 1 and 1024") != std::string::npos);
+  }
+  r = patchbay::test::run(cli() + " cost " + quickstart() + " --repeats 0");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--repeats must be at least 1, got 0") != std::string::npos);
   r = patchbay::test::run(cli() + " plan " + quickstart() + " --bogus");
   CHECK(r.code == 2);
   CHECK(r.err.find("unrecognised option '--bogus'") != std::string::npos);

@@ -18,6 +18,7 @@
 
 #include "patchbay/error.hpp"
 #include "patchbay/results.hpp"
+#include "sweep_points.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -25,60 +26,18 @@ namespace fs = std::filesystem;
 namespace patchbay::cli {
 namespace {
 
-double final_of(const RunRecord& r, const std::string& key) {
-  const auto it = r.final.find(key);
-  return it == r.final.end() ? NAN : it->second;
-}
-
 std::string fmt_num(double v, int digits = 3) {
   if (!std::isfinite(v)) return "–";
   return fmt::format("{:.{}f}", v, digits);
 }
 
-// The sweep point of a run: its axes without the seed, as "key=value, ...".
-std::string point_of(const RunRecord& r) {
-  std::string out;
-  for (const auto& [k, v] : r.axes) {
-    if (k == "train.seed") continue;
-    out += (out.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
-  }
-  return out.empty() ? "(base)" : out;
+std::string interval_text(const stats::Interval& ci, int digits = 3) {
+  if (!ci.defined()) return "–";
+  return fmt::format("[{:.{}f}, {:.{}f}]", ci.lo, digits, ci.hi, digits);
 }
 
-struct PointStats {
-  std::string point;
-  std::vector<const RunRecord*> runs_of;  // its COMPLETED runs (seeds)
-  std::vector<double> metric;
-  double gmacs = NAN;
-  std::vector<double> latencies;
-  std::vector<double> masked;  // masked cells per training example, per run
-  size_t runs = 0;
-  double masked_mean() const {
-    double sum = 0;
-    for (double v : masked) sum += v;
-    return masked.empty() ? NAN : sum / static_cast<double>(masked.size());
-  }
-  // The median: a latency measured while the machine was busy is an outlier, not a trend.
-  double latency() const {
-    std::vector<double> v = latencies;
-    if (v.empty()) return NAN;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  }
-  double mean() const {
-    double s = 0;
-    for (double v : metric) s += v;
-    return metric.empty() ? NAN : s / static_cast<double>(metric.size());
-  }
-  double std() const {
-    if (metric.size() < 2) return 0.0;
-    const double m = mean();
-    double s = 0;
-    for (double v : metric) s += (v - m) * (v - m);
-    return std::sqrt(s / static_cast<double>(metric.size() - 1));
-  }
-};
+// The std for an error bar: a single run has none to draw.
+double bar(double std) { return std::isfinite(std) ? std : 0.0; }
 
 std::string gnuplot_quote(const std::string& s) {
   std::string out = "\"";
@@ -136,8 +95,8 @@ int point_type(size_t i) {
 }
 
 // Legend text of sweep point i (numbered from 1, as the labels on the cost plot).
-std::string point_title(size_t i, const PointStats& s) {
-  return gnuplot_quote(fmt::format("{}: {} ({} run{})", i + 1, s.point, s.runs, s.runs == 1 ? "" : "s"));
+std::string point_title(size_t i, const SweepPoint& s) {
+  return gnuplot_quote(fmt::format("{}: {} ({} run{})", i + 1, s.name, s.runs.size(), s.runs.size() == 1 ? "" : "s"));
 }
 
 void run_gnuplot(const fs::path& script) {
@@ -161,6 +120,77 @@ std::string terminal(int width, int height) {
   return fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n", width, height);
 }
 
+// The sweep-point table: mean ± std over seeds, the bootstrap CI, and each point against
+// the best one by a paired bootstrap. Masked cells per example (what the masker removed,
+// mixup aside) tell apart maskers configured in different units.
+std::string points_section(const std::vector<SweepPoint>& points, const std::string& metric,
+                           const stats::BootstrapSettings& settings) {
+  const auto best = best_point(points);
+  std::string md = fmt::format(
+      "\n## Sweep points\n\n{0}: mean ± std over the point's runs (seeds); n = 1 where a point has one run. "
+      "95 % CI: percentile bootstrap over its runs and test clips ({1} replicates). Δ vs best: the paired "
+      "bootstrap of the difference to the best point (#{2}) on their common test clips; where its interval "
+      "holds 0 there is no difference this study can resolve.\n\n"
+      "| # | point | paper GMACs | latency ms (median) | masked cells | {0} | 95 % CI | Δ vs best | 95 % CI of Δ | "
+      "verdict |\n|---:|---|---:|---:|---:|---:|---|---:|---|---|\n",
+      metric, settings.replicates, best ? std::to_string(*best + 1) : "–");
+  std::string notes;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& s = points[i];
+    const auto ci = point_interval(s, metric, settings);
+    std::string delta = "–", delta_ci = "–", verdict = "–";
+    if (best && i == *best) {
+      verdict = "best";
+    } else if (best) {
+      const auto c = compare_points(s, points[*best], metric, settings);
+      delta = fmt::format("{:+.3f}", c.difference.estimate);
+      delta_ci = interval_text(c.difference.interval);
+      verdict = c.verdict("this point", "the best");
+      if (!c.note.empty() && c.difference.interval.defined()) notes += fmt::format("- #{} vs best: {}\n", i + 1, c.note);
+    }
+    if (!ci.note.empty()) notes += fmt::format("- #{}: {}\n", i + 1, ci.note);
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", i + 1, s.name, fmt_num(s.gmacs, 4),
+                      fmt_num(s.latency(), 2), fmt_num(s.masked_mean(), 0), s.mean_text(), interval_text(ci.interval),
+                      delta, delta_ci, verdict);
+  }
+  return notes.empty() ? md : md + "\n" + notes;
+}
+
+// Per-class test AP, the mean over each point's runs: where a mean AP moves, which classes
+// moved it.
+std::string per_class_section(const std::vector<SweepPoint>& points) {
+  std::vector<std::string> classes;
+  for (const auto& s : points) {
+    for (const auto* r : s.runs) {
+      if (r->class_names.size() > classes.size() && r->test_ap_per_class.size() == r->class_names.size()) {
+        classes = r->class_names;
+      }
+    }
+  }
+  if (classes.empty()) return "";
+  std::string md = "\n## Per-class test AP (mean over each point's runs; columns are the points above)\n\n| class |";
+  std::string rule = "|---|";
+  for (size_t i = 0; i < points.size(); ++i) {
+    md += fmt::format(" #{} |", i + 1);
+    rule += "---:|";
+  }
+  md += "\n" + rule + "\n";
+  for (size_t k = 0; k < classes.size(); ++k) {
+    md += "| " + classes[k] + " |";
+    for (const auto& s : points) {
+      std::vector<double> ap;
+      for (const auto* r : s.runs) {
+        if (k < r->test_ap_per_class.size() && std::isfinite(r->test_ap_per_class[k])) ap.push_back(r->test_ap_per_class[k]);
+      }
+      double sum = 0;
+      for (double v : ap) sum += v;
+      md += " " + (ap.empty() ? std::string("–") : fmt_num(sum / static_cast<double>(ap.size()))) + " |";
+    }
+    md += "\n";
+  }
+  return md;
+}
+
 }  // namespace
 
 int run_report(const std::vector<std::string>& args) {
@@ -170,10 +200,13 @@ int run_report(const std::vector<std::string>& args) {
       "final metric to plot: test_accuracy, test_mAP, test_auc, valid_accuracy, ... "
       "(auto: test_mAP for multi-label results, test_accuracy otherwise)")(
       "no-plots", "only the Markdown tables");
+  add_bootstrap_options(desc);
   const auto p = parse(args, desc);
   if (wants_help(p, "Usage: patchbay report RESULTS.h5 [--out DIR] [--metric NAME]\n\n"
-                    "Writes DIR/report.md (a table per run, the sweep points with mean ± std "
-                    "over seeds, failed runs and why) and PNG plots made with gnuplot: the metric "
+                    "Writes DIR/report.md (a table per run; the sweep points with mean ± std "
+                    "over seeds, a bootstrap 95 % CI over seeds and test clips, and a paired "
+                    "comparison of each point with the best; per-class AP for multi-label results; "
+                    "failed runs and why) and PNG plots made with gnuplot: the metric "
                     "against paper GMACs with the Pareto front, the metric against each swept "
                     "key (one dot per run), and the training curves (per sweep point: the mean over "
                     "its seeds in a band from the lowest to the highest run).",
@@ -189,12 +222,7 @@ int run_report(const std::vector<std::string>& args) {
                                    : results.parent_path() / (results.stem().string() + "-report");
   fs::create_directories(out);
 
-  std::string metric = p.vm["metric"].as<std::string>();
-  if (metric == "auto") {
-    bool multi = false;
-    for (const auto& r : pub.runs) multi = multi || final_of(r, "multi_label") == 1.0;
-    metric = multi ? "test_mAP" : "test_accuracy";
-  }
+  const std::string metric = chosen_metric(pub, p.vm["metric"].as<std::string>());
   std::vector<const RunRecord*> done;
   for (const auto& r : pub.runs) {
     if (r.status == RunStatus::completed) done.push_back(&r);
@@ -225,31 +253,9 @@ int run_report(const std::vector<std::string>& args) {
                       fmt_num(final_of(r, metric)), r.wall_seconds);
   }
 
-  // Sweep points: mean ± std over seeds.
-  std::vector<PointStats> points;
-  for (const auto* r : done) {
-    const std::string pt = point_of(*r);
-    auto it = std::find_if(points.begin(), points.end(), [&](const PointStats& s) { return s.point == pt; });
-    if (it == points.end()) {
-      points.emplace_back();
-      points.back().point = pt;
-      it = points.end() - 1;
-    }
-    const double v = final_of(*r, metric);
-    if (std::isfinite(v)) it->metric.push_back(v);
-    it->gmacs = final_of(*r, "paper_macs") / 1e9;
-    if (const double l = final_of(*r, "latency_ms"); std::isfinite(l)) it->latencies.push_back(l);
-    if (const double m = final_of(*r, "masked_cells_per_example"); std::isfinite(m)) it->masked.push_back(m);
-    it->runs_of.push_back(r);
-    ++it->runs;
-  }
-  // Masked cells per example (what the masker actually removed, mixup aside) tell apart
-  // maskers configured in different units (SpecAugment widths, SpecMask budgets).
-  md += fmt::format("\n## Sweep points (mean ± std over seeds)\n\n| point | runs | paper GMACs | latency ms (median) | masked cells | {} |\n|---|---:|---:|---:|---:|---:|\n", metric);
-  for (const auto& s : points) {
-    md += fmt::format("| {} | {} | {} | {} | {} | {} ± {} |\n", s.point, s.runs, fmt_num(s.gmacs, 4),
-                      fmt_num(s.latency(), 2), fmt_num(s.masked_mean(), 0), fmt_num(s.mean()), fmt_num(s.std()));
-  }
+  const auto points = sweep_points(done, metric);
+  md += points_section(points, metric, bootstrap_settings(p.vm));
+  if (metric == "test_mAP") md += per_class_section(points);
   std::string failures;
   for (const auto& r : pub.runs) {
     if (r.status == RunStatus::failed) failures += fmt::format("- `{}` ({}): {}\n", r.slug, r.id, r.reason);
@@ -268,14 +274,14 @@ int run_report(const std::vector<std::string>& args) {
       std::string plot_points;
       for (size_t i = 0; i < points.size(); ++i) {
         const auto& s = points[i];
-        dat << fmt::format("# {}: {}\n# gmacs mean std number\n{} {} {} {}\n\n\n", i + 1, s.point, s.gmacs,
-                           s.mean(), s.std(), i + 1);
+        dat << fmt::format("# {}: {}\n# gmacs mean std number\n{} {} {} {}\n\n\n", i + 1, s.name, s.gmacs,
+                           s.mean(), bar(s.std()), i + 1);
         plot_points += fmt::format("'cost.dat' index {} using 1:2:3 with yerrorbars pt {} lc {} title {}, \\\n     ",
                                    i, point_type(i), i + 1, point_title(i, s));
         xy.emplace_back(s.gmacs, s.mean());
         if (std::isfinite(s.mean())) {
-          ylo = std::min(ylo, s.mean() - s.std());
-          yhi = std::max(yhi, s.mean() + s.std());
+          ylo = std::min(ylo, s.mean() - bar(s.std()));
+          yhi = std::max(yhi, s.mean() + bar(s.std()));
         }
         if (s.gmacs > 0) {
           lo = std::min(lo, s.gmacs);
@@ -391,8 +397,8 @@ int run_report(const std::vector<std::string>& args) {
       std::string plot_valid, plot_loss, legend;
       for (size_t i = 0; i < points.size(); ++i) {
         dat << fmt::format("# {}: {}\n# epoch {}_mean min max train_loss_mean min max runs\n", i + 1,
-                           points[i].point, valid_key);
-        for (const auto& b : curve_bands(points[i].runs_of, valid_key == "valid_mAP")) {
+                           points[i].name, valid_key);
+        for (const auto& b : curve_bands(points[i].runs, valid_key == "valid_mAP")) {
           dat << fmt::format("{} {} {} {} {} {} {} {}\n", b.epoch, b.valid_mean, b.valid_lo, b.valid_hi,
                              b.loss_mean, b.loss_lo, b.loss_hi, b.runs);
         }

@@ -14,6 +14,7 @@ int run_mask(const std::vector<std::string>& args);
 int run_data(const std::vector<std::string>& args);
 int run_run(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
+int run_compare(const std::vector<std::string>& args);  // paired bootstrap of two sweep points
 int run_weights(const std::vector<std::string>& args);
 int run_merge(const std::vector<std::string>& args);
 int run_slurm(const std::vector<std::string>& args);

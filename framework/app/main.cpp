@@ -35,7 +35,10 @@ Commands:
                           one command per rank, on one machine or several)
   merge OUT.h5 IN.h5...   combine the results files of shards into one
   slurm FILE --shards N   write Slurm scripts: a job array of N shards, then the merge
-  report RESULTS.h5       Markdown tables and gnuplot plots of a results file
+  report RESULTS.h5       Markdown tables and gnuplot plots of a results file, with
+                          bootstrap confidence intervals and paired comparisons
+  compare RESULTS.h5 A B  is sweep point A better than B? The paired bootstrap of the
+                          difference on their common test clips
   cost FILE [key=value]   build the planned model and report tokens, parameters, MACs and
                           CPU latency (no data needed)
   fbank IN --out OUT.npy  write the log-mel features of one audio file as a NumPy file
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
     if (command == "mask") return patchbay::cli::run_mask(rest);
     if (command == "data") return patchbay::cli::run_data(rest);
     if (command == "report") return patchbay::cli::run_report(rest);
+    if (command == "compare") return patchbay::cli::run_compare(rest);
     if (command == "weights") return patchbay::cli::run_weights(rest);
     if (command == "run") return patchbay::cli::run_run(rest);
     if (command == "merge") return patchbay::cli::run_merge(rest);

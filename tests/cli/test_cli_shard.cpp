@@ -10,6 +10,8 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include <fmt/format.h>
 #include <sstream>
 
 #include "helpers.hpp"
@@ -248,9 +250,11 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
                                      quoted(dir.path() / "report"));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   const std::string md = slurp(dir.path() / "report" / "report.md");
-  CHECK_MESSAGE(md.find("| point | runs | paper GMACs | latency ms (median) | masked cells | test_accuracy |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("| # | point | paper GMACs | latency ms (median) | masked cells | test_accuracy | 95 % CI |") != std::string::npos, md);
   // mean 0.3, sample std 0.265; the median latency 7 (the mean would be 37.3); 1010 cells.
-  CHECK_MESSAGE(md.find("| 3 | 1.0000 | 7.00 | 1010 | 0.300 ± 0.265 |") != std::string::npos, md);
+  // These records have no per-clip predictions: no interval, and the report says why.
+  CHECK_MESSAGE(md.find("| 1 | (base) | 1.0000 | 7.00 | 1010 | 0.300 ± 0.265 (n = 3) | – | – | – | best |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("3 of 3 runs have no per-clip test predictions") != std::string::npos, md);
 
   // The curves plot draws one line per sweep point (the mean over its seeds) in a band (min to
   // max): curves.dat holds, per epoch, mean min max of validation and of training loss, and
@@ -275,6 +279,109 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
   // Each run's row shows its last epoch's training loss (the third seed: 3 - 0.9).
   CHECK_MESSAGE(md.find("| 2.100 | –") != std::string::npos, md);
   CHECK(fs::file_size(dir.path() / "report" / "curves.png") > 2000);
+}
+
+TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, paired comparisons, n = 1") {
+  patchbay::test::TempDir dir;
+  // 60 test clips, 2 classes (every clip's label is class 0). Point a (two seeds) is right on
+  // clips 0-47 and 0-46; b on 2-49 and 1-46 (as good, on other clips); c (one run) on 0-19.
+  struct Spec {
+    const char* id;
+    const char* masker;
+    int first, last;  // right on clips first..last
+  };
+  const Spec specs[] = {{"11111111-s0", "a", 0, 47}, {"11111112-s1", "a", 0, 46}, {"22222222-s0", "b", 2, 49},
+                        {"22222223-s1", "b", 1, 46}, {"33333333-s0", "c", 0, 19}};
+  std::vector<std::string> ids;
+  std::vector<patchbay::RunRecord> runs;
+  for (const auto& sp : specs) {
+    const double right = sp.last - sp.first + 1;
+    runs.push_back(record(sp.id, patchbay::RunStatus::completed, "2026-12-03T00:00:00Z", right / 60.0));
+    runs.back().axes = {{"masker", std::string("\"") + sp.masker + "\""}, {"train.seed", std::string(1, sp.id[10])}};
+    for (int i = 0; i < 60; ++i) {
+      runs.back().test_clip_ids.push_back(fmt::format("clip{:02d}", 59 - i));  // any order: matched by id
+      const int clip = 59 - i;
+      const bool ok = clip >= sp.first && clip <= sp.last;
+      runs.back().test_logits.insert(runs.back().test_logits.end(), {ok ? 1.0f : 0.0f, ok ? 0.0f : 1.0f});
+      runs.back().test_targets.insert(runs.back().test_targets.end(), {1, 0});
+    }
+    ids.push_back(sp.id);
+  }
+  const fs::path results = dir.path() / "r.h5";
+  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+  auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
+                               quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string md = slurp(dir.path() / "report" / "report.md");
+  const auto row = [&](const std::string& start) {
+    const size_t at = md.find(start);
+    REQUIRE_MESSAGE(at != std::string::npos, (start + "\n" + md));
+    return md.substr(at, md.find('\n', at) - at);
+  };
+  const std::string a = row("| 1 | masker=a |"), b = row("| 2 | masker=b |"), c = row("| 3 | masker=c |");
+  CHECK_MESSAGE(a.find("0.792 ± 0.012 (n = 2) | [0.") != std::string::npos, a);
+  CHECK_MESSAGE(a.find("| best |") != std::string::npos, a);
+  // b: 0.783 ± 0.024, 0.008 below a on other clips: the paired interval holds 0.
+  CHECK_MESSAGE(b.find("0.783 ± 0.024 (n = 2)") != std::string::npos, b);
+  CHECK_MESSAGE(b.find("| -0.008 | [") != std::string::npos, b);
+  CHECK_MESSAGE(b.find("no difference this study can resolve") != std::string::npos, b);
+  // c: one run, shown n = 1 (not ± 0.000), clearly below the best.
+  CHECK_MESSAGE(c.find("0.333 (n = 1)") != std::string::npos, c);
+  CHECK_MESSAGE(c.find("| -0.458 | [") != std::string::npos, c);
+  CHECK_MESSAGE(c.find("the best is higher") != std::string::npos, c);
+  CHECK(md.find("± 0.000") == std::string::npos);
+
+  // compare: the same comparison for any two points, by number, name or run id.
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " 1 33333333-s0 --json");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto j = json::parse(r.out);
+  CHECK(j["difference"].get<double>() == doctest::Approx(47.5 / 60 - 20.0 / 60));
+  CHECK(j["resolved"].get<bool>());
+  CHECK(j["verdict"] == "A is higher");
+  CHECK(j["common_clips"] == 60);
+  CHECK(j["b"]["runs"] == 1);
+  CHECK(j["b"]["std"].is_null());
+  const auto lo = j["a"]["ci95"][0].get<double>(), hi = j["a"]["ci95"][1].get<double>();
+  CHECK((lo < 47.5 / 60 && 47.5 / 60 < hi));
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " masker=b 1 --bootstrap 500");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.out.find("no difference this study can resolve") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("paired over 60 common test clips") != std::string::npos, r.out);
+  // The same seed gives the same intervals.
+  CHECK(patchbay::test::run(cli() + " compare " + quoted(results) + " masker=b 1 --bootstrap 500").out == r.out);
+  // Bad input: an unknown point lists the points; a metric it cannot recompute; too few replicates.
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " 1 zzz");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("3: masker=c") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " 1 2 --metric valid_accuracy");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("test_accuracy, test_mAP or test_auc") != std::string::npos);
+  CHECK(patchbay::test::run(cli() + " report " + quoted(results) + " --bootstrap 5").code == 1);
+  CHECK(patchbay::test::run(cli() + " compare " + quoted(results) + " 1").code == 2);
+}
+
+TEST_CASE("cli: report of multi-label results has a per-class AP table") {
+  patchbay::test::TempDir dir;
+  const std::vector<std::string> ids = {"11111111-s0", "22222222-s1"};
+  std::vector<patchbay::RunRecord> runs;
+  const double map[] = {0.7, 0.7};
+  const std::vector<std::vector<double>> ap = {{0.5, 0.9}, {0.7, NAN}};  // piano: no positive in run 2
+  for (size_t i = 0; i < 2; ++i) {
+    runs.push_back(record(ids[i], patchbay::RunStatus::completed, "2026-12-03T00:00:00Z"));
+    runs.back().final["test_mAP"] = map[i];
+    runs.back().final["multi_label"] = 1.0;
+    runs.back().class_names = {"drums", "piano"};
+    runs.back().test_ap_per_class = ap[i];
+  }
+  const fs::path results = dir.path() / "r.h5";
+  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+  const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
+                                     quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string md = slurp(dir.path() / "report" / "report.md");
+  CHECK_MESSAGE(md.find("## Per-class test AP") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("| drums | 0.600 |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("| piano | 0.900 |") != std::string::npos, md);
 }
 
 TEST_CASE("cli: report's Pareto front keeps the best of points at equal cost; the per-key plot their means") {

@@ -1,0 +1,75 @@
+// The sweep points of a results file and how sure their metric is, for `patchbay report`
+// and `patchbay compare`.
+//
+// A sweep point is the set of COMPLETED runs that share every swept value but the seed
+// (train.seed). Its metric is summarised as mean ± std over those runs, with a bootstrap
+// 95 % interval over runs and test clips (framework/src/bootstrap.hpp says how), and two
+// points are compared by a paired bootstrap over their common test clips. A point of one
+// run has no seed spread: it is shown "n = 1", never "± 0.000".
+//
+// The interval and comparisons need the runs' per-clip test predictions (runs recorded
+// before patchbay kept them have none) and a metric that can be recomputed from them (test_accuracy, test_mAP, test_auc); otherwise they are undefined
+// and `note` says why.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/variables_map.hpp>
+
+#include "bootstrap.hpp"
+#include "patchbay/results.hpp"
+
+namespace patchbay::cli {
+
+struct SweepPoint {
+  std::string name;                    // "key=value, ..." without the seed; "(base)"
+  std::vector<const RunRecord*> runs;  // its COMPLETED runs, in plan order
+  std::vector<double> metric;          // the final metric of each run that has it
+  std::vector<double> latencies, masked;
+  double gmacs = NAN;
+  double mean() const;
+  double std() const;                  // sample std; NaN below two runs
+  double latency() const;              // median: a busy machine makes outliers, not trends
+  double masked_mean() const;
+  std::string mean_text(int digits = 3) const;  // "0.812 ± 0.010 (n = 3)" / "0.812 (n = 1)"
+};
+
+// The final metric `key` of a run; NaN when it has none.
+double final_of(const RunRecord& run, const std::string& key);
+// The sweep point of a run: its axes without the seed, "key=value, ..." ("(base)" if none).
+std::string point_of(const RunRecord& run);
+// --metric's value: `requested`, or for "auto" test_mAP when any run is multi-label and
+// test_accuracy otherwise.
+std::string chosen_metric(const PublishedResults& results, const std::string& requested);
+// The points of `completed` runs (in order of first appearance) with `metric` per run.
+std::vector<SweepPoint> sweep_points(const std::vector<const RunRecord*>& completed, const std::string& metric);
+
+struct PointInterval {
+  stats::Interval interval;
+  size_t clips = 0;          // the test clips resampled
+  std::string note;          // why the interval is undefined or covers fewer runs; else empty
+};
+PointInterval point_interval(const SweepPoint& point, const std::string& metric,
+                             const stats::BootstrapSettings& settings);
+
+struct PointComparison {
+  stats::Difference difference;  // a - b
+  std::string note;              // why it is undefined; else empty
+  // "A is higher", "B is higher" or "no difference this study can resolve" (the interval
+  // holds 0); "not comparable: NOTE" when undefined.
+  std::string verdict(const std::string& a = "A", const std::string& b = "B") const;
+};
+PointComparison compare_points(const SweepPoint& a, const SweepPoint& b, const std::string& metric,
+                               const stats::BootstrapSettings& settings);
+
+// The index of the point with the highest mean metric; nullopt when none has one.
+std::optional<size_t> best_point(const std::vector<SweepPoint>& points);
+
+// --bootstrap N and --bootstrap-seed S (report and compare), and the settings they give;
+// throws ConfigError "cli.bad_bootstrap" for N outside 100..1000000.
+void add_bootstrap_options(boost::program_options::options_description& desc);
+stats::BootstrapSettings bootstrap_settings(const boost::program_options::variables_map& vm);
+
+}  // namespace patchbay::cli

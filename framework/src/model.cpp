@@ -73,6 +73,10 @@ Model build_exactly(const ResolvedConfig& c, const Registry& registry, int64_t n
   bc.embed_dim = pc.embed_dim;
   bc.num_classes = num_classes;
   m.backbone = registry.make_backbone(c.backbone.plugin, c.backbone.options, bc);
+  {
+    torch::NoGradGuard no_grad;
+    m.backbone->init_patcher(*m.patcher);
+  }
   m.masker = registry.make_masker(c.masker.plugin, c.masker.options);
   return m;
 }

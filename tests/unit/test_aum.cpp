@@ -9,7 +9,9 @@
 
 #include "../../plugins/backbones/aum/selective_scan.hpp"
 #include "helpers.hpp"
+#include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
+#include "patchbay/model.hpp"
 
 using namespace patchbay;
 
@@ -215,6 +217,33 @@ TEST_CASE("aum: Mamba initialisation") {
   CHECK(p["layers.3.mixer.out_proj.weight"].abs().max().item<float>() > 0.95f * bound);
   CHECK(p["pos_embed"].std().item<float>() == doctest::Approx(0.02).epsilon(0.05));
   CHECK(p["head.bias"].abs().max().item<float>() == 0.0f);
+}
+
+TEST_CASE("aum: the patch embedding gets AuM's lecun_normal_ and a zero bias; AST keeps the patcher's") {
+  // FFTP 128 x 16 kernel: fan_in 2048. lecun_normal_ std = sqrt(1/2048) / 0.8796 = 0.0251;
+  // PyTorch's Conv2d default (kaiming-uniform, a = sqrt 5) has std 1/sqrt(3 * 2048) = 0.0128.
+  const auto proj = [](const std::string& backbone) {
+    const std::string text =
+        "[dataset]\nplugin = \"folder\"\nroot = \"data\"\n[frontend]\nnum_mel_bins = 128\n"
+        "target_frames = 128\n[patcher]\nplugin = \"fftp\"\npatch_frames = 16\nstride = 16\n"
+        "[backbone]\n" + backbone + "\n";
+    const auto config = load_experiment_text(text, "exp.toml", {}, registry()).runs.front().config;
+    torch::manual_seed(3);
+    const Model m = build_model(config, registry(), 10);
+    std::map<std::string, at::Tensor> p;
+    for (const auto& kv : m.patcher->module().named_parameters()) p[kv.key()] = kv.value().detach().clone();
+    return p;
+  };
+  const double lecun = std::sqrt(1.0 / 2048.0) / 0.87962566103423978, pytorch = 1.0 / std::sqrt(3.0 * 2048.0);
+  const auto aum = proj("plugin = \"aum\"\ndepth = 1");
+  CHECK(aum.at("proj.weight").std().item<double>() == doctest::Approx(lecun).epsilon(0.03));
+  CHECK(aum.at("proj.bias").abs().max().item<float>() == 0.0f);
+  // patch_init = "patcher" keeps the patcher's own, as AST does.
+  const auto kept = proj("plugin = \"aum\"\ndepth = 1\npatch_init = \"patcher\"");
+  CHECK(kept.at("proj.weight").std().item<double>() == doctest::Approx(pytorch).epsilon(0.03));
+  CHECK(kept.at("proj.bias").abs().max().item<float>() > 0.0f);
+  const auto ast = proj("plugin = \"ast\"\npreset = \"tiny\"\ndepth = 1\nembed_dim = 192");
+  CHECK(ast.at("proj.weight").std().item<double>() == doctest::Approx(pytorch).epsilon(0.03));
 }
 
 TEST_CASE("aum: deterministic under a seed, gradients reach every parameter") {

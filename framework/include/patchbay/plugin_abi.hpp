@@ -26,7 +26,7 @@
 // 3: Patcher::original_names(), Backbone::original_names() and original_patcher_prefix()
 //    added (new virtuals: the weights exchange names tensors as the original code does).
 // 4: Masker::apply takes a MaskContext (grid + normalisation) and MaskResult has `mask`.
-#define PATCHBAY_PLUGIN_ABI_VERSION 4
+#define PATCHBAY_PLUGIN_ABI_VERSION 5
 #define PATCHBAY_PLUGIN_ENTRY_SYMBOL "patchbay_plugin_entry"
 
 #define PATCHBAY_STRINGIFY_IMPL(x) #x

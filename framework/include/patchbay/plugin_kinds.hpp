@@ -162,6 +162,12 @@ class PATCHBAY_API Backbone {
   // Where the original model keeps the patch embedding: prefixed to the patcher's original
   // names ("v." for AST, whose timm encoder `v` holds patch_embed; "" for AuM).
   virtual std::string original_patcher_prefix() const { return ""; }
+  // The backbone's recipe for the patch embedding it is paired with: the host calls it once,
+  // right after building both and before any weights are loaded, under no_grad, with the
+  // run's seeded generator state. AuM re-initialises the patcher's weights as its reference
+  // does (lecun_normal_, zero bias); the default keeps the patcher's own initialisation
+  // (AST: PyTorch's Conv2d default, as AST's from-scratch patch embedding).
+  virtual void init_patcher(Patcher& /*patcher*/) const {}
 };
 
 }  // namespace patchbay

@@ -44,6 +44,7 @@ struct Shape {
   int64_t dim, depth, d_state, d_conv, expand, d_inner, dt_rank;
   Bimamba bimamba;
   double drop_path;
+  bool lecun_patch_embed;
 };
 
 Shape shape_from(const patchbay::Options& o) {
@@ -61,6 +62,7 @@ Shape shape_from(const patchbay::Options& o) {
   const auto& bi = o.get_string("bimamba");
   s.bimamba = bi == "none" ? Bimamba::none : bi == "bi_bi" ? Bimamba::bi_bi : Bimamba::fo_bi;
   s.drop_path = o.get_real("drop_path");
+  s.lecun_patch_embed = o.get_string("patch_init") == "lecun_normal";
   return s;
 }
 
@@ -74,6 +76,14 @@ at::Tensor drop_path(const at::Tensor& x, double p, bool training) {
 void trunc_normal_(at::Tensor t, double std) {
   torch::NoGradGuard no_grad;
   t.normal_(0.0, std).clamp_(-2.0, 2.0);
+}
+
+// timm's lecun_normal_ (variance_scaling_, mode fan_in, "truncated_normal"): std =
+// sqrt(1 / fan_in) / 0.8796... (the std of a unit normal cut at +-2), cut at +-2 absolute,
+// which at these stds is in effect a normal of that std.
+void lecun_normal_(at::Tensor t) {
+  const int64_t fan_in = t.dim() < 2 ? t.numel() : t[0].numel();
+  trunc_normal_(t, std::sqrt(1.0 / static_cast<double>(fan_in)) / 0.87962566103423978);
 }
 
 struct RmsNormImpl : torch::nn::Module {
@@ -253,6 +263,22 @@ class Aum final : public patchbay::Backbone {
   }
   std::string original_patcher_prefix() const override { return ""; }
 
+  // AuM's VisionMamba applies segm_init_weights to its patch embedding
+  // (kaistmm/Audio-Mamba-AuM src/models/mamba_models.py, after Vim's models_mamba.py):
+  // lecun_normal_ on the Conv2d weight, zero bias. The Mamba init that follows touches
+  // Linear and Embedding layers only, so the embedding keeps it.
+  void init_patcher(patchbay::Patcher& patcher) const override {
+    if (!shape_.lecun_patch_embed) return;
+    for (auto& p : patcher.module().named_parameters()) {
+      const auto& name = p.key();
+      if (p.value().dim() >= 2) {
+        lecun_normal_(p.value());
+      } else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
+        p.value().zero_();
+      }
+    }
+  }
+
   patchbay::Cost cost() const override {
     const int64_t t = ctx_.grid.tokens() + 1, d = shape_.dim, di = shape_.d_inner;
     const int64_t r = shape_.dt_rank, n = shape_.d_state;
@@ -297,6 +323,9 @@ void register_aum(patchbay::Registrar& registrar) {
                "conv1d, x_proj, dt_proj, D and A of its own), none (forward only)");
   s.add_real("drop_path", 0.0, "stochastic depth rate of the last block (linear from 0)",
              Range::between(0, 0.99));
+  s.add_choice("patch_init", "lecun_normal", {"lecun_normal", "patcher"},
+               "the patch embedding's initialisation: lecun_normal (AuM's: lecun_normal_ weights, "
+               "zero bias) or patcher (the patcher's own, PyTorch's Conv2d default)");
   registrar.add_backbone(
       {"aum", "Audio Mamba (bidirectional Mamba blocks, middle class token)", s},
       [](const Options& o) { return shape_from(o).dim; },

@@ -6,6 +6,12 @@
 // shared libraries here) and libgomp with it, which reads the policy at load time; without
 // the launcher patchbay-main has to re-execute itself to change it and pays that start-up
 // twice. This file links nothing but the C++ runtime, so it starts in a millisecond.
+//
+// It also chooses OpenBLAS's kernels when the user has not (OPENBLAS_CORETYPE unset) and
+// the OpenBLAS build would run older ones than the CPU can (blas_core.hpp): it loads
+// OpenBLAS, asks which core it detected, and sets OPENBLAS_CORETYPE before patchbay-main
+// loads it for real. PATCHBAY_BLAS_CHOICE tells patchbay-main what was decided and why
+// (`patchbay --version`, the debug log, every run's results).
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,13 +20,16 @@
 #include <cstring>
 #include <string>
 
+#include "blas_core.hpp"
 #include "passive_openmp.hpp"
+
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::getenv("OMP_WAIT_POLICY") == nullptr &&
       patchbay::cli::wants_passive_openmp(argv[1])) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   }
+  patchbay::cli::apply_openblas_core_choice();
   std::string self(4096, '\0');
   const ssize_t n = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
   if (n <= 0) {

@@ -96,6 +96,7 @@ void write_run_group(hid_t group, const RunRecord& r) {
   h5::write_attr(group, "attempts", r.attempts);
   h5::write_attr(group, "threads", r.threads);
   h5::write_attr(group, "loader_threads", r.loader_threads);
+  h5::write_attr(group, "blas", r.blas);
   h5::write_attr(group, "config", r.config_toml);
   h5::write_attr(group, "reused_from", r.reused_from);
   h5::write_attr(group, "patchbay_version", std::string(version()));
@@ -152,6 +153,7 @@ RunRecord read_run_group(hid_t group) {
   r.attempts = static_cast<int64_t>(num("attempts"));
   r.threads = static_cast<int64_t>(num("threads"));
   r.loader_threads = static_cast<int64_t>(num("loader_threads"));
+  r.blas = str("blas");
   r.config_toml = str("config");
   r.reused_from = str("reused_from");
   if (h5::exists(group, "axes")) {

@@ -26,6 +26,7 @@
 #include "patchbay/frontend.hpp"
 #include "patchbay/log.hpp"
 #include "patchbay/model.hpp"
+#include "patchbay/version.hpp"
 #include "patchbay/weights.hpp"
 #include "train/batches.hpp"
 #include "train/checkpoint.hpp"
@@ -540,6 +541,7 @@ RunRecord train_run(const PlannedRun& run, const Registry& registry, const Train
   rec.config_toml = run.config.to_toml();
   rec.seed = run.config.train.get_int("seed");
   rec.host = host_name();
+  rec.blas = blas_summary();
   if (rec.started.empty()) rec.started = utc_now();
   rec.attempts += 1;
   rec.status = RunStatus::running;

@@ -30,6 +30,13 @@ TEST_CASE("cli: --help and --version") {
   r = patchbay::test::run(cli() + " --version");
   CHECK(r.code == 0);
   CHECK(r.out.find("libtorch") != std::string::npos);
+  // The BLAS line: library, core, threads, and why that core (the launcher decided, or the
+  // user did: a value the user set is kept as it is).
+  CHECK_MESSAGE(r.out.find("\nBLAS: OpenBLAS") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("; core ") != std::string::npos, r.out);
+  r = patchbay::test::run("env -u PATCHBAY_BLAS_CHOICE OPENBLAS_CORETYPE=Prescott " + cli() + " --version");
+  CHECK_MESSAGE(r.out.find("core Prescott") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("(OPENBLAS_CORETYPE=Prescott set by the user)") != std::string::npos, r.out);
   r = patchbay::test::run(cli());
   CHECK(r.code == 2);  // no command: usage on stderr
   CHECK(r.err.find("Usage:") != std::string::npos);

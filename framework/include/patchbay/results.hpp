@@ -70,6 +70,7 @@ struct RunRecord {
   double wall_seconds = 0.0;       // summed over attempts (resumes)
   int64_t attempts = 0;            // times the run was started (1 + resumes)
   int64_t threads = 0, loader_threads = 0;
+  std::string blas;                // blas_summary() of the last attempt: library, core, threads
   std::vector<EpochRow> curves;
   // Final scalars: test_* and valid_* metrics of the best-on-validation epoch, best_epoch,
   // tokens, params, paper_macs, flops, latency_ms, throughput, peak_rss_mb,

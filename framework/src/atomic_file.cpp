@@ -44,10 +44,16 @@ void replace_file(const fs::path& target, const std::string& what,
                   const std::function<void(const fs::path& temp)>& write) {
   const fs::path temp = temporary_beside(target);
   const fs::path folder = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  // Whether the disk is full is asked before the temporary is removed: removing it frees
+  // the space that would tell.
+  const auto full = [&](const std::string& cause) {
+    return disk_full(folder) || cause.find("No space left") != std::string::npos;
+  };
   const auto fail = [&](const std::string& cause) {
+    const bool no_space = full(cause);
     std::error_code ignored;
     fs::remove(temp, ignored);
-    if (disk_full(folder)) {
+    if (no_space) {
       throw Error("io.disk_full", fmt::format("no space left on the disk of '{}' while writing the {} ({}); "
                                               "free some space and run the command again: it "
                                               "continues from the last complete file",
@@ -58,6 +64,13 @@ void replace_file(const fs::path& target, const std::string& what,
   };
   try {
     write(temp);
+  } catch (const Error& e) {
+    // patchbay's own errors say what went wrong already (a corrupt input, a refused value);
+    // only a full disk overrides them, being the likelier cause of a failed write.
+    if (full(e.what())) fail(e.what());
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    throw;
   } catch (const std::exception& e) {
     fail(e.what());
   }

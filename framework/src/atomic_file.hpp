@@ -7,7 +7,9 @@
 // share one and a sweep can tell a dead writer's leftovers, see is_stale_temporary); the
 // temporary is then fsync'ed, renamed over the target, and the folder fsync'ed. On any
 // failure the temporary is removed and Error "io.write" (or "io.disk_full" when the disk or
-// quota is full) is thrown, naming `what` and the target; the target is unchanged.
+// quota is full) is thrown, naming `what` and the target; the target is unchanged. A
+// patchbay::Error thrown by `write` itself passes through as it is, unless the disk is full.
+// Users: checkpoints, run records (R.runs/<id>/run.h5) and the published results file.
 #pragma once
 #include <filesystem>
 #include <functional>

@@ -55,6 +55,14 @@ Handle& Handle::operator=(Handle&& other) noexcept {
   return *this;
 }
 
+// No HDF5 shutdown at process exit. A file whose close failed (a full disk while HDF5
+// completed its metadata) stays in HDF5's table, and closing it again at exit crashed the
+// process (H5F__close_cb, issue "faults" #1) after patchbay had reported the full disk and
+// kept the last good file. Every file patchbay writes is closed, and checked, before it is
+// published; nothing is left for an exit-time close to do. Runs when the core library is
+// loaded, before any other HDF5 call, as H5dont_atexit requires.
+const bool kNoHdf5Atexit = H5dont_atexit() >= 0;
+
 Handle::~Handle() {
   if (id_ >= 0) H5Idec_ref(id_);
   id_ = -1;

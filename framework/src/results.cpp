@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "atomic_file.hpp"
 #include "h5.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/version.hpp"
@@ -27,19 +28,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// fsync a file or folder by path; errors ignored (best effort: rename is what must be atomic).
-void sync_path(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
-fs::path temp_beside(const fs::path& target) {
-  return target.parent_path() / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
-}
-
+// place_file's last step: the complete temporary replaces the target.
 void publish_file(const fs::path& temp, const fs::path& target) {
   sync_path(temp);
   std::error_code ec;
@@ -51,6 +40,16 @@ void publish_file(const fs::path& temp, const fs::path& target) {
                                              ec.message()));
   }
   sync_path(target.parent_path().empty() ? fs::path(".") : target.parent_path());
+}
+
+// Reads a just-written file back before it replaces the published one: HDF5 reports some
+// failures (a full disk while it completes its metadata) only by leaving a file that does
+// not open ("addr overflow"), and that file must never replace a good one.
+void check_complete(const fs::path& file, const std::string& schema) {
+  auto f = h5::open_file_read(file);
+  if (h5::read_attr_string(f.id(), "schema").value_or("") != schema) {
+    throw Error("results.write", fmt::format("'{}' was written but does not read back as {}", file.string(), schema));
+  }
 }
 
 // /runs/<id>/test_predictions: clip_ids [N], logits [N, C] float32, targets [N, C] uint8;
@@ -342,16 +341,17 @@ void ResultsStore::write_run(const RunRecord& record) const {
   if (ec) {
     throw Error("results.write", fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
   }
-  const fs::path target = dir / "run.h5";
-  const fs::path temp = temp_beside(target);
-  {
-    auto file = h5::create_file(temp);
-    h5::write_attr(file.id(), "schema", "patchbay.run");
-    h5::write_attr(file.id(), "schema_version", kResultsSchemaVersion);
-    auto group = h5::create_group(file.id(), "run");
-    write_run_group(group.id(), record);
-  }
-  publish_file(temp, target);
+  replace_file(dir / "run.h5", "run record", [&](const fs::path& temp) {
+    {
+      auto file = h5::create_file(temp);
+      h5::write_attr(file.id(), "schema", "patchbay.run");
+      h5::write_attr(file.id(), "schema_version", kResultsSchemaVersion);
+      auto group = h5::create_group(file.id(), "run");
+      write_run_group(group.id(), record);
+      h5::flush(file.id());  // a full disk fails here, loudly, not silently at close
+    }
+    check_complete(temp, "patchbay.run");
+  });
 }
 
 namespace {
@@ -366,7 +366,7 @@ void place_file(const fs::path& src_dir, const fs::path& dst_dir, const std::str
     fs::remove(target, e);
     return;
   }
-  const fs::path temp = temp_beside(target);
+  const fs::path temp = temporary_beside(target);
   fs::remove(temp, e);
   e.clear();
   if (may_link) fs::create_hard_link(source, temp, e);
@@ -482,163 +482,162 @@ PublishedResults read_results(const fs::path& path) {
 void ResultsStore::publish(const ExperimentRecord& exp) const {
   std::error_code ec;
   if (!file_.parent_path().empty()) fs::create_directories(file_.parent_path(), ec);
-  const fs::path temp = temp_beside(file_);
-  try {
-    auto out = h5::create_file(temp);
-    h5::write_attr(out.id(), "schema", "patchbay.results");
-    h5::write_attr(out.id(), "schema_version", kResultsSchemaVersion);
-    h5::write_attr(out.id(), "patchbay_version", std::string(version()));
-    h5::write_attr(out.id(), "git_revision", std::string(git_revision()));
-    h5::write_attr(out.id(), "experiment", exp.name);
-    h5::write_attr(out.id(), "updated", utc_now());
+  replace_file(file_, "results file", [&](const fs::path& temp) {
+    {
+      auto out = h5::create_file(temp);
+      h5::write_attr(out.id(), "schema", "patchbay.results");
+      h5::write_attr(out.id(), "schema_version", kResultsSchemaVersion);
+      h5::write_attr(out.id(), "patchbay_version", std::string(version()));
+      h5::write_attr(out.id(), "git_revision", std::string(git_revision()));
+      h5::write_attr(out.id(), "experiment", exp.name);
+      h5::write_attr(out.id(), "updated", utc_now());
 
-    // /sweep: the experiment as given and the plan.
-    auto sweep = h5::create_group(out.id(), "sweep");
-    h5::write_attr(sweep.id(), "file", exp.file);
-    h5::write_attr(sweep.id(), "experiment_toml", exp.text);
-    h5::write_strings(sweep.id(), "overrides", exp.overrides);
-    if (!exp.shard.empty()) h5::write_attr(sweep.id(), "shard", exp.shard);
-    auto plan = h5::create_group(sweep.id(), "plan");
-    h5::write_strings(plan.id(), "id", exp.run_ids);
-    h5::write_strings(plan.id(), "slug", exp.slugs);
-    std::vector<std::string> axis_keys;
-    for (const auto& axes : exp.axes) {
-      for (const auto& [k, v] : axes) {
-        if (std::find(axis_keys.begin(), axis_keys.end(), k) == axis_keys.end()) axis_keys.push_back(k);
-      }
-    }
-    // The seed, when swept, is the last axis: summary grids then end in a seed dimension
-    // to average over.
-    std::stable_partition(axis_keys.begin(), axis_keys.end(), [](const std::string& k) { return k != "train.seed"; });
-    const auto axis_value = [&](size_t run, const std::string& key) -> std::string {
-      for (const auto& [k, v] : exp.axes[run]) {
-        if (k == key) return axis_value_text(v);
-      }
-      return "";
-    };
-    for (const auto& key : axis_keys) {
-      std::vector<std::string> values;
-      for (size_t i = 0; i < exp.run_ids.size(); ++i) values.push_back(axis_value(i, key));
-      write_column(plan.id(), key, values);
-    }
-
-    // /runs/<id>: copies of the run files; runs without one are PLANNED.
-    auto runs = h5::create_group(out.id(), "runs");
-    std::vector<RunRecord> records;
-    for (size_t i = 0; i < exp.run_ids.size(); ++i) {
-      const auto& id = exp.run_ids[i];
-      const fs::path run_file = run_dir(id) / "run.h5";
-      // One open per run file: read the record and copy its group from the same handle.
-      // An unreadable file is listed as PLANNED (the run will be redone).
-      std::optional<RunRecord> rec;
-      if (fs::exists(run_file, ec)) {
-        try {
-          auto src = h5::open_file_read(run_file);
-          auto group = h5::open_group(src.id(), "run");
-          rec = read_run_group(group.id());
-          h5::copy(src.id(), "run", runs.id(), id);
-        } catch (const Error&) {
-          rec.reset();
+      // /sweep: the experiment as given and the plan.
+      auto sweep = h5::create_group(out.id(), "sweep");
+      h5::write_attr(sweep.id(), "file", exp.file);
+      h5::write_attr(sweep.id(), "experiment_toml", exp.text);
+      h5::write_strings(sweep.id(), "overrides", exp.overrides);
+      if (!exp.shard.empty()) h5::write_attr(sweep.id(), "shard", exp.shard);
+      auto plan = h5::create_group(sweep.id(), "plan");
+      h5::write_strings(plan.id(), "id", exp.run_ids);
+      h5::write_strings(plan.id(), "slug", exp.slugs);
+      std::vector<std::string> axis_keys;
+      for (const auto& axes : exp.axes) {
+        for (const auto& [k, v] : axes) {
+          if (std::find(axis_keys.begin(), axis_keys.end(), k) == axis_keys.end()) axis_keys.push_back(k);
         }
       }
-      if (rec) {
-        records.push_back(*rec);
-      } else {
-        RunRecord planned;
-        planned.id = id;
-        planned.slug = exp.slugs[i];
-        planned.axes = exp.axes[i];
-        auto g = h5::create_group(runs.id(), id);
-        write_run_group(g.id(), planned);
-        records.push_back(planned);
+      // The seed, when swept, is the last axis: summary grids then end in a seed dimension
+      // to average over.
+      std::stable_partition(axis_keys.begin(), axis_keys.end(), [](const std::string& k) { return k != "train.seed"; });
+      const auto axis_value = [&](size_t run, const std::string& key) -> std::string {
+        for (const auto& [k, v] : exp.axes[run]) {
+          if (k == key) return axis_value_text(v);
+        }
+        return "";
+      };
+      for (const auto& key : axis_keys) {
+        std::vector<std::string> values;
+        for (size_t i = 0; i < exp.run_ids.size(); ++i) values.push_back(axis_value(i, key));
+        write_column(plan.id(), key, values);
       }
-    }
 
-    // /table: one row per planned run, one 1-D dataset per column (pandas.DataFrame).
-    auto table = h5::create_group(out.id(), "table");
-    std::vector<std::string> ids, slugs, statuses, reasons;
-    for (const auto& r : records) {
-      ids.push_back(r.id);
-      slugs.push_back(r.slug);
-      statuses.push_back(to_string(r.status));
-      reasons.push_back(r.reason);
-    }
-    h5::write_strings(table.id(), "id", ids);
-    h5::write_strings(table.id(), "slug", slugs);
-    h5::write_strings(table.id(), "status", statuses);
-    h5::write_strings(table.id(), "reason", reasons);
-    for (const auto& key : axis_keys) {
-      std::vector<std::string> values;
-      for (size_t i = 0; i < records.size(); ++i) values.push_back(axis_value(i, key));
-      write_column(table.id(), key, values);
-    }
-    std::set<std::string> final_keys;
-    for (const auto& r : records) {
-      for (const auto& [k, v] : r.final) final_keys.insert(k);
-    }
-    std::vector<double> wall, epochs;
-    for (const auto& r : records) {
-      wall.push_back(r.wall_seconds);
-      epochs.push_back(static_cast<double>(r.curves.size()));
-    }
-    h5::write_doubles(table.id(), "wall_seconds", wall);
-    h5::write_doubles(table.id(), "epochs_done", epochs);
-    for (const auto& key : final_keys) {
-      if (h5::exists(table.id(), key)) continue;
-      std::vector<double> values;
+      // /runs/<id>: copies of the run files; runs without one are PLANNED.
+      auto runs = h5::create_group(out.id(), "runs");
+      std::vector<RunRecord> records;
+      for (size_t i = 0; i < exp.run_ids.size(); ++i) {
+        const auto& id = exp.run_ids[i];
+        const fs::path run_file = run_dir(id) / "run.h5";
+        // One open per run file: read the record and copy its group from the same handle.
+        // An unreadable file is listed as PLANNED (the run will be redone).
+        std::optional<RunRecord> rec;
+        if (fs::exists(run_file, ec)) {
+          try {
+            auto src = h5::open_file_read(run_file);
+            auto group = h5::open_group(src.id(), "run");
+            rec = read_run_group(group.id());
+            h5::copy(src.id(), "run", runs.id(), id);
+          } catch (const Error&) {
+            rec.reset();
+          }
+        }
+        if (rec) {
+          records.push_back(*rec);
+        } else {
+          RunRecord planned;
+          planned.id = id;
+          planned.slug = exp.slugs[i];
+          planned.axes = exp.axes[i];
+          auto g = h5::create_group(runs.id(), id);
+          write_run_group(g.id(), planned);
+          records.push_back(planned);
+        }
+      }
+
+      // /table: one row per planned run, one 1-D dataset per column (pandas.DataFrame).
+      auto table = h5::create_group(out.id(), "table");
+      std::vector<std::string> ids, slugs, statuses, reasons;
       for (const auto& r : records) {
-        const auto it = r.final.find(key);
-        values.push_back(it == r.final.end() ? kNaN : it->second);
+        ids.push_back(r.id);
+        slugs.push_back(r.slug);
+        statuses.push_back(to_string(r.status));
+        reasons.push_back(r.reason);
       }
-      h5::write_doubles(table.id(), key, values);
-    }
-
-    // /summary/<metric>: grids over the swept axes (seed last), NaN where no run finished.
-    if (!axis_keys.empty()) {
-      std::vector<std::vector<std::string>> levels(axis_keys.size());
-      for (size_t a = 0; a < axis_keys.size(); ++a) {
-        for (size_t i = 0; i < records.size(); ++i) {
-          const auto v = axis_value(i, axis_keys[a]);
-          if (std::find(levels[a].begin(), levels[a].end(), v) == levels[a].end()) levels[a].push_back(v);
-        }
+      h5::write_strings(table.id(), "id", ids);
+      h5::write_strings(table.id(), "slug", slugs);
+      h5::write_strings(table.id(), "status", statuses);
+      h5::write_strings(table.id(), "reason", reasons);
+      for (const auto& key : axis_keys) {
+        std::vector<std::string> values;
+        for (size_t i = 0; i < records.size(); ++i) values.push_back(axis_value(i, key));
+        write_column(table.id(), key, values);
       }
-      std::vector<hsize_t> dims;
-      for (const auto& l : levels) dims.push_back(l.size());
-      size_t cells = 1;
-      for (auto d : dims) cells *= d;
-      auto summary = h5::create_group(out.id(), "summary");
-      auto scales = h5::create_group(summary.id(), "axes");
-      for (size_t a = 0; a < axis_keys.size(); ++a) write_column(scales.id(), axis_keys[a], levels[a]);
-      std::vector<size_t> cell_of(records.size());
-      for (size_t i = 0; i < records.size(); ++i) {
-        size_t flat = 0;
-        for (size_t a = 0; a < axis_keys.size(); ++a) {
-          const auto v = axis_value(i, axis_keys[a]);
-          flat = flat * dims[a] +
-                 static_cast<size_t>(std::find(levels[a].begin(), levels[a].end(), v) - levels[a].begin());
-        }
-        cell_of[i] = flat;
+      std::set<std::string> final_keys;
+      for (const auto& r : records) {
+        for (const auto& [k, v] : r.final) final_keys.insert(k);
       }
+      std::vector<double> wall, epochs;
+      for (const auto& r : records) {
+        wall.push_back(r.wall_seconds);
+        epochs.push_back(static_cast<double>(r.curves.size()));
+      }
+      h5::write_doubles(table.id(), "wall_seconds", wall);
+      h5::write_doubles(table.id(), "epochs_done", epochs);
       for (const auto& key : final_keys) {
-        std::vector<double> grid(cells, kNaN);
-        for (size_t i = 0; i < records.size(); ++i) {
-          if (records[i].status != RunStatus::completed) continue;
-          const auto it = records[i].final.find(key);
-          if (it != records[i].final.end()) grid[cell_of[i]] = it->second;
+        if (h5::exists(table.id(), key)) continue;
+        std::vector<double> values;
+        for (const auto& r : records) {
+          const auto it = r.final.find(key);
+          values.push_back(it == r.final.end() ? kNaN : it->second);
         }
-        h5::write_array(summary.id(), key, grid, dims);
-        auto data = h5::open_dataset(summary.id(), key);
+        h5::write_doubles(table.id(), key, values);
+      }
+
+      // /summary/<metric>: grids over the swept axes (seed last), NaN where no run finished.
+      if (!axis_keys.empty()) {
+        std::vector<std::vector<std::string>> levels(axis_keys.size());
         for (size_t a = 0; a < axis_keys.size(); ++a) {
-          auto scale = h5::open_dataset(scales.id(), axis_keys[a]);
-          h5::attach_scale(data.id(), scale.id(), static_cast<unsigned>(a), axis_keys[a]);
+          for (size_t i = 0; i < records.size(); ++i) {
+            const auto v = axis_value(i, axis_keys[a]);
+            if (std::find(levels[a].begin(), levels[a].end(), v) == levels[a].end()) levels[a].push_back(v);
+          }
+        }
+        std::vector<hsize_t> dims;
+        for (const auto& l : levels) dims.push_back(l.size());
+        size_t cells = 1;
+        for (auto d : dims) cells *= d;
+        auto summary = h5::create_group(out.id(), "summary");
+        auto scales = h5::create_group(summary.id(), "axes");
+        for (size_t a = 0; a < axis_keys.size(); ++a) write_column(scales.id(), axis_keys[a], levels[a]);
+        std::vector<size_t> cell_of(records.size());
+        for (size_t i = 0; i < records.size(); ++i) {
+          size_t flat = 0;
+          for (size_t a = 0; a < axis_keys.size(); ++a) {
+            const auto v = axis_value(i, axis_keys[a]);
+            flat = flat * dims[a] +
+                   static_cast<size_t>(std::find(levels[a].begin(), levels[a].end(), v) - levels[a].begin());
+          }
+          cell_of[i] = flat;
+        }
+        for (const auto& key : final_keys) {
+          std::vector<double> grid(cells, kNaN);
+          for (size_t i = 0; i < records.size(); ++i) {
+            if (records[i].status != RunStatus::completed) continue;
+            const auto it = records[i].final.find(key);
+            if (it != records[i].final.end()) grid[cell_of[i]] = it->second;
+          }
+          h5::write_array(summary.id(), key, grid, dims);
+          auto data = h5::open_dataset(summary.id(), key);
+          for (size_t a = 0; a < axis_keys.size(); ++a) {
+            auto scale = h5::open_dataset(scales.id(), axis_keys[a]);
+            h5::attach_scale(data.id(), scale.id(), static_cast<unsigned>(a), axis_keys[a]);
+          }
         }
       }
+      h5::flush(out.id());  // a full disk fails here, loudly, not silently at close
     }
-  } catch (...) {
-    fs::remove(temp, ec);
-    throw;
-  }
-  publish_file(temp, file_);
+    check_complete(temp, "patchbay.results");
+  });
 }
 
 }  // namespace patchbay

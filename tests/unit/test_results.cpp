@@ -2,6 +2,9 @@
 // atomic replacement, and the lock.
 #include <doctest/doctest.h>
 
+#include <sys/mount.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -53,9 +56,62 @@ patchbay::ExperimentRecord make_experiment(const std::vector<patchbay::RunRecord
   return e;
 }
 
+// A small tmpfs mounted on `dir` for as long as it lives (root only; `ok` says whether it is).
+struct SmallDisk {
+  explicit SmallDisk(const fs::path& dir, const char* size) : dir_(dir) {
+    fs::create_directories(dir);
+    ok = ::geteuid() == 0 && ::mount("tmpfs", dir.c_str(), "tmpfs", 0, (std::string("size=") + size).c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (ok) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool ok = false;
+
+ private:
+  fs::path dir_;
+};
+
 }  // namespace
 
 TEST_SUITE("unit") {
+TEST_CASE("results: a full disk is named, and the last good files stay readable") {
+  patchbay::test::TempDir dir;
+  SmallDisk disk(dir.path() / "disk", "1m");
+  if (!disk.ok) {
+    MESSAGE("skipped: mounting a small tmpfs needs root (this test fills a disk on purpose)");
+    return;
+  }
+  const patchbay::ResultsStore store(dir.path() / "disk" / "r.h5");
+  auto run = make_run("aaaa1111-s0", "4", 0, patchbay::RunStatus::completed, 0.5);
+  const auto exp = make_experiment({run});
+  store.write_run(run);
+  store.publish(exp);
+  // A record too big for the disk (3 MB of predictions on a 1 MB disk).
+  auto big = run;
+  big.test_clip_ids.assign(100000, "clip");
+  big.test_logits.assign(big.test_clip_ids.size() * 8, 0.5f);
+  big.test_targets.assign(big.test_logits.size(), 0);
+  try {
+    store.write_run(big);
+    FAIL("writing 3 MB to a 1 MB disk succeeded");
+  } catch (const patchbay::Error& e) {
+    CHECK(std::string(e.id()) == "io.disk_full");
+    CHECK(std::string(e.what()).find("no space left") != std::string::npos);
+    CHECK(std::string(e.what()).find("run.h5") != std::string::npos);
+  }
+  // The previous record and the published file are intact; no temporary keeps the disk full.
+  CHECK(store.read_run(run.id)->test_clip_ids.empty());
+  CHECK(patchbay::read_results(store.file()).runs.at(0).final.at("test_accuracy") == 0.5);
+  for (const auto& e : fs::recursive_directory_iterator(dir.path() / "disk")) {
+    CHECK_MESSAGE(e.path().filename().string().find(".tmp-") == std::string::npos, e.path().string());
+  }
+  // Publishing an experiment too big for the disk fails the same way and keeps the old file.
+  auto huge = exp;
+  huge.text.assign(3 << 20, '#');
+  CHECK_THROWS_WITH_AS(store.publish(huge), doctest::Contains("no space left"), patchbay::Error);
+  CHECK(patchbay::read_results(store.file()).experiment.text == exp.text);
+}
+
 TEST_CASE("results: a run file round-trips, and is replaced atomically") {
   patchbay::test::TempDir dir;
   const patchbay::ResultsStore store(dir.path() / "r.h5");

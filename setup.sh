@@ -40,7 +40,7 @@ fi
 
 if [ "${1:-}" = "--no-build" ]; then exit 0; fi
 
-# ccache with a precompiled header needs these (PLATFORM.md); harmless without ccache.
+# ccache with a precompiled header needs these (docs/platform.md); harmless without ccache.
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 cmake --preset release
 cmake --build --preset release

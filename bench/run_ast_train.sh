@@ -2,7 +2,7 @@
 # AST training step (forward, cross-entropy, backward, AdamW; batch 32, 128 x 128 input):
 # patchbay's plugins (patchbay_bench_ast_train) vs the same model in PyTorch-Python
 # (ast_train_reference.py), same shapes, same thread count, same BLAS (the OpenMP build of
-# OpenBLAS: the binaries by their RPATH, Python by LD_LIBRARY_PATH, PLATFORM.md's thread
+# OpenBLAS: the binaries by their RPATH, Python by LD_LIBRARY_PATH, docs/platform.md's thread
 # fight), interleaved runs (rounds outermost, the order of the two flipped every round; these
 # machines are shared and noisy). Each run also measures torch.mm's float32 2048^2 peak at its
 # thread count; achieved GFLOP/s = 3 x forward FLOPs / step time (fwd+bwd ~= 3 x fwd).

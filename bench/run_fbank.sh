@@ -4,7 +4,7 @@
 # files, with the same thread count, interleaved rounds (these machines are shared and noisy).
 # Usage: bench/run_fbank.sh [BUILD_DIR] [CLIPS] [THREADS...]
 #   (needs python3-torchaudio: apt-get install python3-torchaudio)
-# Python gets the same BLAS as patchbay's binaries (the OpenMP build of OpenBLAS, PLATFORM.md's
+# Python gets the same BLAS as patchbay's binaries (the OpenMP build of OpenBLAS, docs/platform.md's
 # thread fight), its best case. The last line per thread count is the ratio of the medians.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

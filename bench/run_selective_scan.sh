@@ -5,7 +5,7 @@
 # rounds (these machines are shared and noisy); each side reports medians of REPEATS runs,
 # wall-clock and process CPU time, and the script prints the median over rounds and the
 # ratios. Both sides get the OpenMP build of OpenBLAS and OMP/OpenBLAS thread counts equal
-# to THREADS (PLATFORM.md: the pthreads build fights LibTorch's OpenMP pool).
+# to THREADS (docs/platform.md: the pthreads build fights LibTorch's OpenMP pool).
 #
 # Usage: bench/run_selective_scan.sh [BUILD_DIR] [THREADS] [ROUNDS] [VARIANT]
 #   defaults: build, 1, 3, unbind (VARIANT index: mamba_ssm's own indexing, far slower)

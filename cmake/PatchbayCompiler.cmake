@@ -1,7 +1,7 @@
 # Compiler flags, ccache, RPATH and the OpenBLAS choice, applied to every target.
 
 # ccache as launcher when present. With a precompiled header, ccache only hits when told
-# that PCH defines and header timestamps are safe to ignore (PLATFORM.md).
+# that PCH defines and header timestamps are safe to ignore (docs/platform.md).
 find_program(PATCHBAY_CCACHE ccache)
 if(PATCHBAY_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_CXX_COMPILER_LAUNCHER

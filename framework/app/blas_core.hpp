@@ -34,7 +34,8 @@ inline std::set<std::string> cpu_flags(const std::string& cpuinfo) {
   std::istringstream in(cpuinfo);
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line.substr(line.find(':') == std::string::npos ? line.size() : line.find(':') + 1));
+    const size_t colon = line.find(':');
+    std::istringstream words(colon == std::string::npos ? std::string() : line.substr(colon + 1));
     std::set<std::string> out;
     for (std::string w; words >> w;) out.insert(w);
     return out;

@@ -47,10 +47,6 @@ nlohmann::json interval_json(const stats::Interval& ci) {
 
 nlohmann::json number_json(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-std::string interval_text(const stats::Interval& ci) {
-  return ci.defined() ? fmt::format("[{:.3f}, {:.3f}]", ci.lo, ci.hi) : "–";
-}
-
 }  // namespace
 
 int run_compare(const std::vector<std::string>& args) {
@@ -79,11 +75,7 @@ int run_compare(const std::vector<std::string>& args) {
     throw ConfigError("compare.metric", fmt::format("--metric {}: compare recomputes the metric from the runs' test "
                                                     "predictions; give test_accuracy, test_mAP or test_auc", metric));
   }
-  std::vector<const RunRecord*> done;
-  for (const auto& r : pub.runs) {
-    if (r.status == RunStatus::completed) done.push_back(&r);
-  }
-  const auto points = sweep_points(done, metric);
+  const auto points = sweep_points(completed_runs(pub), metric);
   const size_t ia = find_point(points, p.positional[1]), ib = find_point(points, p.positional[2]);
   const auto settings = bootstrap_settings(p.vm);
   const auto& a = points[ia];

@@ -31,11 +31,6 @@ std::string fmt_num(double v, int digits = 3) {
   return fmt::format("{:.{}f}", v, digits);
 }
 
-std::string interval_text(const stats::Interval& ci, int digits = 3) {
-  if (!ci.defined()) return "–";
-  return fmt::format("[{:.{}f}, {:.{}f}]", ci.lo, digits, ci.hi, digits);
-}
-
 // The std for an error bar: a single run has none to draw.
 double bar(double std) { return std::isfinite(std) ? std : 0.0; }
 
@@ -223,10 +218,7 @@ int run_report(const std::vector<std::string>& args) {
   fs::create_directories(out);
 
   const std::string metric = chosen_metric(pub, p.vm["metric"].as<std::string>());
-  std::vector<const RunRecord*> done;
-  for (const auto& r : pub.runs) {
-    if (r.status == RunStatus::completed) done.push_back(&r);
-  }
+  const std::vector<const RunRecord*> done = completed_runs(pub);
 
   // Markdown.
   std::string md = fmt::format("# Report: {}\n\nResults file: `{}`  \nExperiment file: `{}`  \n"

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   ensure_passive_openmp(command, argv);
+  patchbay::log::debug("BLAS: {}", patchbay::blas_summary());
   if (command == "run-worker" || command == "run-dist" || command == "cost") patchbay::cli::prepare_compute_process();
   return patchbay::cli::guarded(command, [&]() -> int {
     if (command == "plugins") return patchbay::cli::run_plugins(rest);

@@ -75,6 +75,19 @@ std::string point_of(const RunRecord& r) {
   return out.empty() ? "(base)" : out;
 }
 
+std::vector<const RunRecord*> completed_runs(const PublishedResults& results) {
+  std::vector<const RunRecord*> out;
+  for (const auto& r : results.runs) {
+    if (r.status == RunStatus::completed) out.push_back(&r);
+  }
+  return out;
+}
+
+std::string interval_text(const stats::Interval& ci, int digits) {
+  if (!ci.defined()) return "–";
+  return fmt::format("[{:.{}f}, {:.{}f}]", ci.lo, digits, ci.hi, digits);
+}
+
 std::string chosen_metric(const PublishedResults& results, const std::string& requested) {
   if (requested != "auto") return requested;
   for (const auto& r : results.runs) {

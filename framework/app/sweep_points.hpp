@@ -43,6 +43,10 @@ std::string point_of(const RunRecord& run);
 // --metric's value: `requested`, or for "auto" test_mAP when any run is multi-label and
 // test_accuracy otherwise.
 std::string chosen_metric(const PublishedResults& results, const std::string& requested);
+// The COMPLETED runs of `results`, in plan order.
+std::vector<const RunRecord*> completed_runs(const PublishedResults& results);
+// "[0.712, 0.804]", or "–" for an undefined interval.
+std::string interval_text(const stats::Interval& interval, int digits = 3);
 // The points of `completed` runs (in order of first appearance) with `metric` per run.
 std::vector<SweepPoint> sweep_points(const std::vector<const RunRecord*>& completed, const std::string& metric);
 

@@ -37,6 +37,9 @@ TEST_CASE("cli: --help and --version") {
   r = patchbay::test::run("env -u PATCHBAY_BLAS_CHOICE OPENBLAS_CORETYPE=Prescott " + cli() + " --version");
   CHECK_MESSAGE(r.out.find("core Prescott") != std::string::npos, r.out);
   CHECK_MESSAGE(r.out.find("(OPENBLAS_CORETYPE=Prescott set by the user)") != std::string::npos, r.out);
+  // The debug log names the BLAS too.
+  r = patchbay::test::run("PATCHBAY_LOG=debug " + cli() + " plan " + quickstart());
+  CHECK_MESSAGE(r.err.find("BLAS: OpenBLAS") != std::string::npos, r.err);
   r = patchbay::test::run(cli());
   CHECK(r.code == 2);  // no command: usage on stderr
   CHECK(r.err.find("Usage:") != std::string::npos);

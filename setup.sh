@@ -2,7 +2,9 @@
 # patchbay setup: installs the Debian 12 packages patchbay needs (only when something is
 # missing), then configures and builds into build/. Safe to run again at any time.
 #
-#   ./setup.sh            install + configure + build (Release, preset "release")
+#   ./setup.sh            install + configure + build the CLI and the plugins (what the quick
+#                         start needs; Release, preset "release")
+#   ./setup.sh --tests    the same, then everything else: the test suites and the benchmarks
 #   ./setup.sh --no-build install only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,10 +40,19 @@ else
   echo "setup: all Debian packages present"
 fi
 
+case "${1:-}" in
+  ""|--no-build|--tests) ;;
+  *) echo "setup: unknown option '$1' (expected --tests or --no-build)" >&2; exit 2 ;;
+esac
 if [ "${1:-}" = "--no-build" ]; then exit 0; fi
 
 # ccache with a precompiled header needs these (docs/platform.md); harmless without ccache.
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 cmake --preset release
-cmake --build --preset release
-echo "setup: built build/patchbay and build/plugins/"
+if [ "${1:-}" = "--tests" ]; then
+  cmake --build --preset release
+  echo "setup: built build/patchbay, build/plugins/ and the tests (ctest --test-dir build)"
+else
+  cmake --build --preset release --target cli
+  echo "setup: built build/patchbay and build/plugins/ (./setup.sh --tests adds the tests)"
+fi

@@ -1,6 +1,6 @@
 """The AST training step in plain PyTorch-Python, the reference for patchbay_bench_ast_train.
 
-The model is written from REFERENCE.md section 2 the way AST's own code has it (timm's DeiT
+The model is written from docs/reference.md §2 the way AST's own code has it (timm's DeiT
 blocks): a Conv2d patch embedding (square: kernel 16x16 stride 10 -> 144 tokens on 128x128;
 fftp: kernel (128, 16) stride (128, 4) -> 29 tokens), class + distillation tokens, positional
 embedding N + 2, depth x pre-norm blocks (LayerNorm eps 1e-6, attention with one qkv Linear,

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The selective scan as the PyTorch reference loop, timed forward-only and forward+backward.
 
-The loop is mamba_ssm's selective_scan_ref (REFERENCE.md §3): softplus(delta + bias);
+The loop is mamba_ssm's selective_scan_ref (docs/reference.md §3): softplus(delta + bias);
 exp(delta A) and delta B u materialised as [b, d, l, n] tensors by einsum before the loop;
 one state update and one einsum contraction with C per time step; D skip and silu(z) gate on
 the stacked outputs; autograd does the backward. Two ways to walk the time steps:

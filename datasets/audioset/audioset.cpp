@@ -1,4 +1,4 @@
-// `audioset`: AudioSet as AST users keep it (REFERENCE.md §7; the reading is in
+// `audioset`: AudioSet as AST users keep it (docs/reference.md §7; the reading is in
 // patchbay_datasets/audioset_layout.hpp, shared with the built-in `instruments` dataset): one
 // JSON datafile per split,
 //   {"data": [{"wav": "<path>", "labels": "/m/09x0r,/m/05zppz"}, ...]},
@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_datasets/audioset_layout.hpp"
 
 namespace {

@@ -11,7 +11,7 @@
 // clips the front end cannot decode; "error" stops on either.
 #include <fmt/format.h>
 
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_datasets/layout.hpp"
 
 namespace {

@@ -1,6 +1,6 @@
 // The `instruments` generator: a deterministic multi-label instrument-recognition dataset in
-// AudioSet's layout as AST keeps it (REFERENCE.md §7), rendered with libfluidsynth from a
-// General MIDI soundfont (Debian's fluid-soundfont-gm by default; DATA.md "Instruments").
+// AudioSet's layout as AST keeps it (docs/reference.md §7), rendered with libfluidsynth from a
+// General MIDI soundfont (Debian's fluid-soundfont-gm by default; docs/datasets.md "Instruments").
 //
 //   InstrumentsOptions o;  o.per_class = 150;  o.seed = 0;
 //   const InstrumentsSummary s = generate_instruments(o, "data/instruments");

@@ -7,12 +7,14 @@
 // marker file (.patchbay-instruments) records the same generator version and options; a
 // folder with other contents is refused with what to do. Generation happens once, locked and
 // atomic (patchbay_datasets/generated_cache.hpp).
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "instruments.hpp"
 #include "patchbay/hash.hpp"
 #include "patchbay/log.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_datasets/audioset_layout.hpp"
 #include "patchbay_datasets/generated_cache.hpp"
 
@@ -47,13 +49,12 @@ std::string marker_text(const Options& o) {
 }
 
 fs::path default_root(const Options& o) {
-  return generated_data_dir() /
-         fmt::format("instruments-{}-n{}-s{}-{:08x}", kInstrumentsGeneratorVersion,
-                     o.get_int("per_class"), o.get_int("seed"),
-                     stable_hash(other_options(o)) & 0xffffffffu);
+  return generated_root("instruments", kInstrumentsGeneratorVersion, o.get_int("per_class"),
+                        o.get_int("seed"), other_options(o));
 }
 
-void generate(const fs::path& temp, const Options& o, const fs::path& root) {
+// The generator's settings from the options the dataset and `patchbay data` share.
+InstrumentsOptions settings_of(const Options& o) {
   InstrumentsOptions g;
   g.per_class = static_cast<int>(o.get_int("per_class"));
   g.seed = static_cast<uint64_t>(o.get_int("seed"));
@@ -61,16 +62,14 @@ void generate(const fs::path& temp, const Options& o, const fs::path& root) {
   g.min_instruments = static_cast<int>(o.get_int("min_instruments"));
   g.max_instruments = static_cast<int>(o.get_int("max_instruments"));
   g.soundfont = o.get_string("soundfont");
+  return g;
+}
+
+void generate(const fs::path& temp, const Options& o, const fs::path& root) {
+  InstrumentsOptions g = settings_of(o);
   log::info("instruments: generating clips for {} classes x {} into {} (once; later runs reuse it)",
             classes_of(o).size(), g.per_class, root.string());
-  int64_t last_decile = 0;
-  g.progress = [&](int64_t done, int64_t all) {
-    const int64_t decile = all > 0 ? done * 10 / all : 10;
-    if (decile > last_decile) {
-      last_decile = decile;
-      log::info("instruments: {}/{} clips", done, all);
-    }
-  };
+  g.progress = progress_log("instruments");
   const InstrumentsSummary s = generate_instruments(g, temp);
   log::info("instruments: {} clips in {:.1f} s", s.train + s.valid + s.test, s.seconds);
 }
@@ -103,6 +102,51 @@ class Instruments final : public AudioSetLayout {
   Instruments(const Options& o, const fs::path& root) : AudioSetLayout("instruments", files_in(root), o) {}
 };
 
+// `patchbay data instruments`.
+constexpr const char* kGeneratorUsage =
+    "28 General MIDI instruments (or --classes: piano, violin, drums, ...) rendered with\n"
+    "libfluidsynth from fluid-soundfont-gm (or --soundfont); each clip is 2-5 s of 16 kHz 16-bit\n"
+    "mono music in one key and tempo with 1-3 instruments, labelled with the set of\n"
+    "instruments. Layout: AudioSet as AST keeps it (audio/, train.json, valid.json, test.json,\n"
+    "class_labels_indices.csv), so the audioset dataset reads it:\n"
+    "  [dataset] plugin = \"audioset\"  train_json = \"DIR/train.json\"  valid_json = \"DIR/valid.json\"\n"
+    "            test_json = \"DIR/test.json\"  labels_csv = \"DIR/class_labels_indices.csv\"\n"
+    "--per-class (clips each instrument plays in) defaults to 150: about 2,100 clips.\n"
+    "The same seed gives the same bytes. DIR must be empty, unless --force replaces an earlier\n"
+    "instruments dataset in it.";
+
+std::string generate_into(const Options& o, const GenerateRequest& request) {
+  InstrumentsOptions g = settings_of(o);
+  g.overwrite = request.overwrite;
+  g.progress = request.progress;
+  const InstrumentsSummary s = generate_instruments(g, request.out);
+  const int64_t clips = s.train + s.valid + s.test;
+  const double render = std::max(1e-9, s.seconds - s.load_seconds);
+  return fmt::format(
+      "instruments: {} classes x {} clips each -> {} clips ({:.0f} s of audio) in {} (seed {})\n"
+      "  train {}, validation {}, test {}\n"
+      "  {:.1f} s ({:.1f} s loading the soundfont, {:.0f} clips/s, {:.0f}x real time)\n"
+      "  soundfont {}, libfluidsynth {}\n"
+      "read it with: [dataset] plugin = \"audioset\" and train_json, valid_json, test_json, "
+      "labels_csv in {}\n",
+      s.classes, g.per_class, clips, s.audio_seconds, request.out.string(), g.seed, s.train, s.valid,
+      s.test, s.seconds, s.load_seconds, static_cast<double>(clips) / render, s.audio_seconds / render,
+      s.soundfont, s.fluidsynth_version, request.out.string());
+}
+
+DatasetGenerator generator() {
+  OptionSchema s;
+  s.add_int("per_class", 150, "clips each instrument plays in", Range::between(1, 100000));
+  s.add_int("seed", 0, "random seed (same seed, same bytes)", Range::at_least(0));
+  s.add({"classes", OptionType::string_list, OptionValue{std::vector<std::string>{}},
+         "instrument keys, in label order (default: all 28)", {}, {}});
+  s.add_int("min_instruments", 1, "fewest instruments per clip", Range::between(1, 8));
+  s.add_int("max_instruments", 3, "most instruments per clip", Range::between(1, 8));
+  s.add_string("soundfont", "", "General MIDI .sf2 to render with (default: "
+               "fluid-soundfont-gm's FluidR3_GM.sf2)");
+  return {kGeneratorUsage, s, &generate_into};
+}
+
 }  // namespace
 
 void register_instruments_dataset(patchbay::Registrar& registrar) {
@@ -130,5 +174,6 @@ void register_instruments_dataset(patchbay::Registrar& registrar) {
             {"root", (dir / "instruments").string()},
             {"per_class", OptionValue{int64_t{4}}},
             {"classes", OptionValue{std::vector<std::string>{"piano", "violin", "drums"}}}};
-      });
+      },
+      generator());
 }

@@ -1,4 +1,4 @@
-// The keywords generator (contract in keywords.hpp). Signal chain per clip (DATA.md):
+// The keywords generator (contract in keywords.hpp). Signal chain per clip (docs/datasets.md):
 // espeak-ng at 22050 Hz -> 16 kHz (libsoxr) -> trim silence (-40 dB re. the loudest 10 ms
 // frame) -> peak-normalise -> random offset in 1 s (crop a longer word) -> peak level
 // U(level_min, level_max) dBFS -> usually a random second of generated noise at SNR
@@ -27,7 +27,7 @@
 
 #include "patchbay/error.hpp"
 #include "patchbay/hash.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay_datasets/generator.hpp"
 
 namespace patchbay {

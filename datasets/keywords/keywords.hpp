@@ -1,5 +1,5 @@
 // The `keywords` generator: a deterministic spoken-keyword dataset in the Speech Commands V2
-// layout (REFERENCE.md §7), synthesised with libespeak-ng (DATA.md "Keywords").
+// layout (docs/reference.md §7), synthesised with libespeak-ng (docs/datasets.md "Keywords").
 //
 //   KeywordsOptions o;  o.per_class = 30;  o.seed = 0;
 //   const KeywordsSummary s = generate_keywords(o, "data/keywords");
@@ -48,7 +48,7 @@ struct KeywordsOptions {
   std::vector<std::string> words = speech_commands_v2_words();
   double valid_share = 0.1;                             // of speaker groups (timbres) and of
   double test_share = 0.1;                              // each word's clips
-  // Timbres that are far harder than the rest (whispered, extreme: DATA.md measured 26-54 %
+  // Timbres that are far harder than the rest (whispered, extreme: docs/datasets.md measured 26-54 %
   // vs ~90 % accuracy) are kept out of validation and test by default, so the held-out
   // splits measure generalisation to ordinary unseen voices. Empty: place them like any other.
   std::vector<std::string> train_only_timbres = {"whisper", "whisperf", "kaukovalta"};

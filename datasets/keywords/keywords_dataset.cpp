@@ -12,7 +12,7 @@
 #include "keywords.hpp"
 #include "patchbay/hash.hpp"
 #include "patchbay/log.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_datasets/generated_cache.hpp"
 #include "patchbay_datasets/speech_commands_layout.hpp"
 
@@ -34,28 +34,25 @@ std::string marker_text(const Options& o) {
 }
 
 fs::path default_root(const Options& o) {
-  return generated_data_dir() /
-         fmt::format("keywords-{}-n{}-s{}-{:08x}", kKeywordsGeneratorVersion,
-                     o.get_int("per_class"), o.get_int("seed"),
-                     stable_hash(fmt::format("{}", fmt::join(words_of(o), ","))) & 0xffffffffu);
+  return generated_root("keywords", kKeywordsGeneratorVersion, o.get_int("per_class"), o.get_int("seed"),
+                        fmt::format("{}", fmt::join(words_of(o), ",")));
 }
 
-void generate(const fs::path& temp, const Options& o, const fs::path& root) {
+// The generator's settings from the options the dataset and `patchbay data` share.
+KeywordsOptions settings_of(const Options& o) {
   KeywordsOptions k;
   k.per_class = static_cast<int>(o.get_int("per_class"));
   k.seed = static_cast<uint64_t>(o.get_int("seed"));
   k.words = words_of(o);
+  return k;
+}
+
+void generate(const fs::path& temp, const Options& o, const fs::path& root) {
+  KeywordsOptions k = settings_of(o);
   const int64_t total = static_cast<int64_t>(k.words.size()) * k.per_class;
   log::info("keywords: generating {} clips ({} words x {}) into {} (once; later runs reuse it)",
             total, k.words.size(), k.per_class, root.string());
-  int64_t last_decile = 0;
-  k.progress = [&](int64_t done, int64_t all) {
-    const int64_t decile = all > 0 ? done * 10 / all : 10;
-    if (decile > last_decile) {
-      last_decile = decile;
-      log::info("keywords: {}/{} clips", done, all);
-    }
-  };
+  k.progress = progress_log("keywords");
   const KeywordsSummary s = generate_keywords(k, temp);
   log::info("keywords: {} clips in {:.1f} s", s.train.clips + s.valid.clips + s.test.clips, s.seconds);
 }
@@ -72,6 +69,44 @@ fs::path prepare(const Options& o, const DatasetContext& ctx) {
     generate(temp, o, root);
   });
   return root;
+}
+
+// `patchbay data keywords`.
+constexpr const char* kGeneratorUsage =
+    "The 35 Speech Commands V2 words (or --words) spoken by libespeak-ng's English accents x\n"
+    "voice variants; each clip is 1 s of 16 kHz 16-bit mono with the word at a random offset and\n"
+    "level, usually over background noise. Layout and splits are those of Speech Commands V2\n"
+    "(validation_list.txt, testing_list.txt; no voice in two splits), so the speech_commands\n"
+    "dataset reads it:\n"
+    "  [dataset] plugin = \"speech_commands\"  root = \"DIR\"\n"
+    "(the keywords dataset of an experiment generates the same set itself on first use).\n"
+    "The same seed gives the same bytes. DIR must be empty, unless --force replaces an earlier\n"
+    "keywords dataset in it.";
+
+std::string generate_into(const Options& o, const GenerateRequest& request) {
+  KeywordsOptions k = settings_of(o);
+  k.overwrite = request.overwrite;
+  k.progress = request.progress;
+  const KeywordsSummary s = generate_keywords(k, request.out);
+  const auto line = [](const char* name, const KeywordsSplitSummary& x) {
+    return fmt::format("  {:<10} {:>6} clips  {:>4} voices  {:>3} timbres\n", name, x.clips,
+                       x.voices, x.groups);
+  };
+  return fmt::format("keywords: {} words x {} clips -> {} ({} voices available, seed {}) in {:.1f} s\n{}{}{}"
+                     "read it with: [dataset] plugin = \"speech_commands\"  root = \"{}\"\n",
+                     k.words.size(), k.per_class, request.out.string(), s.voices_available, k.seed,
+                     s.seconds, line("train", s.train), line("validation", s.valid),
+                     line("test", s.test), request.out.string());
+}
+
+DatasetGenerator generator() {
+  OptionSchema s;
+  s.add_int("per_class", 30, "clips per word (about 80 % train, 10 % validation, 10 % test)",
+            Range::between(1, 100000));
+  s.add_int("seed", 0, "random seed (same seed, same bytes)", Range::at_least(0));
+  s.add({"words", OptionType::string_list, OptionValue{std::vector<std::string>{}},
+         "words (classes), in label order (default: the 35 of Speech Commands V2)", {}, {}});
+  return {kGeneratorUsage, s, &generate_into};
 }
 
 }  // namespace
@@ -95,5 +130,6 @@ void register_keywords_dataset(patchbay::Registrar& registrar) {
             {"root", (dir / "keywords").string()},
             {"per_class", OptionValue{int64_t{3}}},
             {"words", OptionValue{std::vector<std::string>{"yes", "no"}}}};
-      });
+      },
+      generator());
 }

@@ -1,4 +1,4 @@
-// `speech_commands`: the Speech Commands V2 layout exactly (REFERENCE.md §7):
+// `speech_commands`: the Speech Commands V2 layout exactly (docs/reference.md §7):
 //   <root>/<word>/<speaker>_nohash_<n>.wav, validation_list.txt and testing_list.txt (paths
 //   relative to root) name the validation and test clips, everything else is training;
 //   _background_noise_/ holds long noise recordings and is not a class.
@@ -6,7 +6,7 @@
 // on_bad_clip = "skip" leaves clips the front end cannot decode out of the run.
 #include <fmt/format.h>
 
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_datasets/speech_commands_layout.hpp"
 
 namespace {

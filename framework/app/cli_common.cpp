@@ -6,18 +6,21 @@
 #include <climits>
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 
-#include "commands.hpp"
+#include "exit_codes.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
 #include "patchbay/results.hpp"
 
 namespace po = boost::program_options;
+namespace fs = std::filesystem;
 
 namespace patchbay::cli {
 
@@ -78,7 +81,16 @@ void load_plugins(Registry& registry, const Parsed& p) {
   PluginLoader loader(registry);
   auto dirs = PluginLoader::default_search_path();
   if (p.vm.count("plugin-dir")) {
-    for (const auto& d : p.vm["plugin-dir"].as<std::vector<std::string>>()) dirs.emplace_back(d);
+    for (const auto& d : p.vm["plugin-dir"].as<std::vector<std::string>>()) {
+      std::error_code ec;
+      if (!fs::is_directory(d, ec)) {
+        throw ConfigError("cli.plugin_dir",
+                          fmt::format("--plugin-dir '{}' is not a folder{}; name the folder that "
+                                      "holds the plugin's lib<name>.so", d,
+                                      fs::exists(d, ec) ? "" : " (it does not exist)"));
+      }
+      dirs.emplace_back(d);
+    }
   }
   loader.load_directories(dirs);
 }
@@ -148,11 +160,29 @@ void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord
 }
 
 PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
+  // A patcher's grid depends only on its options and the input shape (the Patcher contract),
+  // so points that share them share one build: a 10,000-point sweep over the masker or the
+  // seed builds one patcher, not 10,000 (each build initialises its weights at random).
+  std::string key = c.patcher.plugin + "\n" + c.masker.plugin;
+  for (const auto* options : {&c.patcher.options, &c.masker.options, &c.frontend, &c.backbone.options}) {
+    for (const auto& [k, v] : options->values()) key += "\n" + k + "=" + to_toml(v);
+    key += "\n--";
+  }
+  static std::mutex mutex;
+  static std::map<std::string, PatchGrid> checked;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = checked.find(key); it != checked.end()) return it->second;
+  }
   PatcherContext pc;
   pc.freq_bins = c.frontend.get_int("num_mel_bins");
   pc.frames = c.frontend.get_int("target_frames");
   pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
-  return registry.make_patcher(c.patcher.plugin, c.patcher.options, pc)->grid();
+  const PatchGrid grid = registry.make_patcher(c.patcher.plugin, c.patcher.options, pc)->grid();
+  registry.make_masker(c.masker.plugin, c.masker.options)->check(MaskContext(grid));
+  std::lock_guard<std::mutex> lock(mutex);
+  checked.emplace(key, grid);
+  return grid;
 }
 
 // The resolved TOML carries each plugin's version (a record of what ran); an experiment

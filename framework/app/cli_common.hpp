@@ -52,7 +52,8 @@ int usable_cores();
 std::string without_plugin_versions(const std::string& toml);
 
 // The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
-// geometry is reported before anything runs (ShapeError naming the options and the shape).
+// geometry is reported before anything runs (ShapeError naming the options and the shape),
+// and checks the masker against it (Masker::check: ConfigError, e.g. a budget too large).
 PatchGrid grid_of(const ResolvedConfig& config, const Registry& registry);
 
 // Runs one subcommand body and turns what it throws into the CLI's message and exit code

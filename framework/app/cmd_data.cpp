@@ -1,21 +1,22 @@
-// patchbay data: generate a built-in dataset into a folder.
-//   patchbay data keywords --out DIR [--per-class N] [--seed S] [--words a,b,c] [--force]
-//   patchbay data instruments --out DIR [--per-class N] [--seed S] [--classes a,b,c]
-//                             [--min-instruments N] [--max-instruments N] [--soundfont F] [--force]
+// patchbay data NAME --out DIR [--force] [--OPTION VALUE...]: generate a dataset into a folder.
+//
+// The CLI knows no dataset: every dataset plugin that declares a DatasetGenerator
+// (patchbay/registrar.hpp) can be generated, the built-in keywords and instruments as much as
+// an out-of-tree one found with --plugin-dir. Its options come from the generator's schema,
+// spelt --per-class for `per_class`, and are checked against it before anything is written.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <functional>
 #include <iostream>
+#include <map>
+#include <memory>
+#include <set>
 #include <sstream>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include "cli_common.hpp"
-#include "commands.hpp"
-#include "instruments.hpp"
-#include "keywords.hpp"
+#include "exit_codes.hpp"
 #include "patchbay/error.hpp"
 
 namespace po = boost::program_options;
@@ -25,36 +26,25 @@ namespace patchbay::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "Usage: patchbay data keywords --out DIR [--per-class N] [--seed S] [--words a,b,c] "
-    "[--force]\n"
-    "       patchbay data instruments --out DIR [--per-class N] [--seed S] [--classes a,b,c]\n"
-    "                             [--min-instruments N] [--max-instruments N] [--soundfont F] "
-    "[--force]\n\n"
-    "keywords: the 35 Speech Commands V2 words (or --words) spoken by libespeak-ng's English\n"
-    "accents x voice variants; each clip is 1 s of 16 kHz 16-bit mono with the word at a random\n"
-    "offset and level, usually over background noise. Layout and splits are those of Speech\n"
-    "Commands V2 (validation_list.txt, testing_list.txt; no voice in two splits), so the\n"
-    "speech_commands dataset reads it:\n"
-    "  [dataset] plugin = \"speech_commands\"  root = \"DIR\"\n"
-    "--per-class defaults to 30 clips per word.\n\n"
-    "instruments: 28 General MIDI instruments (or --classes: piano, violin, drums, ...) rendered\n"
-    "with libfluidsynth from fluid-soundfont-gm (or --soundfont); each clip is 2-5 s of 16 kHz\n"
-    "16-bit mono music in one key and tempo with 1-3 instruments, labelled with the set of\n"
-    "instruments. Layout: AudioSet as AST keeps it (audio/, train.json, valid.json, test.json,\n"
-    "class_labels_indices.csv), so the audioset dataset reads it:\n"
-    "  [dataset] plugin = \"audioset\"  train_json = \"DIR/train.json\"  valid_json = \"DIR/valid.json\"\n"
-    "            test_json = \"DIR/test.json\"  labels_csv = \"DIR/class_labels_indices.csv\"\n"
-    "--per-class (clips each instrument plays in) defaults to 150: about 2,100 clips.\n\n"
-    "The same seed gives the same bytes. DIR must be empty, unless --force replaces an earlier\n"
-    "dataset of the same kind in it.";
+    "Usage: patchbay data NAME --out DIR [--force] [--OPTION VALUE...] [--plugin-dir DIR]\n\n"
+    "Generates dataset NAME into DIR, for the datasets that can make their own data (below;\n"
+    "`patchbay data NAME --help` shows what one makes and its options). A list option takes\n"
+    "comma-separated values (--words yes,no,up). DIR must be empty, unless --force replaces an\n"
+    "earlier dataset of the same kind in it.";
+
+std::string flag_of(const std::string& option) {
+  std::string flag = option;
+  for (char& c : flag) c = c == '_' ? '-' : c;
+  return flag;
+}
 
 std::vector<std::string> split_list(const std::string& csv) {
-  std::vector<std::string> words;
+  std::vector<std::string> items;
   std::stringstream in(csv);
   for (std::string w; std::getline(in, w, ',');) {
-    if (!w.empty()) words.push_back(w);
+    if (!w.empty()) items.push_back(w);
   }
-  return words;
+  return items;
 }
 
 std::string duration(double seconds) {
@@ -71,95 +61,204 @@ std::function<void(int64_t, int64_t)> progress_printer(const std::string& datase
     if (done < total && now - *last < std::chrono::milliseconds(500)) return;
     *last = now;
     const double elapsed = std::chrono::duration<double>(now - start).count();
-    const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
+    const double eta = elapsed / static_cast<double>(std::max<int64_t>(done, 1)) *
+                       static_cast<double>(total - done);
     fmt::print(stderr, "\r{}: {}/{} clips ({:.0f} %), {} elapsed, ETA {}   ", dataset, done, total,
-               100.0 * static_cast<double>(done) / static_cast<double>(total), duration(elapsed),
-               duration(eta));
+               100.0 * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)),
+               duration(elapsed), duration(eta));
     if (done == total) fmt::print(stderr, "\n");
   };
 }
 
-int generate_keywords_cli(const Parsed& p, const std::string& out) {
-  KeywordsOptions o;
-  if (p.vm.count("per-class")) o.per_class = p.vm["per-class"].as<int>();
-  o.seed = p.vm["seed"].as<uint64_t>();
-  if (p.vm.count("words")) o.words = split_list(p.vm["words"].as<std::string>());
-  o.overwrite = p.vm.count("force") > 0;
-  o.progress = progress_printer("keywords");
-  const KeywordsSummary s = generate_keywords(o, out);
-  const auto line = [](const char* name, const KeywordsSplitSummary& x) {
-    return fmt::format("  {:<10} {:>6} clips  {:>4} voices  {:>3} timbres\n", name, x.clips,
-                       x.voices, x.groups);
+// One command-line word as a value of `spec`: numbers parsed whole, lists split at commas.
+// Throws ConfigError "cli.bad_value" naming the flag and what it expects.
+OptionValue value_of(const OptionSpec& spec, const std::string& text, const OptionSchema& schema) {
+  const std::string flag = "--" + flag_of(spec.name);
+  const auto bad = [&](const std::string& why) {
+    return ConfigError("cli.bad_value", fmt::format("{} {}: {}", flag, text, why));
   };
-  fmt::print("keywords: {} words x {} clips -> {} ({} voices available, seed {}) in {:.1f} s\n{}{}{}",
-             o.words.size(), o.per_class, out, s.voices_available, o.seed, s.seconds,
-             line("train", s.train), line("validation", s.valid), line("test", s.test));
-  return kExitOk;
+  // The whole word as a number (std::stoll / std::stod), or the error naming the flag.
+  const auto number = [&](const std::string& word, auto parse) {
+    size_t used = 0;
+    decltype(parse(word, &used)) v{};
+    try {
+      v = parse(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != word.size()) throw bad(fmt::format("expects {}", describe(spec.type)));
+    return v;
+  };
+  const auto integer = [&](const std::string& w) {
+    return number(w, [](const std::string& x, size_t* n) { return static_cast<int64_t>(std::stoll(x, n)); });
+  };
+  const auto real = [&](const std::string& w) {
+    return number(w, [](const std::string& x, size_t* n) { return std::stod(x, n); });
+  };
+  OptionValue raw;
+  switch (spec.type) {
+    case OptionType::boolean:
+      if (text != "true" && text != "false") throw bad("expects true or false");
+      raw = text == "true";
+      break;
+    case OptionType::integer: raw = integer(text); break;
+    case OptionType::real: raw = real(text); break;
+    case OptionType::string: raw = text; break;
+    case OptionType::string_list: raw = split_list(text); break;
+    case OptionType::integer_list:
+    case OptionType::integer_pair: {
+      std::vector<int64_t> v;
+      for (const auto& w : split_list(text)) v.push_back(integer(w));
+      raw = spec.type == OptionType::integer_pair && v.size() == 1 ? OptionValue{v[0]} : OptionValue{v};
+      break;
+    }
+    case OptionType::real_list: {
+      std::vector<double> v;
+      for (const auto& w : split_list(text)) v.push_back(real(w));
+      raw = v;
+      break;
+    }
+  }
+  auto checked = schema.check(spec, raw);
+  if (const auto* why = std::get_if<std::string>(&checked)) throw bad(*why);
+  return std::get<OptionValue>(checked);
 }
 
-int generate_instruments_cli(const Parsed& p, const std::string& out) {
-  InstrumentsOptions o;
-  if (p.vm.count("per-class")) o.per_class = p.vm["per-class"].as<int>();
-  o.seed = p.vm["seed"].as<uint64_t>();
-  if (p.vm.count("classes")) o.classes = split_list(p.vm["classes"].as<std::string>());
-  if (p.vm.count("min-instruments")) o.min_instruments = p.vm["min-instruments"].as<int>();
-  if (p.vm.count("max-instruments")) o.max_instruments = p.vm["max-instruments"].as<int>();
-  if (p.vm.count("soundfont")) o.soundfont = p.vm["soundfont"].as<std::string>();
-  o.overwrite = p.vm.count("force") > 0;
-  o.progress = progress_printer("instruments");
-  const InstrumentsSummary s = generate_instruments(o, out);
-  const int64_t clips = s.train + s.valid + s.test;
-  fmt::print("instruments: {} classes x {} clips each -> {} clips ({:.0f} s of audio) in {} (seed {})\n"
-             "  train {}, validation {}, test {}\n"
-             "  {:.1f} s ({:.1f} s loading the soundfont, {:.0f} clips/s, {:.0f}x real time)\n"
-             "  soundfont {}, libfluidsynth {}\n",
-             s.classes, o.per_class, clips, s.audio_seconds, out, o.seed, s.train, s.valid, s.test,
-             s.seconds, s.load_seconds, static_cast<double>(clips) / std::max(1e-9, s.seconds - s.load_seconds),
-             s.audio_seconds / std::max(1e-9, s.seconds - s.load_seconds), s.soundfont, s.fluidsynth_version);
-  return kExitOk;
+std::vector<const RegistryEntry*> generating(const Registry& registry) {
+  std::vector<const RegistryEntry*> out;
+  for (const auto* e : registry.entries(PluginKind::dataset)) {
+    if (e->dataset_generator) out.push_back(e);
+  }
+  return out;
+}
+
+std::string names_of(const std::vector<const RegistryEntry*>& entries) {
+  std::vector<std::string> names;
+  for (const auto* e : entries) names.push_back(e->name());
+  return names.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(names, ", "));
+}
+
+void print_generator_options(const OptionSchema& schema) {
+  for (const auto& s : schema.specs()) {
+    const std::string left = fmt::format("--{} {}", flag_of(s.name),
+                                         s.type == OptionType::string_list ? "a,b,c" : "VALUE");
+    const std::string def = s.default_value ? to_toml(*s.default_value) : "required";
+    fmt::print("  {:<26} {} (default {})\n", left, s.help, def);
+  }
+}
+
+// `patchbay data --help` and `patchbay data NAME --help`.
+void print_help(const Registry& registry, const RegistryEntry* entry, const po::options_description& common) {
+  if (entry == nullptr) {
+    fmt::print("{}\n\nDatasets that generate:\n", kUsage);
+    for (const auto* e : generating(registry)) fmt::print("  {:<14} {}\n", e->name(), e->description.help);
+  } else {
+    fmt::print("Usage: patchbay data {} --out DIR [--force] [options]\n\n{}\n\nOptions of 'data {}':\n",
+               entry->name(), entry->dataset_generator.usage, entry->name());
+    print_generator_options(entry->dataset_generator.options);
+  }
+  std::cout << "\n" << common << "\n";
+}
+
+// The entry `patchbay data NAME` generates; ConfigError "cli.unknown_dataset" otherwise.
+const RegistryEntry& generator_entry(const Registry& registry, const std::string& name) {
+  const auto* entry = registry.find(PluginKind::dataset, name);
+  if (entry != nullptr && entry->dataset_generator) return *entry;
+  const std::string can = names_of(generating(registry));
+  if (entry != nullptr) {
+    throw ConfigError("cli.unknown_dataset",
+                      fmt::format("dataset '{}' reads data it cannot make (from {}); 'data' "
+                                  "generates: {}", name, entry->origin.file, can));
+  }
+  throw ConfigError("cli.unknown_dataset",
+                    fmt::format("'data' cannot generate '{}'; available: {} (a plugin of your own: "
+                                "add --plugin-dir DIR)", name, can));
+}
+
+// The generator's options from the command line: defaults, then every --flag given, each
+// checked; a flag of another generator is named as such.
+Options generator_options(const Parsed& p, const RegistryEntry& entry, const Registry& registry) {
+  const OptionSchema& schema = entry.dataset_generator.options;
+  Options o = Options::defaults(schema);
+  for (const auto* other : generating(registry)) {
+    for (const auto& spec : other->dataset_generator.options.specs()) {
+      const std::string flag = flag_of(spec.name);
+      if (!p.vm.count(flag) || p.vm[flag].defaulted()) continue;
+      const OptionSpec* own = schema.find(spec.name);
+      if (own == nullptr) {
+        throw po::error(fmt::format("--{} is an option of 'data {}', not of 'data {}'", flag,
+                                    other->name(), entry.name()));
+      }
+      o.set(own->name, value_of(*own, p.vm[flag].as<std::string>(), schema));
+    }
+  }
+  for (const auto& spec : schema.specs()) {
+    if (!o.contains(spec.name)) {
+      throw po::error(fmt::format("'data {}' needs --{}", entry.name(), flag_of(spec.name)));
+    }
+  }
+  return o;
 }
 
 }  // namespace
 
 int run_data(const std::vector<std::string>& args) {
-  po::options_description desc("patchbay data options");
-  desc.add_options()("help,h", "show this help")(
+  po::options_description common("patchbay data options");
+  common.add_options()("help,h", "show this help")(
       "out,o", po::value<std::string>(), "the folder to write the dataset into")(
-      "per-class", po::value<int>(), "clips per class (keywords: 30; instruments: 150)")(
-      "seed", po::value<uint64_t>()->default_value(0), "random seed (same seed, same bytes)")(
-      "words", po::value<std::string>(), "keywords: comma-separated words (default: the 35 of "
-                                         "Speech Commands V2)")(
-      "classes", po::value<std::string>(), "instruments: comma-separated instrument keys "
-                                           "(default: all 28)")(
-      "min-instruments", po::value<int>(), "instruments: fewest instruments per clip (1)")(
-      "max-instruments", po::value<int>(), "instruments: most instruments per clip (3)")(
-      "soundfont", po::value<std::string>(), "instruments: General MIDI .sf2 to render with "
-                                             "(default: fluid-soundfont-gm's FluidR3_GM.sf2)")(
-      "force", "replace an earlier dataset of the same kind in --out");
-  const auto p = parse(args, desc);
-  if (wants_help(p, kUsage, desc)) return kExitOk;
-  if (p.positional.empty()) throw po::error("expects a dataset name: keywords or instruments");
-  const std::string dataset = p.positional[0];
-  if (dataset != "keywords" && dataset != "instruments") {
-    throw ConfigError("cli.unknown_dataset",
-                      fmt::format("'data' cannot generate '{}'; available: keywords, instruments",
-                                  dataset));
-  }
-  if (p.positional.size() > 1) {
-    throw po::error(fmt::format("unexpected argument '{}'", p.positional[1]));
-  }
-  const auto only_for = [&](const char* option, const char* owner) {
-    if (p.vm.count(option) && dataset != owner) {
-      throw po::error(fmt::format("--{} is an option of 'data {}', not of 'data {}'", option, owner, dataset));
+      "force", "replace an earlier dataset of the same kind in --out")(
+      "plugin-dir", po::value<std::vector<std::string>>()->composing(),
+      "also load plugins from this folder (repeatable)");
+  // First only --plugin-dir: which generators exist, and so which options, depends on it.
+  po::options_description early_desc(common);
+  early_desc.add_options()("positional", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description positional;
+  positional.add("positional", -1);
+  po::variables_map early;
+  po::store(po::command_line_parser(args).options(early_desc).positional(positional).allow_unregistered().run(),
+            early);
+  Registry registry;
+  load_plugins(registry, Parsed{early, {}});
+
+  po::options_description all(common);
+  std::set<std::string> flags;
+  for (const auto* e : generating(registry)) {
+    for (const auto& spec : e->dataset_generator.options.specs()) {
+      const std::string flag = flag_of(spec.name);
+      if (!flags.insert(flag).second) continue;
+      auto* value = po::value<std::string>();
+      if (spec.type == OptionType::boolean) value->implicit_value("true");
+      all.add_options()(flag.c_str(), value, spec.help.c_str());
     }
-  };
-  only_for("words", "keywords");
-  for (const char* option : {"classes", "min-instruments", "max-instruments", "soundfont"}) {
-    only_for(option, "instruments");
   }
+  const auto p = parse(args, all);
+  if (p.vm.count("help")) {
+    print_help(registry, p.positional.empty() ? nullptr : &generator_entry(registry, p.positional[0]), common);
+    return kExitOk;
+  }
+  if (p.positional.empty()) {
+    throw po::error(fmt::format("expects a dataset name: {}", names_of(generating(registry))));
+  }
+  const RegistryEntry& entry = generator_entry(registry, p.positional[0]);
+  if (p.positional.size() > 1) throw po::error(fmt::format("unexpected argument '{}'", p.positional[1]));
+  const Options options = generator_options(p, entry, registry);
   if (!p.vm.count("out")) throw po::error("--out DIR is required");
-  const std::string out = p.vm["out"].as<std::string>();
-  return dataset == "keywords" ? generate_keywords_cli(p, out) : generate_instruments_cli(p, out);
+  GenerateRequest request;
+  request.out = p.vm["out"].as<std::string>();
+  request.overwrite = p.vm.count("force") > 0;
+  request.progress = progress_printer(entry.name());
+  std::string summary;
+  try {
+    summary = entry.dataset_generator.generate(options, request);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw PluginError("plugin.failed", fmt::format("dataset '{}' ({}) failed to generate: {}",
+                                                   entry.name(), entry.origin.file, e.what()));
+  }
+  fmt::print("{}", summary);
+  if (!summary.empty() && summary.back() != '\n') fmt::print("\n");
+  return kExitOk;
 }
 
 }  // namespace patchbay::cli

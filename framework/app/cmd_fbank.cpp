@@ -7,7 +7,7 @@
 #include "commands.hpp"
 #include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/npy.hpp"
 #include "patchbay/options.hpp"
 

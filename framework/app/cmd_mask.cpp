@@ -10,7 +10,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "spectrogram_image.hpp"
 
 namespace po = boost::program_options;

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -16,8 +18,10 @@
 
 #include <fmt/format.h>
 
+#include "atomic_file.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/results.hpp"
+#include "report_plots.hpp"
 #include "sweep_points.hpp"
 
 namespace po = boost::program_options;
@@ -29,90 +33,6 @@ namespace {
 std::string fmt_num(double v, int digits = 3) {
   if (!std::isfinite(v)) return "–";
   return fmt::format("{:.{}f}", v, digits);
-}
-
-// The std for an error bar: a single run has none to draw.
-double bar(double std) { return std::isfinite(std) ? std : 0.0; }
-
-std::string gnuplot_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '_') {
-      out += "\\\\_";  // gnuplot's enhanced text would subscript otherwise
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-// A sweep point's training curves: at each epoch, the mean, minimum and maximum over the
-// runs that reached it (runs of one point can differ in length: an interrupted run, or
-// epochs swept), and how many runs that was.
-struct CurveBand {
-  int64_t epoch = 0;
-  double valid_mean = 0, valid_lo = INFINITY, valid_hi = -INFINITY;
-  double loss_mean = 0, loss_lo = INFINITY, loss_hi = -INFINITY;
-  size_t runs = 0;
-};
-
-std::vector<CurveBand> curve_bands(const std::vector<const RunRecord*>& runs, bool use_map) {
-  std::map<int64_t, CurveBand> by_epoch;
-  for (const auto* r : runs) {
-    for (const auto& row : r->curves) {
-      auto& b = by_epoch[row.epoch];
-      b.epoch = row.epoch;
-      const double v = use_map ? row.valid_mAP : row.valid_accuracy;
-      b.valid_mean += v;
-      b.valid_lo = std::min(b.valid_lo, v);
-      b.valid_hi = std::max(b.valid_hi, v);
-      b.loss_mean += row.train_loss;
-      b.loss_lo = std::min(b.loss_lo, row.train_loss);
-      b.loss_hi = std::max(b.loss_hi, row.train_loss);
-      ++b.runs;
-    }
-  }
-  std::vector<CurveBand> out;
-  for (auto& [epoch, b] : by_epoch) {
-    b.valid_mean /= static_cast<double>(b.runs);
-    b.loss_mean /= static_cast<double>(b.runs);
-    out.push_back(b);
-  }
-  return out;
-}
-
-// Point type of sweep point i: gnuplot's 8 colours repeat from the 9th point on, so the
-// marker changes with each round of colours.
-int point_type(size_t i) {
-  constexpr int kTypes[] = {7, 5, 9, 11, 13};
-  return kTypes[(i / 8) % 5];
-}
-
-// Legend text of sweep point i (numbered from 1, as the labels on the cost plot).
-std::string point_title(size_t i, const SweepPoint& s) {
-  return gnuplot_quote(fmt::format("{}: {} ({} run{})", i + 1, s.name, s.runs.size(), s.runs.size() == 1 ? "" : "s"));
-}
-
-void run_gnuplot(const fs::path& script) {
-  const std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2>&1", script.parent_path().string(),
-                                      script.filename().string());
-  const int status = std::system(cmd.c_str());
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (code == 127) {
-    throw Error("report.gnuplot", "gnuplot is not installed; apt-get install gnuplot-nox "
-                                  "(./setup.sh installs it), or pass --no-plots");
-  }
-  if (status != 0) {
-    throw Error("report.gnuplot", fmt::format("gnuplot failed on '{}' (exit {}; its message is "
-                                              "above); please report it with the script",
-                                              script.string(), code));
-  }
-}
-
-// Every plot's terminal: the size grows with its legend and labels, the font is shared.
-std::string terminal(int width, int height) {
-  return fmt::format("set terminal pngcairo size {},{} font 'DejaVu Sans,11'\n", width, height);
 }
 
 // The sweep-point table: mean ± std over seeds, the bootstrap CI, and each point against
@@ -215,7 +135,22 @@ int run_report(const std::vector<std::string>& args) {
   const PublishedResults pub = read_results(results);
   fs::path out = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>())
                                    : results.parent_path() / (results.stem().string() + "-report");
-  fs::create_directories(out);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec || !fs::is_directory(out, ec)) {
+    throw Error("report.write", fmt::format("cannot create the report folder '{}' ({}); choose another "
+                                            "with --out DIR", out.string(), ec ? ec.message() : "not a folder"));
+  }
+  {  // a folder that exists but is read-only fails here, before any plot is drawn
+    const fs::path probe = temporary_beside(out / "report.md");
+    const bool writable = static_cast<bool>(std::ofstream(probe));
+    const int why = errno;
+    fs::remove(probe, ec);
+    if (!writable) {
+      throw Error("report.write", fmt::format("cannot write into '{}' ({}); choose another folder with "
+                                              "--out DIR", out.string(), std::strerror(why)));
+    }
+  }
 
   const std::string metric = chosen_metric(pub, p.vm["metric"].as<std::string>());
   const std::vector<const RunRecord*> done = completed_runs(pub);
@@ -256,182 +191,18 @@ int run_report(const std::vector<std::string>& args) {
 
   std::vector<std::string> images;
   if (!p.vm.count("no-plots") && !done.empty()) {
-    // 1. Metric vs paper GMACs with the Pareto front (higher metric, lower cost).
-    {
-      // One block per sweep point (gnuplot's `index`), so each gets its colour and a legend
-      // entry; on the plot itself only its number: full names overlap.
-      std::ofstream dat(out / "cost.dat");
-      std::vector<std::pair<double, double>> xy;
-      double lo = INFINITY, hi = 0.0, ylo = INFINITY, yhi = -INFINITY;
-      std::string plot_points;
-      for (size_t i = 0; i < points.size(); ++i) {
-        const auto& s = points[i];
-        dat << fmt::format("# {}: {}\n# gmacs mean std number\n{} {} {} {}\n\n\n", i + 1, s.name, s.gmacs,
-                           s.mean(), bar(s.std()), i + 1);
-        plot_points += fmt::format("'cost.dat' index {} using 1:2:3 with yerrorbars pt {} lc {} title {}, \\\n     ",
-                                   i, point_type(i), i + 1, point_title(i, s));
-        xy.emplace_back(s.gmacs, s.mean());
-        if (std::isfinite(s.mean())) {
-          ylo = std::min(ylo, s.mean() - bar(s.std()));
-          yhi = std::max(yhi, s.mean() + bar(s.std()));
-        }
-        if (s.gmacs > 0) {
-          lo = std::min(lo, s.gmacs);
-          hi = std::max(hi, s.gmacs);
-        }
-      }
-      if (!(hi > 0)) lo = hi = 1.0;
-      if (!(yhi >= ylo)) ylo = yhi = 0.5;
-      const double pad = std::max(0.05, 0.15 * (yhi - ylo));
-      // Cheapest first and, at equal cost, the best first: only it can be on the front.
-      std::sort(xy.begin(), xy.end(), [](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first < b.first : a.second > b.second;
-      });
-      std::ofstream front(out / "pareto.dat");
-      double best = -INFINITY;
-      for (const auto& [x, y] : xy) {
-        if (y > best) {
-          front << x << " " << y << "\n";
-          best = y;
-        }
-      }
-      std::ofstream gp(out / "metric_vs_gmacs.gp");
-      // Wide enough for the longest legend line (~7 px a character at 9 pt), and x tics at 1,
-      // 2 and 5 of each decade: a log axis spanning less than a decade would show one label.
-      size_t longest = 60;
-      for (size_t i = 0; i < points.size(); ++i) longest = std::max(longest, point_title(i, points[i]).size());
-      std::string xtics;
-      for (double decade = std::pow(10.0, std::floor(std::log10(lo / 1.5))); decade <= hi * 1.5; decade *= 10) {
-        for (const double m : {1.0, 2.0, 5.0}) {
-          if (m * decade >= lo / 1.5 && m * decade <= hi * 1.5) {
-            xtics += fmt::format("{}\"{:g}\" {:g}", xtics.empty() ? "" : ", ", m * decade, m * decade);
-          }
-        }
-      }
-      // Taller by one legend line per entry, so a long legend below does not squash the plot.
-      gp << terminal(std::max(900, 120 + 7 * static_cast<int>(longest)),
-                     520 + 18 * static_cast<int>(points.size() + 1))
-         << "set output 'metric_vs_gmacs.png'\n"
-         << (xtics.empty() ? "" : "set xtics (" + xtics + ")\n")
-         << "set title " << gnuplot_quote(pub.experiment.name + ": " + metric + " vs cost") << "\n"
-         << "set xlabel 'paper GMACs per example (log scale)' offset 0,0.3\nset ylabel " << gnuplot_quote(metric) << "\n"
-         << "set logscale x\nset format x \"%g\"\nset mxtics 10\nset grid xtics mxtics ytics\n"
-         << "set key below left Left reverse maxcols 1 font ',9'\n"
-         << fmt::format("set xrange [{}:{}]\n", lo / 1.5, hi * 1.5)
-         << fmt::format("set yrange [{}:{}]\n", ylo - pad, yhi + pad)
-         << "plot " << plot_points
-         << "'cost.dat' using 1:2:(sprintf('%d', $4)) with labels offset 1.2,0.8 font ',10' notitle, \\\n"
-         << "     'pareto.dat' using 1:2 with lines dt 2 lw 2 lc 'gray40' title 'Pareto front (best mean for its cost); points: mean ± std over seeds'\n";
-      gp.close();
-      dat.close();
-      front.close();  // gnuplot reads the files: flush them first
-      run_gnuplot(out / "metric_vs_gmacs.gp");
-      images.push_back("metric_vs_gmacs.png");
-    }
-    // 2. Metric vs each swept key (one point per run, so seeds show their spread).
-    std::set<std::string> keys;
-    for (const auto* r : done) {
-      for (const auto& [k, v] : r->axes) {
-        if (k != "train.seed") keys.insert(k);
-      }
-    }
-    // The key's values go on the vertical axis, written out horizontally: as x tics, long
-    // values ("specaugment-freq_masks1-max_freq48-...") overlapped into an unreadable line.
-    for (const auto& key : keys) {
-      std::vector<std::string> names;  // in the order of the plan
-      std::vector<std::vector<double>> values;
-      std::ofstream dat(out / ("axis_" + key + ".dat"));
-      dat << "# runs: level metric\n";
-      for (const auto* r : done) {
-        for (const auto& [k, v] : r->axes) {
-          if (k != key) continue;
-          const std::string name = axis_value_text(v);
-          const size_t y = std::find(names.begin(), names.end(), name) - names.begin();
-          if (y == names.size()) {
-            names.push_back(name);
-            values.emplace_back();
-          }
-          const double m = final_of(*r, metric);
-          dat << fmt::format("{} {}\n", y, m);
-          if (std::isfinite(m)) values[y].push_back(m);
-        }
-      }
-      dat << "\n\n# means: level metric\n";
-      std::string tics;
-      size_t longest = 10;
-      for (size_t y = 0; y < names.size(); ++y) {
-        double sum = 0;
-        for (double v : values[y]) sum += v;
-        if (!values[y].empty()) dat << fmt::format("{} {}\n", y, sum / static_cast<double>(values[y].size()));
-        tics += (tics.empty() ? "" : ", ") + gnuplot_quote(names[y]) + " " + std::to_string(y);
-        longest = std::max(longest, names[y].size());
-      }
-      const std::string png = "metric_vs_" + key + ".png";
-      std::ofstream gp(out / ("metric_vs_" + key + ".gp"));
-      gp << terminal(700 + 7 * static_cast<int>(longest), 200 + 45 * static_cast<int>(names.size()))
-         << "set output '" << png << "'\n"
-         << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset ylabel " << gnuplot_quote(key)
-         << "\nset xlabel " << gnuplot_quote(metric) << "\nset grid\nset ytics (" << tics << ")\n"
-         << "set yrange [" << names.size() - 0.5 << ":-0.5]\nset offsets graph 0.05, graph 0.05, 0, 0\n"
-         << "set key below\n"
-         << "plot 'axis_" << key << ".dat' index 0 using 2:1 with points pt 7 ps 1.5 title 'run (one per seed)', \\\n"
-         << "     'axis_" << key << ".dat' index 1 using 2:1 with points pt 3 ps 3 lw 2 lc 'black' title 'mean'\n";
-      gp.close();
-      dat.close();
-      run_gnuplot(out / ("metric_vs_" + key + ".gp"));
-      images.push_back(png);
-    }
-    // 3. Training curves per sweep point: the mean over its seeds as a line, their range as
-    // a band (one line per run was unreadable beyond a handful of runs). None when no run
-    // recorded an epoch: gnuplot refuses a plot without points.
-    if (std::any_of(done.begin(), done.end(), [](const RunRecord* r) { return !r->curves.empty(); })) {
-      std::ofstream dat(out / "curves.dat");
-      std::string plot_valid, plot_loss, legend;
-      for (size_t i = 0; i < points.size(); ++i) {
-        dat << fmt::format("# {}: {}\n# epoch {}_mean min max train_loss_mean min max runs\n", i + 1,
-                           points[i].name, valid_key);
-        for (const auto& b : curve_bands(points[i].runs, valid_key == "valid_mAP")) {
-          dat << fmt::format("{} {} {} {} {} {} {} {}\n", b.epoch, b.valid_mean, b.valid_lo, b.valid_hi,
-                             b.loss_mean, b.loss_lo, b.loss_hi, b.runs);
-        }
-        dat << "\n\n";
-        const std::string sep = i ? ", \\\n     " : "";
-        const auto series = [&](int mean, int low, int high) {
-          return fmt::format("'curves.dat' index {0} using 1:{2}:{3} with filledcurves lc {1} notitle, "
-                             "'curves.dat' index {0} using 1:{4} with linespoints pt {5} ps 0.5 lc {1} notitle",
-                             i, i + 1, low, high, mean, point_type(i));
-        };
-        plot_valid += sep + series(2, 3, 4);
-        plot_loss += sep + series(5, 6, 7);
-        legend += sep + fmt::format("NaN with linespoints pt {} ps 0.5 lc {} title {}", point_type(i), i + 1,
-                                    point_title(i, points[i]));
-      }
-      // Two panels side by side and one legend under both, in a strip sized to its lines.
-      // ~17 px a legend line at 9 pt plus padding; too short a strip wraps it into columns.
-      const int legend_px = 17 * static_cast<int>(points.size()) + 30, height = 520 + legend_px;
-      const double strip = static_cast<double>(legend_px) / height;
-      std::ofstream gp(out / "curves.gp");
-      gp << terminal(1300, height)
-         << "set output 'curves.png'\n"
-         << "set multiplot title 'training curves per sweep point: mean over seeds, band from min to max'\n"
-         << "set grid\nset xlabel 'epoch'\nunset key\nset style fill transparent solid 0.18 noborder\n"
-         << fmt::format("set size 0.5,{0}\nset origin 0,{1}\n", 0.95 - strip, strip)
-         << "set ylabel " << gnuplot_quote(valid_key) << "\nset title 'validation'\nplot " << plot_valid << "\n"
-         << fmt::format("set origin 0.5,{}\n", strip)
-         << "set ylabel 'training loss'\nset title 'training loss'\nplot " << plot_loss << "\n"
-         << fmt::format("set size 1,{}\nset origin 0,0\n", strip)
-         << "unset title\nunset xlabel\nunset ylabel\nunset border\nunset tics\nunset grid\n"
-         << "set key inside top left Left reverse maxcols 1 font ',9'\nset yrange [0:1]\n"
-         << "plot " << legend << "\nunset multiplot\n";
-      gp.close();
-      dat.close();
-      run_gnuplot(out / "curves.gp");
-      images.push_back("curves.png");
-    }
+    images.push_back(plot_metric_vs_cost(out, points, pub.experiment.name, metric));
+    for (const auto& png : plot_metric_vs_keys(out, done, metric)) images.push_back(png);
+    if (const auto curves = plot_curves(out, points, done, valid_key)) images.push_back(*curves);
     md += "\n## Plots\n\n";
     for (const auto& img : images) md += fmt::format("![{}]({})\n\n", img, img);
   }
-  std::ofstream(out / "report.md") << md;
+  replace_file(out / "report.md", "report", [&](const fs::path& temp) {
+    std::ofstream f(temp);
+    f << md;
+    f.close();
+    if (!f) throw std::runtime_error(std::strerror(errno));
+  });
   if (p.vm.count("json")) {
     fmt::print("{{\"report\": \"{}\", \"images\": {}}}\n", (out / "report.md").string(), images.size());
   } else {

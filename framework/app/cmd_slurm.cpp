@@ -64,6 +64,148 @@ void write_script(const fs::path& file, const std::string& text) {
                   fs::perm_options::add, ec);
 }
 
+// The #SBATCH lines the options give: those of both jobs (partition, --sbatch) and those of
+// the array tasks (time, cpus, memory). Each value is checked: a typo fails here, not in
+// the queue. Throws ConfigError "slurm.bad_option".
+std::pair<std::string, std::string> sbatch_lines(const Parsed& p) {
+  std::string common;
+  if (p.vm.count("partition")) {
+    common += "#SBATCH --partition=" +
+              checked(p, "partition", "[A-Za-z0-9_.,-]+", "a partition name, e.g. gpu or debug") +
+              "\n";
+  }
+  for (const auto& extra : p.vm.count("sbatch") ? p.vm["sbatch"].as<std::vector<std::string>>()
+                                                : std::vector<std::string>{}) {
+    if (!std::regex_match(extra, std::regex("--[A-Za-z][A-Za-z0-9-]*(=[^\\n\\r]*)?"))) {
+      throw ConfigError("slurm.bad_option", fmt::format("--sbatch '{}': expected one sbatch option "
+                                                        "such as --account=abc or --qos=normal",
+                                                        extra));
+    }
+    common += "#SBATCH " + extra + "\n";
+  }
+  std::string task_limits;
+  if (p.vm.count("time")) {
+    task_limits += "#SBATCH --time=" +
+                   checked(p, "time", "[0-9]+([-:][0-9]+)*",
+                           "a Slurm time such as 30, 04:00:00 or 1-00:00:00") +
+                   "\n";
+  }
+  if (p.vm.count("cpus-per-task")) {
+    const int64_t c = p.vm["cpus-per-task"].as<int64_t>();
+    if (c < 1)
+      throw ConfigError("slurm.bad_option",
+                        fmt::format("--cpus-per-task {}: expected at least 1", c));
+    task_limits += fmt::format("#SBATCH --cpus-per-task={}\n", c);
+  }
+  if (p.vm.count("mem")) {
+    task_limits +=
+        "#SBATCH --mem=" + checked(p, "mem", "[0-9]+[KMGT]?", "a size such as 4000 (MB) or 8G") +
+        "\n";
+  }
+  return {common, task_limits};
+}
+
+// What the three scripts are made of: absolute paths (the jobs start in Slurm's working
+// directory, maybe on another node) and the #SBATCH lines the options gave.
+struct SlurmJobs {
+  int64_t shards = 1;
+  std::string header;       // the comment every script starts with
+  std::string job_name;
+  std::string common;       // #SBATCH lines of both jobs (partition, --sbatch)
+  std::string task_limits;  // #SBATCH lines of the array tasks (time, cpus, memory)
+  std::string merge_time;
+  std::string run_args;     // FILE, overrides, --plugin-dir, --jobs, shell-quoted
+  fs::path cwd, exe, dir, results;
+  std::string shard_base;   // the results path without .h5: + .shard-K-of-N.h5
+};
+
+// The job array: task K trains shard K of N into its own results file.
+std::string array_script(const SlurmJobs& j) {
+  return fmt::format(
+      "#!/bin/bash\n"
+      "{header}"
+      "# Task K trains shard K of {n} (`patchbay run --shard K/{n}`, K = $SLURM_ARRAY_TASK_ID) "
+      "into\n"
+      "# its own results file; merge.sbatch combines them.\n"
+      "#SBATCH --job-name={name}\n"
+      "#SBATCH --array=0-{last}\n"
+      "#SBATCH --output={logs}/shard-%a.%A.out\n"
+      "{common}{limits}"
+      "set -euo pipefail\n"
+      ": \"${{SLURM_ARRAY_TASK_ID:?submit this script with sbatch: it is one task of a job "
+      "array}}\"\n"
+      "cd {cwd}\n"
+      "exec {exe} run {args} \\\n"
+      "    --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\" \\\n"
+      "    --results {base}\".shard-${{SLURM_ARRAY_TASK_ID}}-of-{n}.h5\"\n",
+      fmt::arg("header", j.header), fmt::arg("n", j.shards), fmt::arg("last", j.shards - 1),
+      fmt::arg("name", j.job_name), fmt::arg("logs", (j.dir / "logs").string()),
+      fmt::arg("common", j.common), fmt::arg("limits", j.task_limits),
+      fmt::arg("cwd", sh_quote(j.cwd.string())), fmt::arg("exe", sh_quote(j.exe.string())),
+      fmt::arg("args", j.run_args), fmt::arg("base", sh_quote(j.shard_base)));
+
+}
+
+// The merge job: combines the shards' files once the array has ended.
+std::string merge_script(const SlurmJobs& j) {
+  return fmt::format(
+      "#!/bin/bash\n"
+      "{header}"
+      "# Merges the shards' results files into one once the array has ended (submit.sh makes\n"
+      "# it depend on the array with afterany). A shard that wrote nothing (cancelled before it\n"
+      "# started) is named; its runs stay PLANNED, and this job then fails so it shows.\n"
+      "#SBATCH --job-name={name}-merge\n"
+      "#SBATCH --output={logs}/merge.%j.out\n"
+      "#SBATCH --time={merge_time}\n"
+      "#SBATCH --ntasks=1\n"
+      "{common}"
+      "set -euo pipefail\n"
+      "cd {cwd}\n"
+      "shards=()\n"
+      "missing=0\n"
+      "for ((k = 0; k < {n}; k++)); do\n"
+      "  f={base}\".shard-$k-of-{n}.h5\"\n"
+      "  if [[ -f \"$f\" ]]; then\n"
+      "    shards+=(\"$f\")\n"
+      "  else\n"
+      "    echo \"shard $k/{n} wrote no results file ($f); see {logs}/shard-$k.*.out\" >&2\n"
+      "    missing=1\n"
+      "  fi\n"
+      "done\n"
+      "if ((${{#shards[@]}} == 0)); then\n"
+      "  echo \"no shard wrote results; nothing to merge\" >&2\n"
+      "  exit 1\n"
+      "fi\n"
+      "{exe} merge {results} \"${{shards[@]}}\"\n"
+      "exit \"$missing\"\n",
+      fmt::arg("header", j.header), fmt::arg("n", j.shards), fmt::arg("name", j.job_name),
+      fmt::arg("logs", (j.dir / "logs").string()), fmt::arg("merge_time", j.merge_time),
+      fmt::arg("common", j.common), fmt::arg("cwd", sh_quote(j.cwd.string())),
+      fmt::arg("exe", sh_quote(j.exe.string())), fmt::arg("results", sh_quote(j.results.string())),
+      fmt::arg("base", sh_quote(j.shard_base)));
+
+}
+
+// Submits the array, then the merge with afterany on it.
+std::string submit_script(const SlurmJobs& j) {
+  return fmt::format(
+      "#!/bin/sh\n"
+      "{header}"
+      "# Submits the array, then the merge to run after every array task has ended (afterany:\n"
+      "# also after failed or timed-out tasks). Prints both job ids.\n"
+      "set -eu\n"
+      "cd \"$(dirname \"$0\")\"\n"
+      "array=$(sbatch --parsable array.sbatch)\n"
+      "array=${{array%%;*}}  # --parsable prints \"jobid;cluster\" on multi-cluster setups\n"
+      "merge=$(sbatch --parsable --dependency=afterany:\"$array\" merge.sbatch)\n"
+      "merge=${{merge%%;*}}\n"
+      "echo \"array job $array ({n} tasks), merge job $merge\"\n"
+      "echo \"watch: squeue -j $array,$merge; logs: {logs}; results: {results}\"\n",
+      fmt::arg("header", j.header), fmt::arg("n", j.shards), fmt::arg("logs", (j.dir / "logs").string()),
+      fmt::arg("results", j.results.string()));
+
+}
+
 }  // namespace
 
 int run_slurm(const std::vector<std::string>& args) {
@@ -154,41 +296,7 @@ int run_slurm(const std::vector<std::string>& args) {
   }
   fs::create_directories(results.parent_path(), ec);
 
-  // #SBATCH lines both jobs share.
-  std::string common;
-  if (p.vm.count("partition")) {
-    common += "#SBATCH --partition=" +
-              checked(p, "partition", "[A-Za-z0-9_.,-]+", "a partition name, e.g. gpu or debug") +
-              "\n";
-  }
-  for (const auto& extra : p.vm.count("sbatch") ? p.vm["sbatch"].as<std::vector<std::string>>()
-                                                : std::vector<std::string>{}) {
-    if (!std::regex_match(extra, std::regex("--[A-Za-z][A-Za-z0-9-]*(=[^\\n\\r]*)?"))) {
-      throw ConfigError("slurm.bad_option", fmt::format("--sbatch '{}': expected one sbatch option "
-                                                        "such as --account=abc or --qos=normal",
-                                                        extra));
-    }
-    common += "#SBATCH " + extra + "\n";
-  }
-  std::string task_limits;
-  if (p.vm.count("time")) {
-    task_limits += "#SBATCH --time=" +
-                   checked(p, "time", "[0-9]+([-:][0-9]+)*",
-                           "a Slurm time such as 30, 04:00:00 or 1-00:00:00") +
-                   "\n";
-  }
-  if (p.vm.count("cpus-per-task")) {
-    const int64_t c = p.vm["cpus-per-task"].as<int64_t>();
-    if (c < 1)
-      throw ConfigError("slurm.bad_option",
-                        fmt::format("--cpus-per-task {}: expected at least 1", c));
-    task_limits += fmt::format("#SBATCH --cpus-per-task={}\n", c);
-  }
-  if (p.vm.count("mem")) {
-    task_limits +=
-        "#SBATCH --mem=" + checked(p, "mem", "[0-9]+[KMGT]?", "a size such as 4000 (MB) or 8G") +
-        "\n";
-  }
+  const auto [common, task_limits] = sbatch_lines(p);
   const std::string merge_time =
       checked(p, "merge-time", "[0-9]+([-:][0-9]+)*", "a Slurm time such as 30 or 00:30:00");
 
@@ -210,81 +318,9 @@ int run_slurm(const std::vector<std::string>& args) {
       "# Regenerate it rather than editing it: `patchbay slurm {} --shards {} ...`.\n",
       version(), exp.name, exp.runs.size(), shards, experiment.string(), shards);
 
-  const std::string array = fmt::format(
-      "#!/bin/bash\n"
-      "{header}"
-      "# Task K trains shard K of {n} (`patchbay run --shard K/{n}`, K = $SLURM_ARRAY_TASK_ID) "
-      "into\n"
-      "# its own results file; merge.sbatch combines them.\n"
-      "#SBATCH --job-name={name}\n"
-      "#SBATCH --array=0-{last}\n"
-      "#SBATCH --output={logs}/shard-%a.%A.out\n"
-      "{common}{limits}"
-      "set -euo pipefail\n"
-      ": \"${{SLURM_ARRAY_TASK_ID:?submit this script with sbatch: it is one task of a job "
-      "array}}\"\n"
-      "cd {cwd}\n"
-      "exec {exe} run {args} \\\n"
-      "    --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\" \\\n"
-      "    --results {base}\".shard-${{SLURM_ARRAY_TASK_ID}}-of-{n}.h5\"\n",
-      fmt::arg("header", header), fmt::arg("n", shards), fmt::arg("last", shards - 1),
-      fmt::arg("name", job_name), fmt::arg("logs", (dir / "logs").string()),
-      fmt::arg("common", common), fmt::arg("limits", task_limits),
-      fmt::arg("cwd", sh_quote(cwd.string())), fmt::arg("exe", sh_quote(exe.string())),
-      fmt::arg("args", run_args), fmt::arg("base", sh_quote(shard_base)));
-
-  const std::string merge = fmt::format(
-      "#!/bin/bash\n"
-      "{header}"
-      "# Merges the shards' results files into one once the array has ended (submit.sh makes\n"
-      "# it depend on the array with afterany). A shard that wrote nothing (cancelled before it\n"
-      "# started) is named; its runs stay PLANNED, and this job then fails so it shows.\n"
-      "#SBATCH --job-name={name}-merge\n"
-      "#SBATCH --output={logs}/merge.%j.out\n"
-      "#SBATCH --time={merge_time}\n"
-      "#SBATCH --ntasks=1\n"
-      "{common}"
-      "set -euo pipefail\n"
-      "cd {cwd}\n"
-      "shards=()\n"
-      "missing=0\n"
-      "for ((k = 0; k < {n}; k++)); do\n"
-      "  f={base}\".shard-$k-of-{n}.h5\"\n"
-      "  if [[ -f \"$f\" ]]; then\n"
-      "    shards+=(\"$f\")\n"
-      "  else\n"
-      "    echo \"shard $k/{n} wrote no results file ($f); see {logs}/shard-$k.*.out\" >&2\n"
-      "    missing=1\n"
-      "  fi\n"
-      "done\n"
-      "if ((${{#shards[@]}} == 0)); then\n"
-      "  echo \"no shard wrote results; nothing to merge\" >&2\n"
-      "  exit 1\n"
-      "fi\n"
-      "{exe} merge {results} \"${{shards[@]}}\"\n"
-      "exit \"$missing\"\n",
-      fmt::arg("header", header), fmt::arg("n", shards), fmt::arg("name", job_name),
-      fmt::arg("logs", (dir / "logs").string()), fmt::arg("merge_time", merge_time),
-      fmt::arg("common", common), fmt::arg("cwd", sh_quote(cwd.string())),
-      fmt::arg("exe", sh_quote(exe.string())), fmt::arg("results", sh_quote(results.string())),
-      fmt::arg("base", sh_quote(shard_base)));
-
-  const std::string submit = fmt::format(
-      "#!/bin/sh\n"
-      "{header}"
-      "# Submits the array, then the merge to run after every array task has ended (afterany:\n"
-      "# also after failed or timed-out tasks). Prints both job ids.\n"
-      "set -eu\n"
-      "cd \"$(dirname \"$0\")\"\n"
-      "array=$(sbatch --parsable array.sbatch)\n"
-      "array=${{array%%;*}}  # --parsable prints \"jobid;cluster\" on multi-cluster setups\n"
-      "merge=$(sbatch --parsable --dependency=afterany:\"$array\" merge.sbatch)\n"
-      "merge=${{merge%%;*}}\n"
-      "echo \"array job $array ({n} tasks), merge job $merge\"\n"
-      "echo \"watch: squeue -j $array,$merge; logs: {logs}; results: {results}\"\n",
-      fmt::arg("header", header), fmt::arg("n", shards), fmt::arg("logs", (dir / "logs").string()),
-      fmt::arg("results", results.string()));
-
+  const SlurmJobs j{shards, header, job_name, common, task_limits, merge_time, run_args, cwd, exe, dir,
+                    results, shard_base};
+  const std::string array = array_script(j), merge = merge_script(j), submit = submit_script(j);
   write_script(dir / "array.sbatch", array);
   write_script(dir / "merge.sbatch", merge);
   write_script(dir / "submit.sh", submit);

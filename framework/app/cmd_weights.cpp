@@ -100,7 +100,14 @@ int run_export(const std::vector<std::string>& args) {
   Model model = build_model(config, registry, num_classes);
 
   torch::serialize::InputArchive archive;
-  archive.load_from(checkpoint.string());
+  try {
+    archive.load_from(checkpoint.string());
+  } catch (const c10::Error& e) {  // LibTorch's message, without its stack trace
+    throw Error("weights.checkpoint",
+                fmt::format("cannot read checkpoint '{}': it is truncated or not a checkpoint ({}); "
+                            "export another run's, or run the experiment again to rewrite it",
+                            checkpoint.string(), e.what_without_backtrace()));
+  }
   const std::string prefix = last ? "model/" : "best/";
   {
     torch::NoGradGuard no_grad;

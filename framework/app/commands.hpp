@@ -1,29 +1,33 @@
-// The patchbay CLI's subcommands. Each returns the process exit code; errors are thrown
-// as patchbay::Error and printed by main().
+// The patchbay CLI's subcommands, one per row of commands.def. Each takes the words after
+// its name and returns the process exit code (exit_codes.hpp); errors are thrown as
+// patchbay::Error and printed by guarded() (cli_common.hpp).
 #pragma once
 #include <string>
 #include <vector>
 
+#include "command_kinds.hpp"
+#include "exit_codes.hpp"
+
 namespace patchbay::cli {
 
-int run_plugins(const std::vector<std::string>& args);
-int run_plan(const std::vector<std::string>& args);
-int run_cost(const std::vector<std::string>& args);
-int run_fbank(const std::vector<std::string>& args);
-int run_mask(const std::vector<std::string>& args);
-int run_data(const std::vector<std::string>& args);
-int run_run(const std::vector<std::string>& args);
-int run_report(const std::vector<std::string>& args);
-int run_compare(const std::vector<std::string>& args);  // paired bootstrap of two sweep points
-int run_weights(const std::vector<std::string>& args);
-int run_merge(const std::vector<std::string>& args);
-int run_slurm(const std::vector<std::string>& args);
-int run_dist(const std::vector<std::string>& args);   // one run on several processes (Gloo)
-int run_worker(const std::vector<std::string>& args);  // internal: one run, started by run_run
+#define PATCHBAY_COMMAND(name, function, compute, synopsis, summary) \
+  int function(const std::vector<std::string>& args);
+#include "commands.def"
+#undef PATCHBAY_COMMAND
 
-// Exit codes.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitError = 1;  // the input was refused (bad file, option, plugin)
-inline constexpr int kExitUsage = 2;  // the command line itself was wrong
+struct Command {
+  const char* name;
+  int (*run)(const std::vector<std::string>& args);
+  CommandCompute compute;
+  const char* synopsis;  // empty: internal, not in the help
+  const char* summary;
+};
+
+inline constexpr Command kCommands[] = {
+#define PATCHBAY_COMMAND(name, function, compute, synopsis, summary) \
+  {name, &function, compute, synopsis, summary},
+#include "commands.def"
+#undef PATCHBAY_COMMAND
+};
 
 }  // namespace patchbay::cli

@@ -4,7 +4,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -26,10 +29,55 @@ bool disk_full(const fs::path& folder) {
   return free_bytes < 1024.0 * 1024.0;
 }
 
+// Fault injection for the tests: PATCHBAY_TEST_KILL_WRITING="<what>:<n>" SIGKILLs this
+// process at its n-th replace_file of `what` ("checkpoint", "results file", ...), after the
+// temporary is complete and before the rename: the moment a crash must not tear the file.
+// In a `patchbay run` worker (PATCHBAY_PROGRESS_FD set) the host is killed first, as a
+// kill -9 of the whole command would.
+void maybe_die_writing(const std::string& what) {
+  static const char* spec = std::getenv("PATCHBAY_TEST_KILL_WRITING");
+  if (spec == nullptr) return;
+  const std::string s = spec;
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || s.substr(0, colon) != what) return;
+  static std::atomic<int> seen{0};
+  if (++seen != std::atoi(s.c_str() + colon + 1)) return;
+  if (std::getenv("PATCHBAY_PROGRESS_FD") != nullptr) ::kill(::getppid(), SIGKILL);
+  ::kill(::getpid(), SIGKILL);
+}
+
 }  // namespace
 
+constexpr const char* kTemporaryMark = ".tmp-";
+
 fs::path temporary_beside(const fs::path& target) {
-  return target.parent_path() / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
+  static std::atomic<uint64_t> counter{0};
+  return target.parent_path() / fmt::format(".{}{}{}-{}", target.filename().string(), kTemporaryMark,
+                                            ::getpid(), counter.fetch_add(1));
+}
+
+bool is_temporary_of(const fs::path& file, const std::string& target_prefix) {
+  const std::string name = file.filename().string();
+  return name.size() > target_prefix.size() + 1 && name[0] == '.' &&
+         name.compare(1, target_prefix.size(), target_prefix) == 0 &&
+         name.find(kTemporaryMark, 1 + target_prefix.size()) != std::string::npos;
+}
+
+size_t remove_stale_temporaries(const fs::path& folder, const std::string& target_prefix,
+                                std::chrono::seconds older_than) {
+  size_t removed = 0;
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!is_temporary_of(it->path(), target_prefix)) continue;
+    std::error_code e2;
+    if (older_than.count() > 0) {
+      const auto when = fs::last_write_time(it->path(), e2);
+      if (e2 || now - when <= older_than) continue;
+    }
+    if (fs::remove(it->path(), e2)) ++removed;
+  }
+  return removed;
 }
 
 void sync_path(const fs::path& path) {
@@ -74,6 +122,7 @@ void replace_file(const fs::path& target, const std::string& what,
   } catch (const std::exception& e) {
     fail(e.what());
   }
+  maybe_die_writing(what);
   const int fd = ::open(temp.c_str(), O_RDONLY);
   if (fd < 0 || ::fsync(fd) != 0) {
     const std::string cause = std::strerror(errno);

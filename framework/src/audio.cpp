@@ -15,7 +15,7 @@
 #include <torch/types.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/audio.hpp"
 
 namespace fs = std::filesystem;
 
@@ -252,8 +252,40 @@ Waveform read_with_libsndfile(const fs::path& file, ChannelMix mix) {
 
 }  // namespace
 
+namespace {
+
+// A RIFF/WAVE file whose data chunk declares more bytes than the file holds (a copy cut short):
+// libsndfile would decode what is there as a shorter clip without a word. Throws DataError
+// "data.truncated" with both frame counts; other files (not WAV, or a streaming header whose
+// size is 0 or 0xFFFFFFFF, "unknown") are left to the decoder.
+void refuse_truncated_wav(const fs::path& file) {
+  std::vector<unsigned char> bytes;
+  if (!read_file(file, bytes) || bytes.size() < 12) return;
+  const unsigned char* b = bytes.data();
+  if (std::memcmp(b, "RIFF", 4) != 0 || std::memcmp(b + 8, "WAVE", 4) != 0) return;
+  size_t block_align = 0;
+  for (size_t pos = 12; pos + 8 <= bytes.size();) {
+    const size_t chunk_size = le32(b + pos + 4), body = pos + 8;
+    if (std::memcmp(b + pos, "fmt ", 4) == 0 && body + 14 <= bytes.size()) block_align = le16(b + body + 12);
+    if (std::memcmp(b + pos, "data", 4) == 0) {
+      if (chunk_size == 0 || chunk_size == 0xFFFFFFFFu || block_align == 0) return;
+      const size_t have = bytes.size() - body;
+      if (have >= chunk_size) return;
+      throw DataError("data.truncated",
+                      fmt::format("'{}' is truncated: {} of {} frames (its data chunk declares {} bytes, "
+                                  "the file ends {} bytes into it); copy or export it again, or set "
+                                  "dataset.on_bad_clip = \"skip\"", file.string(), have / block_align,
+                                  chunk_size / block_align, chunk_size, have));
+    }
+    pos = body + chunk_size + (chunk_size & 1);
+  }
+}
+
+}  // namespace
+
 Waveform read_audio(const fs::path& file, int64_t target_rate, ChannelMix mix) {
   std::optional<Waveform> plain = read_plain_wav(file, mix);
+  if (!plain) refuse_truncated_wav(file);  // the plain reader refuses truncated files too
   Waveform wave = plain ? std::move(*plain) : read_with_libsndfile(file, mix);
   if (target_rate > 0 && target_rate != wave.sample_rate) {
     wave.samples = resample(wave.samples, wave.sample_rate, target_rate, wave.source);

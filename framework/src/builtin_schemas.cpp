@@ -1,5 +1,5 @@
 // The schemas of the framework's own tables: [experiment], [frontend], [train].
-// Defaults follow AST's Speech Commands recipe (REFERENCE.md §2, §4) where one exists.
+// Defaults follow AST's Speech Commands recipe (docs/reference.md §2, §4) where one exists.
 #include "patchbay/config.hpp"
 
 namespace patchbay {

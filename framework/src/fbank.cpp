@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/options.hpp"
 
 namespace patchbay {

@@ -6,7 +6,6 @@
 // printing is switched off around our calls; failures become warnings or Error ids.
 #include "patchbay/features.hpp"
 
-#include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +28,8 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include "atomic_file.hpp"
+#include "h5.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/hash.hpp"
 #include "patchbay/log.hpp"
@@ -45,7 +46,6 @@ constexpr int kFormatVersion = 1;
 constexpr int kFeatureVersion = 2;  // 2: sparse mel projection (values within ~1e-6 of v1)
 // Temporary files older than this are leftovers of killed writers.
 constexpr auto kStaleTemp = std::chrono::hours(1);
-constexpr const char* kTempMarker = ".h5.tmp-";
 
 // ---------------------------------------------------------------------------------------
 // Names, keys, folders
@@ -141,72 +141,18 @@ fs::path choose_cache_folder(const FeatureRequest& request, const fs::path& clip
                           fmt::join(names, " or ")));
 }
 
-// Leftovers of writers that died before their rename.
-void remove_stale_temps(const fs::path& dir) {
-  std::error_code ec;
-  const auto now = fs::file_time_type::clock::now();
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind("features-", 0) != 0 || name.find(kTempMarker) == std::string::npos) continue;
-    std::error_code e2;
-    const auto when = fs::last_write_time(it->path(), e2);
-    if (!e2 && now - when > kStaleTemp) {
-      fs::remove(it->path(), e2);
-      if (!e2) log::debug("removed stale feature-cache temporary '{}'", it->path().string());
-    }
-  }
-}
-
-fs::path temp_name(const fs::path& file) {
-  static std::atomic<uint64_t> counter{0};
-  const uint64_t tid = std::hash<std::thread::id>{}(std::this_thread::get_id());
-  return fs::path(fmt::format("{}{}{}-{:x}-{}", file.string(), kTempMarker, ::getpid(), tid & 0xffffff,
-                              counter.fetch_add(1)));
-}
-
 // ---------------------------------------------------------------------------------------
 // HDF5 plumbing
-
-// Closes an HDF5 handle with the right function.
-class Hid {
- public:
-  Hid() = default;
-  Hid(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  Hid(const Hid&) = delete;
-  Hid& operator=(const Hid&) = delete;
-  Hid(Hid&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
-  Hid& operator=(Hid&& o) noexcept {
-    if (this != &o) {
-      reset();
-      id_ = o.id_;
-      close_ = o.close_;
-      o.id_ = -1;
-    }
-    return *this;
-  }
-  ~Hid() { reset(); }
-  // Closes now; false when closing failed (for a file: its last writes failed).
-  bool reset() {
-    const herr_t status = id_ >= 0 && close_ != nullptr ? close_(id_) : 0;
-    id_ = -1;
-    return status >= 0;
-  }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_ = -1;
-  herr_t (*close_)(hid_t) = nullptr;
-};
 
 // A failed step of reading or writing the cache; its message becomes a warning.
 struct CacheFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-Hid check(hid_t id, herr_t (*close)(hid_t), const char* what) {
+// Failures of the cache are warnings, not errors: CacheFailure, not h5::Handle's Error.
+h5::Handle check(hid_t id, const char* what) {
   if (id < 0) throw CacheFailure(what);
-  return Hid(id, close);
+  return h5::Handle(id, what);
 }
 
 void check(herr_t status, const char* what) {
@@ -231,107 +177,104 @@ class QuietHdf5 {
 
 // File access without HDF5's advisory locks: files are never modified in place (writers
 // fill a private temporary file), and locks fail on some network file systems.
-Hid file_access() {
-  Hid fapl = check(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create a file access list");
-  check(H5Pset_file_locking(fapl.get(), false, true), "cannot configure file locking");
+h5::Handle file_access() {
+  h5::Handle fapl = check(H5Pcreate(H5P_FILE_ACCESS), "cannot create a file access list");
+  check(H5Pset_file_locking(fapl.id(), false, true), "cannot configure file locking");
   return fapl;
 }
 
 std::string read_string_attribute(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) throw CacheFailure(fmt::format("no '{}' attribute", name));
-  Hid attr = check(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, "cannot open an attribute");
-  Hid type = check(H5Aget_type(attr.get()), H5Tclose, "cannot read an attribute's type");
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0) {
+  h5::Handle attr = check(H5Aopen(obj, name, H5P_DEFAULT), "cannot open an attribute");
+  h5::Handle type = check(H5Aget_type(attr.id()), "cannot read an attribute's type");
+  if (H5Tget_class(type.id()) != H5T_STRING || H5Tis_variable_str(type.id()) != 0) {
     throw CacheFailure(fmt::format("attribute '{}' is not a fixed-length string", name));
   }
-  const size_t size = H5Tget_size(type.get());
+  const size_t size = H5Tget_size(type.id());
   std::string value(size, '\0');
-  check(H5Aread(attr.get(), type.get(), value.data()), "cannot read an attribute");
+  check(H5Aread(attr.id(), type.id(), value.data()), "cannot read an attribute");
   value.resize(std::strlen(value.c_str()));
   return value;
 }
 
 int64_t read_int_attribute(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) throw CacheFailure(fmt::format("no '{}' attribute", name));
-  Hid attr = check(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, "cannot open an attribute");
+  h5::Handle attr = check(H5Aopen(obj, name, H5P_DEFAULT), "cannot open an attribute");
   long long value = 0;
-  check(H5Aread(attr.get(), H5T_NATIVE_LLONG, &value), "cannot read an attribute");
+  check(H5Aread(attr.id(), H5T_NATIVE_LLONG, &value), "cannot read an attribute");
   return value;
 }
 
 void write_string_attribute(hid_t obj, const char* name, const std::string& value) {
-  Hid type = check(H5Tcopy(H5T_C_S1), H5Tclose, "cannot create a string type");
-  check(H5Tset_size(type.get(), std::max<size_t>(value.size(), 1)), "cannot size a string type");
-  check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), "cannot pad a string type");
-  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot set a character set");
-  Hid space = check(H5Screate(H5S_SCALAR), H5Sclose, "cannot create a dataspace");
-  Hid attr = check(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-                   "cannot create an attribute");
+  h5::Handle type = check(H5Tcopy(H5T_C_S1), "cannot create a string type");
+  check(H5Tset_size(type.id(), std::max<size_t>(value.size(), 1)), "cannot size a string type");
+  check(H5Tset_strpad(type.id(), H5T_STR_NULLPAD), "cannot pad a string type");
+  check(H5Tset_cset(type.id(), H5T_CSET_UTF8), "cannot set a character set");
+  h5::Handle space = check(H5Screate(H5S_SCALAR), "cannot create a dataspace");
+  h5::Handle attr = check(H5Acreate2(obj, name, type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT), "cannot create an attribute");
   std::string padded = value;
   padded.resize(std::max<size_t>(value.size(), 1), '\0');
-  check(H5Awrite(attr.get(), type.get(), padded.data()), "cannot write an attribute");
+  check(H5Awrite(attr.id(), type.id(), padded.data()), "cannot write an attribute");
 }
 
 void write_int_attribute(hid_t obj, const char* name, int64_t value) {
-  Hid space = check(H5Screate(H5S_SCALAR), H5Sclose, "cannot create a dataspace");
-  Hid attr = check(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                   H5Aclose, "cannot create an attribute");
+  h5::Handle space = check(H5Screate(H5S_SCALAR), "cannot create a dataspace");
+  h5::Handle attr = check(H5Acreate2(obj, name, H5T_STD_I64LE, space.id(), H5P_DEFAULT, H5P_DEFAULT), "cannot create an attribute");
   const long long v = value;
-  check(H5Awrite(attr.get(), H5T_NATIVE_LLONG, &v), "cannot write an attribute");
+  check(H5Awrite(attr.id(), H5T_NATIVE_LLONG, &v), "cannot write an attribute");
 }
 
 // An open, validated cache file: its keys and the features dataset.
 struct CacheReader {
-  Hid file;
-  Hid features;
+  h5::Handle file;
+  h5::Handle features;
   std::vector<std::string> keys;
 
   // Throws CacheFailure when the file is not a cache of `identity` with rows [T, F].
   CacheReader(const fs::path& path, const std::string& identity, int64_t frames, int64_t bins) {
-    Hid fapl = file_access();
-    file = check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose,
-                 "not an HDF5 file (or a truncated one)");
-    const int64_t version = read_int_attribute(file.get(), "format_version");
+    h5::Handle fapl = file_access();
+    file = check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.id()), "not an HDF5 file (or a truncated one)");
+    const int64_t version = read_int_attribute(file.id(), "format_version");
     if (version != kFormatVersion) {
       throw CacheFailure(fmt::format("format version {}, this build reads {}", version, kFormatVersion));
     }
-    if (read_string_attribute(file.get(), "options") != identity) {
+    if (read_string_attribute(file.id(), "options") != identity) {
       throw CacheFailure("it was written for other options or another folder");
     }
-    if (H5Lexists(file.get(), "keys", H5P_DEFAULT) <= 0 ||
-        H5Lexists(file.get(), "features", H5P_DEFAULT) <= 0) {
+    if (H5Lexists(file.id(), "keys", H5P_DEFAULT) <= 0 ||
+        H5Lexists(file.id(), "features", H5P_DEFAULT) <= 0) {
       throw CacheFailure("no 'keys' or 'features' dataset");
     }
-    Hid kset = check(H5Dopen2(file.get(), "keys", H5P_DEFAULT), H5Dclose, "cannot open 'keys'");
-    Hid ktype = check(H5Dget_type(kset.get()), H5Tclose, "cannot read the type of 'keys'");
-    if (H5Tget_class(ktype.get()) != H5T_STRING || H5Tis_variable_str(ktype.get()) != 0) {
+    h5::Handle kset = check(H5Dopen2(file.id(), "keys", H5P_DEFAULT), "cannot open 'keys'");
+    h5::Handle ktype = check(H5Dget_type(kset.id()), "cannot read the type of 'keys'");
+    if (H5Tget_class(ktype.id()) != H5T_STRING || H5Tis_variable_str(ktype.id()) != 0) {
       throw CacheFailure("'keys' is not a fixed-length string dataset");
     }
-    Hid kspace = check(H5Dget_space(kset.get()), H5Sclose, "cannot read the shape of 'keys'");
+    h5::Handle kspace = check(H5Dget_space(kset.id()), "cannot read the shape of 'keys'");
     hsize_t n = 0;
-    if (H5Sget_simple_extent_ndims(kspace.get()) != 1) throw CacheFailure("'keys' is not 1-D");
-    check(H5Sget_simple_extent_dims(kspace.get(), &n, nullptr), "cannot read the shape of 'keys'");
+    if (H5Sget_simple_extent_ndims(kspace.id()) != 1) throw CacheFailure("'keys' is not 1-D");
+    check(H5Sget_simple_extent_dims(kspace.id(), &n, nullptr), "cannot read the shape of 'keys'");
 
-    features = check(H5Dopen2(file.get(), "features", H5P_DEFAULT), H5Dclose, "cannot open 'features'");
-    Hid ftype = check(H5Dget_type(features.get()), H5Tclose, "cannot read the type of 'features'");
-    if (H5Tget_class(ftype.get()) != H5T_FLOAT || H5Tget_size(ftype.get()) != sizeof(float)) {
+    features = check(H5Dopen2(file.id(), "features", H5P_DEFAULT), "cannot open 'features'");
+    h5::Handle ftype = check(H5Dget_type(features.id()), "cannot read the type of 'features'");
+    if (H5Tget_class(ftype.id()) != H5T_FLOAT || H5Tget_size(ftype.id()) != sizeof(float)) {
       throw CacheFailure("'features' is not float32");
     }
-    Hid fspace = check(H5Dget_space(features.get()), H5Sclose, "cannot read the shape of 'features'");
+    h5::Handle fspace = check(H5Dget_space(features.id()), "cannot read the shape of 'features'");
     hsize_t dims[3] = {0, 0, 0};
-    if (H5Sget_simple_extent_ndims(fspace.get()) != 3) throw CacheFailure("'features' is not 3-D");
-    check(H5Sget_simple_extent_dims(fspace.get(), dims, nullptr), "cannot read the shape of 'features'");
+    if (H5Sget_simple_extent_ndims(fspace.id()) != 3) throw CacheFailure("'features' is not 3-D");
+    check(H5Sget_simple_extent_dims(fspace.id(), dims, nullptr), "cannot read the shape of 'features'");
     if (dims[0] != n || dims[1] != static_cast<hsize_t>(frames) || dims[2] != static_cast<hsize_t>(bins)) {
       throw CacheFailure(fmt::format("'features' is [{}, {}, {}] for {} keys; expected [{}, {}, {}]",
                                      dims[0], dims[1], dims[2], n, n, frames, bins));
     }
 
-    const size_t width = H5Tget_size(ktype.get());
+    const size_t width = H5Tget_size(ktype.id());
     if (width == 0) throw CacheFailure("'keys' has zero-width strings");
     keys.resize(n);
     if (n > 0) {
       std::vector<char> buffer(n * width);
-      check(H5Dread(kset.get(), ktype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()),
+      check(H5Dread(kset.id(), ktype.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()),
             "cannot read 'keys'");
       for (size_t i = 0; i < n; ++i) {
         const char* s = buffer.data() + i * width;
@@ -342,13 +285,13 @@ struct CacheReader {
 
   // Reads `count` consecutive rows from `first` into dst (count * T * F floats).
   void read_rows(hsize_t first, hsize_t count, int64_t frames, int64_t bins, float* dst) const {
-    Hid fspace = check(H5Dget_space(features.get()), H5Sclose, "cannot read the shape of 'features'");
+    h5::Handle fspace = check(H5Dget_space(features.id()), "cannot read the shape of 'features'");
     const hsize_t start[3] = {first, 0, 0};
     const hsize_t size[3] = {count, static_cast<hsize_t>(frames), static_cast<hsize_t>(bins)};
-    check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, size, nullptr),
+    check(H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start, nullptr, size, nullptr),
           "cannot select rows");
-    Hid mspace = check(H5Screate_simple(3, size, nullptr), H5Sclose, "cannot create a dataspace");
-    check(H5Dread(features.get(), H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, dst),
+    h5::Handle mspace = check(H5Screate_simple(3, size, nullptr), "cannot create a dataspace");
+    check(H5Dread(features.id(), H5T_NATIVE_FLOAT, mspace.id(), fspace.id(), H5P_DEFAULT, dst),
           "reading rows failed (corrupt data or checksum mismatch)");
   }
 };
@@ -378,11 +321,10 @@ void write_cache_file(const fs::path& path, const std::string& identity, int64_t
                       const std::vector<std::string>& own_keys, const CacheReader* old,
                       const std::vector<size_t>& foreign) {
   const hsize_t n = own.size() + foreign.size();
-  Hid fapl = file_access();
-  Hid file = check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose,
-                   "cannot create the file");
-  write_int_attribute(file.get(), "format_version", kFormatVersion);
-  write_string_attribute(file.get(), "options", identity);
+  h5::Handle fapl = file_access();
+  h5::Handle file = check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), "cannot create the file");
+  write_int_attribute(file.id(), "format_version", kFormatVersion);
+  write_string_attribute(file.id(), "options", identity);
 
   // keys: fixed-length, NUL-padded strings.
   std::vector<const std::string*> all_keys;
@@ -393,17 +335,16 @@ void write_cache_file(const fs::path& path, const std::string& identity, int64_t
   for (const auto* k : all_keys) width = std::max(width, k->size());
   std::vector<char> buffer(static_cast<size_t>(n) * width, '\0');
   for (size_t i = 0; i < all_keys.size(); ++i) std::memcpy(buffer.data() + i * width, all_keys[i]->data(), all_keys[i]->size());
-  Hid ktype = check(H5Tcopy(H5T_C_S1), H5Tclose, "cannot create a string type");
-  check(H5Tset_size(ktype.get(), width), "cannot size a string type");
-  check(H5Tset_strpad(ktype.get(), H5T_STR_NULLPAD), "cannot pad a string type");
-  check(H5Tset_cset(ktype.get(), H5T_CSET_UTF8), "cannot set a character set");
+  h5::Handle ktype = check(H5Tcopy(H5T_C_S1), "cannot create a string type");
+  check(H5Tset_size(ktype.id(), width), "cannot size a string type");
+  check(H5Tset_strpad(ktype.id(), H5T_STR_NULLPAD), "cannot pad a string type");
+  check(H5Tset_cset(ktype.id(), H5T_CSET_UTF8), "cannot set a character set");
   {
-    Hid kspace = check(H5Screate_simple(1, &n, nullptr), H5Sclose, "cannot create a dataspace");
-    Hid kset = check(H5Dcreate2(file.get(), "keys", ktype.get(), kspace.get(), H5P_DEFAULT, H5P_DEFAULT,
-                                H5P_DEFAULT),
-                     H5Dclose, "cannot create 'keys'");
+    h5::Handle kspace = check(H5Screate_simple(1, &n, nullptr), "cannot create a dataspace");
+    h5::Handle kset = check(H5Dcreate2(file.id(), "keys", ktype.id(), kspace.id(), H5P_DEFAULT, H5P_DEFAULT,
+                                H5P_DEFAULT), "cannot create 'keys'");
     if (n > 0) {
-      check(H5Dwrite(kset.get(), ktype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()),
+      check(H5Dwrite(kset.id(), ktype.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()),
             "cannot write 'keys'");
     }
   }
@@ -413,21 +354,20 @@ void write_cache_file(const fs::path& path, const std::string& identity, int64_t
   const hsize_t dims[3] = {n, static_cast<hsize_t>(frames), static_cast<hsize_t>(bins)};
   const hsize_t maxdims[3] = {H5S_UNLIMITED, dims[1], dims[2]};
   const hsize_t chunk[3] = {1, dims[1], dims[2]};
-  Hid fspace = check(H5Screate_simple(3, dims, maxdims), H5Sclose, "cannot create a dataspace");
-  Hid dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create a property list");
-  check(H5Pset_chunk(dcpl.get(), 3, chunk), "cannot set chunking");
-  check(H5Pset_fletcher32(dcpl.get()), "cannot enable checksums");
-  Hid fset = check(H5Dcreate2(file.get(), "features", H5T_IEEE_F32LE, fspace.get(), H5P_DEFAULT,
-                              dcpl.get(), H5P_DEFAULT),
-                   H5Dclose, "cannot create 'features'");
+  h5::Handle fspace = check(H5Screate_simple(3, dims, maxdims), "cannot create a dataspace");
+  h5::Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), "cannot create a property list");
+  check(H5Pset_chunk(dcpl.id(), 3, chunk), "cannot set chunking");
+  check(H5Pset_fletcher32(dcpl.id()), "cannot enable checksums");
+  h5::Handle fset = check(H5Dcreate2(file.id(), "features", H5T_IEEE_F32LE, fspace.id(), H5P_DEFAULT,
+                              dcpl.id(), H5P_DEFAULT), "cannot create 'features'");
   const size_t row = static_cast<size_t>(frames * bins);
   const auto write_rows = [&](hsize_t first, hsize_t count, const float* src) {
     const hsize_t start[3] = {first, 0, 0};
     const hsize_t size[3] = {count, dims[1], dims[2]};
-    Hid sel = check(H5Dget_space(fset.get()), H5Sclose, "cannot read the shape of 'features'");
-    check(H5Sselect_hyperslab(sel.get(), H5S_SELECT_SET, start, nullptr, size, nullptr), "cannot select rows");
-    Hid mspace = check(H5Screate_simple(3, size, nullptr), H5Sclose, "cannot create a dataspace");
-    check(H5Dwrite(fset.get(), H5T_NATIVE_FLOAT, mspace.get(), sel.get(), H5P_DEFAULT, src),
+    h5::Handle sel = check(H5Dget_space(fset.id()), "cannot read the shape of 'features'");
+    check(H5Sselect_hyperslab(sel.id(), H5S_SELECT_SET, start, nullptr, size, nullptr), "cannot select rows");
+    h5::Handle mspace = check(H5Screate_simple(3, size, nullptr), "cannot create a dataspace");
+    check(H5Dwrite(fset.id(), H5T_NATIVE_FLOAT, mspace.id(), sel.id(), H5P_DEFAULT, src),
           "cannot write rows (disk full?)");
   };
   const float* data = rows.data_ptr<float>();
@@ -451,7 +391,7 @@ void write_cache_file(const fs::path& path, const std::string& identity, int64_t
       r.count -= take;
     }
   }
-  if (!fset.reset() || !file.reset()) throw CacheFailure("closing the file failed (disk full?)");
+  if (!fset.close() || !file.close()) throw CacheFailure("closing the file failed (disk full?)");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -517,7 +457,9 @@ void write_cached(const Cache& cache, const std::vector<std::string>& keys,
   const std::unordered_set<std::string_view> own_paths(paths.begin(), paths.end());
 
   QuietHdf5 quiet;
-  remove_stale_temps(cache.dir);
+  // Leftovers of writers that died before their rename (any cache file's: several
+  // processes share the folder, so only old ones).
+  remove_stale_temporaries(cache.dir, "features-", kStaleTemp);
   // The current file, read again now: another process may have replaced it meanwhile.
   std::optional<CacheReader> old;
   std::vector<size_t> foreign;
@@ -539,24 +481,15 @@ void write_cached(const Cache& cache, const std::vector<std::string>& keys,
     }
   }
 
-  const fs::path temp = temp_name(cache.file);
   try {
-    write_cache_file(temp, cache.identity, cache.frames, cache.bins, all, own, own_keys,
-                     old ? &*old : nullptr, foreign);
-    old.reset();
-    // Durable before visible: a crash after the rename must not expose a half-written file.
-    const int fd = ::open(temp.c_str(), O_RDONLY);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      if (fd >= 0) ::close(fd);
-      throw CacheFailure("cannot sync the temporary file");
-    }
-    ::close(fd);
-    fs::rename(temp, cache.file, ec);
-    if (ec) throw CacheFailure(fmt::format("cannot rename it into place ({})", ec.message()));
+    replace_file(cache.file, "feature cache", [&](const fs::path& temp) {
+      write_cache_file(temp, cache.identity, cache.frames, cache.bins, all, own, own_keys,
+                       old ? &*old : nullptr, foreign);
+      old.reset();  // closed before the rename replaces the file it reads
+    });
     log::debug("feature cache '{}': {} rows ({} kept from other clips)", cache.file.string(),
                own.size() + foreign.size(), foreign.size());
-  } catch (const CacheFailure& e) {
-    fs::remove(temp, ec);
+  } catch (const Error& e) {
     log::warn("feature cache '{}' was not written ({}); the features are computed but not cached",
               cache.file.string(), e.what());
   }

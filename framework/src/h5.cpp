@@ -63,9 +63,12 @@ Handle& Handle::operator=(Handle&& other) noexcept {
 // loaded, before any other HDF5 call, as H5dont_atexit requires.
 const bool kNoHdf5Atexit = H5dont_atexit() >= 0;
 
-Handle::~Handle() {
-  if (id_ >= 0) H5Idec_ref(id_);
+Handle::~Handle() { close(); }
+
+bool Handle::close() {
+  const bool ok = id_ < 0 || H5Idec_ref(id_) >= 0;
   id_ = -1;
+  return ok;
 }
 
 void quiet() {

@@ -1,4 +1,5 @@
-// A thin RAII layer over the HDF5 C API, for the results store (internal to the core).
+// A thin RAII layer over the HDF5 C API, for the results store, the feature cache and the
+// weights files (internal to the core).
 //
 // Only what patchbay writes: groups, scalar attributes (string / double / int64), 1-D
 // datasets of doubles, int64s and strings, N-D double arrays, N-D numeric datasets of any
@@ -29,6 +30,8 @@ class Handle {
   ~Handle();
   hid_t id() const { return id_; }
   explicit operator bool() const { return id_ >= 0; }
+  // Closes now; false when closing failed (for a file: its last writes failed, a full disk).
+  bool close();
 
  private:
   hid_t id_ = -1;

@@ -96,9 +96,8 @@ std::optional<Model> try_build(ResolvedConfig c, const Registry& registry, int64
   }
 }
 
-}  // namespace
-
-Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
+// The model as configured, or, with match_paper_macs, the one whose paper MACs are closest.
+Model build_matched(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
   const Options& o = c.backbone.options;
   if (!o.contains(kMatchPaperMacs) || o.get_int(kMatchPaperMacs) <= 0) {
     return build_exactly(c, registry, num_classes);
@@ -148,6 +147,15 @@ Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num
     return std::move(*above);
   }
   return std::move(*below);
+}
+
+}  // namespace
+
+Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
+  Model m = build_matched(c, registry, num_classes);
+  // Before anything trains: options the masker cannot honour on this geometry.
+  m.masker->check(MaskContext(m.grid()));
+  return m;
 }
 
 namespace {

@@ -169,12 +169,14 @@ std::shared_ptr<Backbone> Registry::make_backbone(const std::string& name, const
   return keep_alive(call_factory(e, [&] { return e.backbone(o, c); }), e.origin.keep_alive);
 }
 
-void Registry::add_dataset(PluginDescription d, DatasetFactory f, DatasetExampleWriter example) {
+void Registry::add_dataset(PluginDescription d, DatasetFactory f, DatasetExampleWriter example,
+                           DatasetGenerator generator) {
   RegistryEntry e;
   e.kind = PluginKind::dataset;
   e.description = std::move(d);
   e.dataset = std::move(f);
   e.dataset_example = std::move(example);
+  e.dataset_generator = std::move(generator);
   add(std::move(e));
 }
 

@@ -315,22 +315,17 @@ ResultsLock ResultsStore::lock() const {
 void ResultsStore::remove_stale_temporaries() const {
   // Only the lock holder (and the workers it starts later) writes here, so every temporary
   // file that exists now was left by a process killed mid-write.
-  std::error_code ec;
-  const auto sweep = [&](const fs::path& dir, const std::string& prefix, const std::string& exact) {
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind(prefix, 0) == 0 || name == exact) fs::remove(e.path(), ec);
-    }
-  };
   const fs::path parent = file_.parent_path().empty() ? fs::path(".") : file_.parent_path();
-  sweep(parent, "." + file_.filename().string() + ".tmp-", "");
+  patchbay::remove_stale_temporaries(parent, file_.filename().string());
+  std::error_code ec;
   if (!fs::is_directory(runs_dir(), ec)) return;
   for (const auto& run : fs::directory_iterator(runs_dir(), ec)) {
     if (!run.is_directory(ec)) continue;
-    sweep(run.path(), ".run.h5.tmp-", "checkpoint.pt.tmp");
-    // import_run's temporaries.
-    sweep(run.path(), ".checkpoint.pt.tmp-", "");
-    sweep(run.path(), ".log.txt.tmp-", "");
+    // The run record, and import_run's checkpoint and log.
+    for (const char* name : {"run.h5", "checkpoint.pt", "log.txt"}) {
+      patchbay::remove_stale_temporaries(run.path(), name);
+    }
+    fs::remove(run.path() / "checkpoint.pt.tmp", ec);  // the fixed name earlier builds used
   }
 }
 
@@ -448,6 +443,31 @@ std::optional<ExperimentRecord> ResultsStore::read_experiment() const {
   return rec;
 }
 
+std::optional<fs::path> ResultsStore::set_aside_unreadable() const {
+  std::error_code ec;
+  if (!fs::exists(file_, ec)) return std::nullopt;
+  try {
+    auto file = h5::open_file_read(file_);
+    if (h5::read_attr_string(file.id(), "schema").value_or("") == "patchbay.results") {
+      (void)read_experiment();
+      return std::nullopt;
+    }
+  } catch (const Error&) {
+    // unreadable: set aside below
+  }
+  std::string stamp = utc_now();
+  for (char& c : stamp) c = c == ':' ? '-' : c;
+  const fs::path aside = file_.string() + ".unreadable-" + stamp;
+  fs::rename(file_, aside, ec);
+  if (ec) {
+    throw Error("results.write", fmt::format("'{}' cannot be read and cannot be moved aside to '{}' ({}); "
+                                             "move or delete it yourself and run again: the runs' own "
+                                             "files in '{}' are kept", file_.string(), aside.string(),
+                                             ec.message(), runs_dir().string()));
+  }
+  return aside;
+}
+
 PublishedResults read_results(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
@@ -474,7 +494,11 @@ PublishedResults read_results(const fs::path& path) {
     for (const auto& r : out.runs) out.experiment.axes.push_back(r.axes);
   } catch (const Error& e) {
     if (e.id() == "results.not_results") throw;
-    throw Error("results.corrupt", fmt::format("cannot read results file '{}': {}", path.string(), e.what()));
+    throw Error("results.corrupt",
+                fmt::format("cannot read results file '{}': {}; if '{}.runs/' is there, `patchbay run "
+                            "EXPERIMENT.toml --results {}` rebuilds the file from the runs' own files "
+                            "(finished runs are not trained again)",
+                            path.string(), e.what(), path.string(), path.string()));
   }
   return out;
 }

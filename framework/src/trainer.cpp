@@ -23,7 +23,7 @@
 #include "patchbay/distributed.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/features.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/log.hpp"
 #include "patchbay/model.hpp"
 #include "patchbay/version.hpp"
@@ -105,15 +105,24 @@ RunData load_run_data(const PlannedRun& run, const Registry& registry, const Tra
   // Where a run's wall time goes (this attempt): features, epochs, test, measurement; the
   // sweep-overhead benchmark subtracts them from the sweep's wall time.
   rec.final["features_seconds"] = seconds_since(features_start);
-  if (d.train.size() == 0) {
-    throw DataError("data.empty_split", fmt::format("dataset '{}' has no training clips; check "
-                                                    "dataset.root and its split lists", c.dataset.plugin));
-  }
   rec.skipped_clips.clear();
   for (const auto* s : {&d.train, &d.valid, &d.test}) {
     for (const auto& k : s->skipped) rec.skipped_clips.push_back(k.path + ": " + k.reason);
   }
   for (const auto& k : dataset->skipped_clips()) rec.skipped_clips.push_back(k + ": missing");
+  if (d.train.size() == 0) {
+    // When on_bad_clip = "skip" left nothing, what was skipped and why is the answer.
+    std::string skipped;
+    for (size_t i = 0; i < rec.skipped_clips.size() && i < 10; ++i) skipped += "\n  " + rec.skipped_clips[i];
+    if (rec.skipped_clips.size() > 10) skipped += fmt::format("\n  ... and {} more", rec.skipped_clips.size() - 10);
+    throw DataError("data.empty_split",
+                    rec.skipped_clips.empty()
+                        ? fmt::format("dataset '{}' has no training clips; check dataset.root and its "
+                                      "split lists", c.dataset.plugin)
+                        : fmt::format("dataset '{}' has no training clips left: all {} bad clips were "
+                                      "skipped (on_bad_clip = \"skip\"):{}", c.dataset.plugin,
+                                      rec.skipped_clips.size(), skipped));
+  }
   rec.final["multi_label"] = d.multi_label ? 1.0 : 0.0;
   rec.final["num_classes"] = static_cast<double>(d.num_classes);
   rec.final["train_clips"] = static_cast<double>(d.train.size());

@@ -11,6 +11,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "atomic_file.hpp"
 #include "h5.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/version.hpp"
@@ -111,8 +112,7 @@ std::vector<WeightName> weight_names(const Model& model) {
 void export_weights(const Model& model, const fs::path& file, const std::string& source,
                     const std::string& config_toml) {
   const auto names = weight_names(model);
-  const fs::path temp = file.string() + ".tmp-" + std::to_string(::getpid());
-  try {
+  replace_file(file, "weights file", [&](const fs::path& temp) {
     auto f = h5::create_file(temp);
     const hid_t root = f.id();
     const auto& g = model.grid();
@@ -146,12 +146,8 @@ void export_weights(const Model& model, const fs::path& file, const std::string&
       }
       h5::write_attr(ds.id(), "patchbay_name", w.patchbay);
     }
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw;
-  }
-  fs::rename(temp, file);
+    h5::flush(root);  // a full disk fails here, loudly, not at close
+  });
 }
 
 void import_weights(Model& model, const fs::path& file) {

@@ -9,6 +9,8 @@
 #include "helpers.hpp"
 #include "test_paths.hpp"
 
+namespace fs = std::filesystem;
+
 using nlohmann::json;
 
 namespace {
@@ -49,6 +51,70 @@ TEST_CASE("cli: --help and --version") {
   r = patchbay::test::run(cli() + " plan --help");
   CHECK(r.code == 0);
   CHECK(r.out.find("Usage: patchbay plan FILE") != std::string::npos);
+}
+
+TEST_CASE("cli: --help lists every command of the command table, internal ones hidden") {
+  const auto r = patchbay::test::run(cli() + " --help");
+  REQUIRE(r.code == 0);
+  for (const char* synopsis : {"  plugins ", "  plan FILE", "  run FILE", "  run-dist FILE", "  merge OUT.h5",
+                               "  slurm FILE", "  report RESULTS.h5", "  compare RESULTS.h5 A B",
+                               "  cost FILE", "  fbank IN", "  mask FILE", "  data NAME --out DIR",
+                               "  weights export"}) {
+    CHECK_MESSAGE(r.out.find(synopsis) != std::string::npos, synopsis, "\n", r.out);
+  }
+  CHECK(r.out.find("run-worker") == std::string::npos);
+  // Every command the help names dispatches (a row without a function would not link, a
+  // name without a row is "unknown command").
+  for (const char* command : {"plugins", "plan", "run", "run-dist", "merge", "slurm", "report", "compare",
+                              "cost", "fbank", "mask", "data", "weights"}) {
+    const auto h = patchbay::test::run(cli() + " " + command + " --help");
+    CHECK_MESSAGE(h.code == 0, command, ": ", h.err);
+    CHECK_MESSAGE(h.err.find("unknown command") == std::string::npos, command);
+  }
+}
+
+TEST_CASE("cli: data generates through the dataset plugins; the CLI links no generator") {
+  auto r = patchbay::test::run(cli() + " data --help");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK_MESSAGE(r.out.find("  keywords ") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("  instruments ") != std::string::npos, r.out);
+  CHECK(r.out.find("  folder ") == std::string::npos);  // reads data, cannot make it
+  r = patchbay::test::run(cli() + " data keywords --help");
+  REQUIRE(r.code == 0);
+  CHECK_MESSAGE(r.out.find("--per-class VALUE") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("(default 30)") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("--words a,b,c") != std::string::npos, r.out);
+  CHECK(r.out.find("--soundfont") == std::string::npos);  // an option of instruments only
+
+  patchbay::test::TempDir dir;
+  const std::string out = " --out '" + (dir.path() / "k").string() + "'";
+  r = patchbay::test::run(cli() + " data nosuch" + out);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[cli.unknown_dataset]: 'data' cannot generate 'nosuch'; available: instruments, "
+                           "keywords") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " data folder" + out);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("dataset 'folder' reads data it cannot make") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " data keywords --classes piano" + out);
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.err.find("--classes is an option of 'data instruments', not of 'data keywords'") !=
+                    std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " data keywords --per-class many" + out);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[cli.bad_value]: --per-class many: expects an integer") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " data keywords --per-class 0" + out);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[cli.bad_value]: --per-class 0:") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " data keywords --per-class 2");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--out DIR is required") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir.path() / "k"));  // nothing was written by any refusal
+
+  // The generators live in their plugins: the CLI itself needs neither library.
+  r = patchbay::test::run(std::string("ldd '") + patchbay::test::kCli + "-main'");
+  REQUIRE(r.code == 0);
+  CHECK_MESSAGE(r.out.find("libespeak") == std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("libfluidsynth") == std::string::npos, r.out);
 }
 
 TEST_CASE("cli: the launcher sets OpenMP's passive wait policy so patchbay-main starts once") {
@@ -198,6 +264,21 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   r = patchbay::test::run(cli() + " plan " + quickstart() + " --bogus");
   CHECK(r.code == 2);
   CHECK(r.err.find("unrecognised option '--bogus'") != std::string::npos);
+  // Values that pass each option's own check and still cannot work (issue "faults" 4).
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " --plugin-dir /no/such/folder");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[cli.plugin_dir]: --plugin-dir '/no/such/folder' is not a folder (it does not exist)") !=
+                    std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " plan '" + patchbay::test::kSourceDir + "/experiments/quickstart'");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[config.is_directory]") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("quickstart.toml") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " masker.plugin=specmask masker.budget=100000");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[specmask.budget]") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " experiment.name=../../escape");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("[config.bad_name]") != std::string::npos, r.err);
 }
 
 TEST_CASE("cli: plan refuses patch geometry that does not fit the input, before anything runs") {

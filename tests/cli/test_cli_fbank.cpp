@@ -2,7 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/npy.hpp"
 #include "test_paths.hpp"
 

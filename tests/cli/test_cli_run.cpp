@@ -193,6 +193,40 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
   REQUIRE(rec->curves.size() == 4);
   CHECK(rec->curves[3].train_loss == reference->curves[3].train_loss);
   CHECK(rec->final.at("test_accuracy") == reference->final.at("test_accuracy"));
+
+  // kill -9 while a file is being replaced (issue "faults"): the temporary is complete, the
+  // rename has not happened. The checkpoint of epoch 3 dies mid-write: epoch 2's survives and
+  // the rerun resumes from it, ending as the straight run.
+  const fs::path torn = dir.path() / "torn.h5";
+  r = patchbay::test::run("PATCHBAY_TEST_KILL_WRITING=checkpoint:3 " + cli() + " run " + quoted(exp) +
+                          " train.checkpoint_every_s=0 --results " + quoted(torn));
+  CHECK(r.code != 0);
+  const patchbay::ResultsStore torn_store(torn);
+  size_t leftovers = 0;
+  for (const auto& e : fs::directory_iterator(torn_store.run_dir(ids[0]))) {
+    leftovers += e.path().filename().string().rfind(".checkpoint.pt.tmp-", 0) == 0;
+  }
+  CHECK(leftovers == 1);  // the dead writer's temporary, swept by the next run
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(torn));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  rec = torn_store.read_run(ids[0]);
+  REQUIRE(rec.has_value());
+  CHECK(rec->attempts == 2);
+  REQUIRE(rec->curves.size() == 4);
+  CHECK(rec->curves[3].train_loss == reference->curves[3].train_loss);
+  CHECK(rec->final.at("test_accuracy") == reference->final.at("test_accuracy"));
+  for (const auto& e : fs::directory_iterator(torn_store.run_dir(ids[0]))) {
+    CHECK_MESSAGE(e.path().filename().string().find(".tmp-") == std::string::npos, e.path());
+  }
+  // The host dies publishing R for the second time: the first R stays readable by h5py.
+  const fs::path half = dir.path() / "half.h5";
+  r = patchbay::test::run("PATCHBAY_TEST_KILL_WRITING='results file:2' " + cli() + " run " + quoted(exp) +
+                          " --results " + quoted(half));
+  CHECK(r.code != 0);
+  CHECK(h5_attr(half, "f['table/status'].asstr()[0]") == "PLANNED");
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(half));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(h5_attr(half, "f['table/status'].asstr()[0]") == "COMPLETED");
 }
 
 TEST_CASE("cli: editing the experiment file during a sweep changes none of the planned runs") {

@@ -145,6 +145,37 @@ TEST_CASE("cli: weights export writes a run's best or last epoch; a run starts f
   REQUIRE(bad_rec.has_value());
   CHECK(bad_rec->status == RunStatus::failed);
   CHECK(bad_rec->reason.find("tensor 'v.blocks.0.mlp.fc1.weight' is [128, 32] in '") != std::string::npos);
+
+  // A truncated checkpoint is named, with no LibTorch stack trace (issue "faults" 6).
+  const fs::path cut = dir.path() / "cut.h5.runs" / run_dir.filename();  // a run folder of R = cut.h5
+  fs::create_directories(cut);
+  fs::copy_file(run_dir / "run.h5", cut / "run.h5");
+  fs::copy_file(run_dir / "checkpoint.pt", cut / "checkpoint.pt");
+  fs::resize_file(cut / "checkpoint.pt", fs::file_size(cut / "checkpoint.pt") / 2);
+  r = test::run(cli() + " weights export " + quoted(cut) + " --out " + quoted(dir.path() / "cut.h5"));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [weights.checkpoint]: cannot read checkpoint") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("Exception raised from") == std::string::npos, r.err);  // no stack trace
+  CHECK_FALSE(fs::exists(dir.path() / "cut.h5"));
+
+  // A damaged results file (issue "faults" 3): report says how to rebuild it, and run does.
+  {
+    std::fstream f(results, std::ios::in | std::ios::out | std::ios::binary);
+    f.write(std::string(512, 'x').data(), 512);
+  }
+  r = test::run(cli() + " report " + quoted(results) + " --no-plots");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("rebuilds the file from the runs' own files") != std::string::npos, r.err);
+  r = test::run(cli() + " run " + quoted(dir.path() / "a.toml") + " --results " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.err.find("could not be read; moved it to") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.out.find("1 completed before") != std::string::npos, r.out);  // nothing retrained
+  r = test::run(cli() + " report " + quoted(results) + " --no-plots --out " + quoted(dir.path() / "rep"));
+  CHECK_MESSAGE(r.code == 0, r.err);
+  // A report folder that cannot be made is an error with what to do, not an internal error.
+  r = test::run(cli() + " report " + quoted(results) + " --no-plots --out " + quoted(dir.path() / "a.toml" / "sub"));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [report.write]: cannot create the report folder") != std::string::npos, r.err);
 }
 
 TEST_CASE("cli: weights export and list refuse what they cannot use") {

@@ -1,5 +1,5 @@
 // A plugin that claims the name of an in-tree patcher.
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 
 void register_duplicate_fftp(patchbay::Registrar& r) {
   r.add_patcher({"fftp", "an impostor", {}},

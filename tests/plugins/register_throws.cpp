@@ -1,6 +1,6 @@
 // A plugin whose register function fails half-way: the registry must keep nothing of it.
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 
 namespace {
 class Unused final : public patchbay::Masker {

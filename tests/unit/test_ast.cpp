@@ -1,5 +1,5 @@
 // The `ast` backbone: AST-base's exact parameter set, and a forward pass checked against a
-// direct re-computation of REFERENCE.md §2 from the same parameters.
+// direct re-computation of docs/reference.md §2 from the same parameters.
 #include <doctest/doctest.h>
 
 #include <torch/nn.h>

@@ -1,5 +1,5 @@
 // The `aum` backbone: AuM's parameter set, a forward pass checked against a direct
-// re-computation of REFERENCE.md §3 from the same parameters (each bidirectional variant),
+// re-computation of docs/reference.md §3 from the same parameters (each bidirectional variant),
 // the class token's position, initialisation, determinism, gradients and shape errors.
 #include <doctest/doctest.h>
 
@@ -41,7 +41,7 @@ std::map<std::string, OptionValue> small(const std::string& bimamba) {
   return {{"depth", int64_t{2}}, {"embed_dim", int64_t{24}}, {"d_state", int64_t{4}}, {"bimamba", bimamba}};
 }
 
-// REFERENCE.md §3 written out with plain tensor ops (the scan itself is the kernel, checked
+// docs/reference.md §3 written out with plain tensor ops (the scan itself is the kernel, checked
 // on its own in test_selective_scan.cpp).
 at::Tensor direct_forward(std::map<std::string, at::Tensor>& p, const at::Tensor& tokens,
                           const std::string& bimamba, int64_t depth, int64_t d_state) {

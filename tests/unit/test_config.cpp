@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
+
+#include <fmt/format.h>
+
 #include "helpers.hpp"
 #include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
@@ -81,6 +85,45 @@ TEST_CASE("config: the run id depends on what runs, not on names") {
 TEST_CASE("config: the experiment name defaults to the file's stem") {
   CHECK(load_experiment_text(with("name = \"t\"\n", ""), "dir/my_study.toml", {}, registry()).name ==
         "my_study");
+}
+
+TEST_CASE("config: an experiment name that is a path is refused (it would write outside results/)") {
+  for (const char* bad : {"../../escape", "a/b", ".hidden", "..", "back\\slash"}) {
+    const std::string name = std::string("name = '") + bad + "'";  // a TOML literal string
+    CHECK_THROWS_WITH_AS(load(with("name = \"t\"", name)), doctest::Contains("is not a plain file name"),
+                         ConfigError);
+  }
+  CHECK(load(with("name = \"t\"", "name = \"fftp-st4_v2.1 final\"")).name == "fftp-st4_v2.1 final");
+}
+
+TEST_CASE("config: absurdly deep TOML is refused before the parser recurses into it") {
+  // issue "faults" 7: a header of 50,000 dotted parts crashed inside TOML++.
+  std::string header = "[a";
+  for (int i = 0; i < 50000; ++i) header += ".b";
+  CHECK_THROWS_WITH_AS(load(kBase + "\n" + header + "]\nx = 1\n"),
+                       doctest::Contains("a key of 65 dotted parts (more than 64)"), ConfigError);
+  CHECK_THROWS_WITH_AS(load(kBase + "\n[extra]\nv = " + std::string(100, '[') + std::string(100, ']') + "\n"),
+                       doctest::Contains("arrays or tables nested 65 deep"), ConfigError);
+  // Dots in values and comments are not key parts; brackets in strings and comments do not nest.
+  std::string values = "[sweep]\n\"train.lr\" = [";
+  for (int i = 1; i <= 80; ++i) values += fmt::format("{}0.{:04d}", i > 1 ? ", " : "", i);
+  values += "]  # " + std::string(70, '.') + std::string(70, '[') + "\n";
+  const Experiment e = load(kBase + values, {"dataset.root=" + std::string(70, '{')});
+  CHECK(e.runs.size() == 80);
+}
+
+TEST_CASE("config: a folder given as the experiment file is named as such, with its .toml files") {
+  test::TempDir dir;
+  std::ofstream(dir.path() / "b.toml") << kBase;
+  std::ofstream(dir.path() / "a.toml") << kBase;
+  try {
+    (void)load_experiment(dir.path(), {}, registry());
+    FAIL("accepted a folder");
+  } catch (const ConfigError& e) {
+    CHECK(e.id() == "config.is_directory");
+    CHECK_MESSAGE(std::string(e.what()).find("is a folder, not an experiment file; name a .toml file in it: "
+                                             "a.toml, b.toml") != std::string::npos, e.what());
+  }
 }
 
 TEST_CASE("config: overrides apply before validation and parse as TOML, else as strings") {

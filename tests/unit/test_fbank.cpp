@@ -15,7 +15,7 @@
 #include "helpers.hpp"
 #include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/npy.hpp"
 #include "patchbay/options.hpp"
 #include "test_paths.hpp"
@@ -437,7 +437,8 @@ TEST_CASE("audio: plain PCM16 / float WAV is read directly, sample for sample as
   fs::copy_file(base, cut);
   fs::resize_file(cut, fs::file_size(cut) - 101);
   CHECK_FALSE(read_plain_wav(cut).has_value());
-  CHECK(at::equal(read_audio(cut, 0).samples, libsndfile_mono(cut)));  // what is there
+  // libsndfile would decode what is there, a shorter clip without a word: refused instead.
+  CHECK(data_error([&] { read_audio(cut, 0); }).id() == "data.truncated");
   std::vector<float> with_nan = s;
   with_nan[3] = std::numeric_limits<float>::quiet_NaN();
   write_audio(dir.path() / "nan.wav", with_nan, 16000, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
@@ -488,6 +489,17 @@ TEST_CASE("audio: every bad clip raises DataError with a stable id naming the fi
   write_audio(flac, sine(440.0, 0.5, 16000, 16000), 16000, 1, SF_FORMAT_FLAC | SF_FORMAT_PCM_16);
   fs::resize_file(flac, 60);
   check(data_error([&] { read_audio(flac, 16000); }), "data.unreadable", flac);
+
+  // A WAV cut short mid-data (issue "faults" 5): named with both frame counts, not decoded as
+  // a shorter clip.
+  const fs::path half = dir.path() / "half.wav";
+  write_audio(half, sine(440.0, 0.5, 16000, 16000), 16000, 1, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+  const auto header = fs::file_size(half) - 32000;
+  fs::resize_file(half, header + 16000);
+  const DataError cut_error = data_error([&] { read_audio(half, 16000); });
+  check(cut_error, "data.truncated", half);
+  CHECK_MESSAGE(std::string(cut_error.what()).find("truncated: 8000 of 16000 frames") != std::string::npos,
+                cut_error.what());
 
   // 399 samples decode fine but are shorter than one 400-sample frame.
   const fs::path tiny = dir.path() / "tiny.wav";

@@ -495,8 +495,8 @@ TEST_CASE("features: leftover temporary files do not break anything; stale ones 
   test::TempDir dir;
   const auto clips = make_clips(dir.path(), 4);
   const fs::path file = load_features(clips, request()).cache_file;
-  const fs::path fresh = file.string() + ".tmp-999999-abc-0";
-  const fs::path stale = file.string() + ".tmp-999998-abc-0";
+  const fs::path fresh = file.parent_path() / ("." + file.filename().string() + ".tmp-999999-0");
+  const fs::path stale = file.parent_path() / ("." + file.filename().string() + ".tmp-999998-0");
   fs::copy_file(file, fresh);  // as if a writer were still busy
   fs::resize_file(fresh, fs::file_size(fresh) / 3);
   std::ofstream(stale) << "half a file";
@@ -519,7 +519,7 @@ TEST_CASE("features: leftover temporary files do not break anything; stale ones 
   // No temporary of its own is left behind.
   size_t temps = 0;
   for (const auto& e : fs::directory_iterator(file.parent_path())) {
-    temps += e.path().filename().string().find(".h5.tmp-") != std::string::npos;
+    temps += e.path().filename().string().find(".h5.tmp-") != std::string::npos;  // `fresh`
   }
   CHECK(temps == 1);
 }

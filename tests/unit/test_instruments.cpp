@@ -17,7 +17,7 @@
 #include "helpers.hpp"
 #include "instruments.hpp"
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/registry.hpp"
 
 namespace fs = std::filesystem;

@@ -11,7 +11,7 @@
 #include "helpers.hpp"
 #include "keywords.hpp"
 #include "patchbay/error.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/registry.hpp"
 
 #include <cstdlib>

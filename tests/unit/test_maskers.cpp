@@ -5,7 +5,9 @@
 #include <torch/nn.h>
 
 #include "helpers.hpp"
+#include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
+#include "patchbay/model.hpp"
 
 using namespace patchbay;
 
@@ -122,6 +124,27 @@ TEST_CASE("specmask: quantization of other budgets and shares") {
   // A budget beyond the spectrogram masks all of it.
   r = apply(*masker("specmask", {{"budget", int64_t{1 << 20}}}), spec, kFftp);
   CHECK(torch::equal(r.masked_cells, torch::full({8}, 128 * 128, torch::kLong)));
+}
+
+TEST_CASE("specmask: check() refuses a budget of the whole spectrogram before any run") {
+  // issue "faults" 4: a budget beyond the spectrogram masked everything without a word.
+  try {
+    masker("specmask", {{"budget", int64_t{128 * 128}}})->check(MaskContext(kFftp));
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.id() == "specmask.budget");
+    CHECK_MESSAGE(std::string(e.what()).find("128 x 128 spectrogram (16384 cells)") != std::string::npos, e.what());
+  }
+  CHECK_NOTHROW(masker("specmask", {{"budget", int64_t{128 * 128 - 1}}})->check(MaskContext(kFftp)));
+  CHECK_NOTHROW(masker("specmask")->check(MaskContext(kSquare)));
+  // The base class accepts everything.
+  CHECK_NOTHROW(masker("none")->check(MaskContext(kFftp)));
+  // And every run calls it: building the model refuses the run.
+  const std::string text =
+      "[dataset]\nplugin = \"folder\"\nroot = \"data\"\n[patcher]\nplugin = \"fftp\"\n"
+      "[masker]\nplugin = \"specmask\"\nbudget = 20000\n[backbone]\nplugin = \"linear_probe\"\n";
+  const auto config = load_experiment_text(text, "exp.toml", {}, registry()).runs.front().config;
+  CHECK_THROWS_WITH_AS(build_model(config, registry(), 3), doctest::Contains("budget = 20000 cells"), ConfigError);
 }
 
 TEST_CASE("specmask: a grid for another shape is refused") {

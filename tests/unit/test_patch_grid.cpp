@@ -6,7 +6,7 @@
 using patchbay::PatchGrid;
 
 TEST_SUITE("unit") {
-TEST_CASE("patch grid: AST and FFTP token counts from REFERENCE.md") {
+TEST_CASE("patch grid: AST and FFTP token counts from docs/reference.md") {
   CHECK(PatchGrid::make(128, 1024, 16, 16, 10, 10).tokens() == 1212);  // 12 x 101
   CHECK(PatchGrid::make(128, 128, 16, 16, 10, 10).tokens() == 144);    // 12 x 12
   const auto fftp = PatchGrid::make(128, 128, 128, 16, 128, 4);

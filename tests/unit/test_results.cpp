@@ -204,6 +204,42 @@ TEST_CASE("results: publish builds the table and summary grids from the run file
         "patchbay.results 1\n");
 }
 
+TEST_CASE("results: a damaged R.h5 is set aside and rebuilt from the run files, identical") {
+  // issue "faults" 3: a corrupt R.h5 blocked `run` and `report` although every run file was
+  // intact; deleting it by hand rebuilt it. Now `run` does that itself (set_aside_unreadable).
+  patchbay::test::TempDir dir;
+  const patchbay::ResultsStore store(dir.path() / "r.h5");
+  std::vector<patchbay::RunRecord> runs = {make_run("a-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.5),
+                                           make_run("b-stride8_s0", "8", 0, patchbay::RunStatus::completed, 0.6)};
+  for (const auto& r : runs) store.write_run(r);
+  store.publish(make_experiment(runs));
+  CHECK_FALSE(store.set_aside_unreadable().has_value());  // readable: left alone
+  const auto before = patchbay::read_results(store.file());
+
+  {  // damage it: the first KB overwritten
+    std::fstream f(store.file(), std::ios::in | std::ios::out | std::ios::binary);
+    const std::string junk(1024, 'x');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  CHECK_THROWS_WITH_AS((void)patchbay::read_results(store.file()),
+                       doctest::Contains("rebuilds the file from the runs' own files"), patchbay::Error);
+  const auto aside = store.set_aside_unreadable();
+  REQUIRE(aside.has_value());
+  CHECK(fs::exists(*aside));  // kept, for whoever wants to look at it
+  CHECK_FALSE(fs::exists(store.file()));
+  CHECK(aside->filename().string().rfind("r.h5.unreadable-", 0) == 0);
+  store.publish(make_experiment(runs));
+  const auto after = patchbay::read_results(store.file());
+  REQUIRE(after.runs.size() == before.runs.size());
+  for (size_t i = 0; i < after.runs.size(); ++i) {
+    CHECK(after.runs[i].id == before.runs[i].id);
+    CHECK(after.runs[i].final == before.runs[i].final);
+  }
+  // A file that is not HDF5 at all is set aside too.
+  std::ofstream(store.file(), std::ios::trunc) << "not hdf5";
+  CHECK(store.set_aside_unreadable().has_value());
+}
+
 TEST_CASE("results: the lock refuses a second holder and is released with it") {
   patchbay::test::TempDir dir;
   const patchbay::ResultsStore store(dir.path() / "r.h5");

@@ -1,4 +1,4 @@
-// The selective-scan kernel against a per-timestep reference written from REFERENCE.md §3,
+// The selective-scan kernel against a per-timestep reference written from docs/reference.md §3,
 // and its backward against central finite differences in double precision. The float
 // kernel exists once per instruction set (AVX-512, AVX2, baseline x86-64): the float tests
 // run every one this CPU supports.
@@ -119,7 +119,7 @@ TEST_CASE("selective_scan: forward matches the per-step reference (float32 and f
         const bool with_d = flags & 1, with_z = flags & 2, with_bias = flags & 4, softplus = flags & 8;
         auto s = random_case(sh[0], sh[1], sh[2], sh[3], with_d, with_z, with_bias, softplus, at::kFloat);
         // The reference in double from the same float32 values: the float32 kernel is judged
-        // against the exact answer, with the fp32-port tolerance of REFERENCE.md §3.
+        // against the exact answer, with the fp32-port tolerance of docs/reference.md §3.
         ScanCase exact = s;
         for (auto* t : exact.inputs()) {
           if (t->defined()) *t = t->to(at::kDouble);

@@ -216,6 +216,24 @@ TEST_CASE("trainer: a run on an easy set learns, picks the best epoch and keeps 
   CHECK(frozen.curves.back().train_loss == doctest::Approx(frozen.curves.front().train_loss).epsilon(0.02));
 }
 
+TEST_CASE("trainer: when every training clip is skipped, the run says which and why") {
+  // issue "faults" 5: truncated WAVs decoded silently; skipped, they must be named.
+  test::TempDir dir;
+  const auto manifest = write_tone_set(dir.path());
+  for (int i = 0; i < 20; ++i) {  // clips 0..19 of each class are the training split
+    for (const char* kind : {"low", "high"}) {
+      const fs::path f = dir.path() / fmt::format("{}{}.wav", kind, i);
+      fs::resize_file(f, fs::file_size(f) / 2);
+    }
+  }
+  const RunRecord r = train(tone_experiment(manifest), {"dataset.on_bad_clip=skip"});
+  REQUIRE(r.status == RunStatus::failed);
+  CHECK_MESSAGE(r.reason.find("no training clips left: all 40 bad clips were skipped") != std::string::npos, r.reason);
+  CHECK_MESSAGE(r.reason.find("low0.wav") != std::string::npos, r.reason);
+  CHECK_MESSAGE(r.reason.find("is truncated: ") != std::string::npos, r.reason);
+  CHECK_MESSAGE(r.reason.find("... and 30 more") != std::string::npos, r.reason);
+}
+
 TEST_CASE("trainer: mixup comes before masking, so the masker's counts are what the model sees") {
   test::TempDir dir;
   // SpecMask's budget 1,024 on 128 bins: 6 full-frequency frames (768 cells) + a 16 x 16

@@ -1,4 +1,4 @@
-// AudioSet as AST users keep it (REFERENCE.md §7), read by the `audioset` plugin and by the
+// AudioSet as AST users keep it (docs/reference.md §7), read by the `audioset` plugin and by the
 // built-in `instruments` dataset (which generates that layout): one JSON datafile per split,
 //   {"data": [{"wav": "<path>", "labels": "/m/09x0r,/m/05zppz"}, ...]},
 // plus class_labels_indices.csv (index,mid,display_name). Multi-label. Relative wav paths are

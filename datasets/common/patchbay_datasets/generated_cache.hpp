@@ -21,12 +21,15 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
+#include "patchbay/hash.hpp"
+#include "patchbay/log.hpp"
 
 namespace patchbay::datasets {
 
@@ -41,6 +44,27 @@ inline std::filesystem::path generated_data_dir() {
     return fs::path(home) / ".cache" / "patchbay" / "datasets";
   }
   return fs::temp_directory_path() / "patchbay" / "datasets";
+}
+
+// The default folder of one generated dataset: one per (generator version, per_class, seed,
+// everything else the bytes depend on, hashed), e.g. keywords-k3-n100-s0-1a2b3c4d.
+inline std::filesystem::path generated_root(const std::string& name, const std::string& version,
+                                            int64_t per_class, int64_t seed, const std::string& other) {
+  return generated_data_dir() / fmt::format("{}-{}-n{}-s{}-{:08x}", name, version, per_class, seed,
+                                            stable_hash(other) & 0xffffffffu);
+}
+
+// A progress callback for a generation inside a run: logs "<name>: done/total clips" at
+// every tenth.
+inline std::function<void(int64_t, int64_t)> progress_log(const std::string& name) {
+  auto last_decile = std::make_shared<int64_t>(0);
+  return [name, last_decile](int64_t done, int64_t all) {
+    const int64_t decile = all > 0 ? done * 10 / all : 10;
+    if (decile > *last_decile) {
+      *last_decile = decile;
+      log::info("{}: {}/{} clips", name, done, all);
+    }
+  };
 }
 
 class GeneratedCache {

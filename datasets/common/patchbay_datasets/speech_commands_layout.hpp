@@ -1,4 +1,4 @@
-// The Speech Commands V2 layout (REFERENCE.md §7), read by the `speech_commands` plugin and
+// The Speech Commands V2 layout (docs/reference.md §7), read by the `speech_commands` plugin and
 // by the built-in `keywords` dataset (which generates that layout):
 //   <root>/<word>/<speaker>_nohash_<n>.wav, validation_list.txt and testing_list.txt (paths
 //   relative to root) name the validation and test clips, everything else is training;

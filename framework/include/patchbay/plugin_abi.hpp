@@ -20,13 +20,16 @@
 #include <torch/version.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/registrar.hpp"
 
 // 2: Dataset::skip_bad_clips() added (a new virtual: plugins built before it must be refused).
 // 3: Patcher::original_names(), Backbone::original_names() and original_patcher_prefix()
 //    added (new virtuals: the weights exchange names tensors as the original code does).
 // 4: Masker::apply takes a MaskContext (grid + normalisation) and MaskResult has `mask`.
-#define PATCHBAY_PLUGIN_ABI_VERSION 5
+// 5: Backbone::init_patcher(Patcher&) added.
+// 6: the SDK split from the host (patchbay/registrar.hpp); Registrar::add_dataset takes a
+//    DatasetGenerator (a new virtual signature); Masker::check(MaskContext) added.
+#define PATCHBAY_PLUGIN_ABI_VERSION 6
 #define PATCHBAY_PLUGIN_ENTRY_SYMBOL "patchbay_plugin_entry"
 
 #define PATCHBAY_STRINGIFY_IMPL(x) #x

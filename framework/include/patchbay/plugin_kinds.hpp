@@ -130,6 +130,10 @@ class PATCHBAY_API Masker {
   // `spec` in place.
   virtual MaskResult apply(const at::Tensor& spec, const MaskContext& context,
                            at::Generator& generator) const = 0;
+  // Checks the options against the run's geometry before anything trains (`patchbay plan`
+  // and every run call it once); throws ConfigError naming the option and the spectrogram
+  // when they cannot work there (a budget larger than the spectrogram). Accepts all by default.
+  virtual void check(const MaskContext& /*context*/) const {}
 };
 
 // Cells of full-frequency frames (every bin masked) per example: mask [B, F, T] bool -> [B]

@@ -34,7 +34,7 @@
 
 #include "patchbay/export.hpp"
 #include "patchbay/features.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/plugin_kinds.hpp"
 
 namespace patchbay {

@@ -1,4 +1,4 @@
-// `ast`: the Audio Spectrogram Transformer's encoder (REFERENCE.md §2), fed by any patcher.
+// `ast`: the Audio Spectrogram Transformer's encoder (docs/reference.md §2), fed by any patcher.
 //
 // tokens [B, N, D] -> prepend class and distillation tokens -> + positional embedding
 // (N + 2, sized from the patch grid) -> depth x pre-norm blocks (multi-head self-attention,
@@ -12,7 +12,7 @@
 #include <torch/nn.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// `aum`: Audio Mamba (REFERENCE.md §3), fed by any patcher.
+// `aum`: Audio Mamba (docs/reference.md §3), fed by any patcher.
 //
 // tokens [B, N, D] -> insert a class token at position N // 2 -> + positional embedding
 // (N + 1) -> depth x pre-norm residual blocks x + mixer(RMSNorm(x)) -> RMSNorm -> the
@@ -27,7 +27,7 @@
 #include <torch/nn.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "selective_scan.hpp"
 
 namespace {

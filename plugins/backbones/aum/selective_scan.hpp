@@ -1,4 +1,4 @@
-// The Mamba selective scan as a CPU kernel with its own backward (REFERENCE.md §3).
+// The Mamba selective scan as a CPU kernel with its own backward (docs/reference.md §3).
 //
 //   y = patchbay::aum::selective_scan(u, delta, A, B, C, D, z, delta_bias, /*softplus=*/true);
 //

@@ -7,7 +7,7 @@
 #include <torch/nn/modules/normalization.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 
 namespace {
 

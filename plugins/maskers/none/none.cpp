@@ -1,7 +1,7 @@
 // `none`: the masker of runs without masking. Returns the input unchanged and counts 0 cells.
 #include <ATen/ATen.h>
 
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 
 namespace {
 

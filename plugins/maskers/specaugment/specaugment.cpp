@@ -1,4 +1,4 @@
-// `specaugment`: the SpecAugment baseline as AST applies it (REFERENCE.md §5), per example:
+// `specaugment`: the SpecAugment baseline as AST applies it (docs/reference.md §5), per example:
 // `freq_masks` frequency masks and `time_masks` time masks. As torchaudio's mask_along_axis:
 // v = U[0, 1) * max_width, width = floor(v), start = floor(U[0, 1) * (size - v)), so the width
 // is uniform in [0, max_width) and the mask stays inside the spectrogram.
@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_plugins/draw.hpp"
 
 namespace {

@@ -1,5 +1,5 @@
 // `specmask`: patch-aligned masking with a fixed budget of spectrogram cells per example
-// (FFTP paper, REFERENCE.md §1). Part of the budget masks full-frequency time bands (every
+// (FFTP paper, docs/reference.md §1). Part of the budget masks full-frequency time bands (every
 // mel bin of a few frames), the rest masks localized time-frequency rectangles.
 //
 // How the budget is quantized (F bins, T frames, budget b, share s, rectangle rf x rt):
@@ -12,7 +12,7 @@
 //      floor(L / (rf * rt)) rectangles of rf x rt, then, if at least rf cells remain, one
 //      narrower rectangle of rf x floor(rest / rf). Fewer than rf cells stay unmasked.
 //   So without overlaps an example has between b - rf + 1 and b cells masked. A budget of
-//   F * T cells or more masks the whole spectrogram.
+//   F * T cells or more masks the whole spectrogram; check() refuses such a run.
 // Alignment (align = true): time starts are multiples of the patcher's time stride; rectangle
 //   frequency starts are multiples of its frequency stride when the grid has several rows
 //   (square patches) and free when it has one (FFTP: each token already spans every bin).
@@ -28,7 +28,7 @@
 #include <fmt/format.h>
 
 #include "patchbay/error.hpp"
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_plugins/draw.hpp"
 
 namespace {
@@ -47,6 +47,20 @@ class SpecMask final : public patchbay::Masker {
       : budget_(o.get_int("budget")), share_(o.get_real("full_frequency_share")),
         bands_(o.get_int("full_frequency_masks")), rect_(o.get_int_pair("rect_size")),
         align_(o.get_bool("align")), fill_(o.get_string("fill")), fill_value_(o.get_real("fill_value")) {}
+
+  // A budget of the whole spectrogram or more masks every cell: the model would only ever
+  // see the fill value. apply() would do it (the quantization above); a run is refused.
+  void check(const patchbay::MaskContext& context) const override {
+    const int64_t cells = context.grid.freq_bins * context.grid.frames;
+    if (budget_ >= cells) {
+      throw patchbay::ConfigError(
+          "specmask.budget",
+          fmt::format("masker 'specmask': budget = {} cells is the whole {} x {} spectrogram ({} cells) "
+                      "or more, so every cell would be masked; use a budget below {} (the paper: "
+                      "1,024 for 128 x 128, 25,600 for 128 x 1,024)",
+                      budget_, context.grid.freq_bins, context.grid.frames, cells, cells));
+    }
+  }
 
   patchbay::MaskResult apply(const at::Tensor& spec, const patchbay::MaskContext& context,
                              at::Generator& generator) const override {

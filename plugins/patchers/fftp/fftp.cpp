@@ -1,9 +1,9 @@
-// `fftp`: full-frequency temporal patching (FFTP paper, REFERENCE.md §1). A Conv2d with
+// `fftp`: full-frequency temporal patching (FFTP paper, docs/reference.md §1). A Conv2d with
 // kernel (F, Tp) and stride (F, st): every token spans all mel bins and Tp frames, giving
 // one row of N = floor((T - Tp) / st) + 1 tokens.
 #include <fmt/format.h>
 
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_plugins/conv_patcher.hpp"
 
 void register_fftp(patchbay::Registrar& registrar) {

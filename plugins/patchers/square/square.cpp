@@ -3,7 +3,7 @@
 // 128 x 1024, 12 x 12 = 144 on 128 x 128.
 #include <fmt/format.h>
 
-#include "patchbay/registry.hpp"
+#include "patchbay/plugin.hpp"
 #include "patchbay_plugins/conv_patcher.hpp"
 
 void register_square(patchbay::Registrar& registrar) {

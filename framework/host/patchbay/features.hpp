@@ -42,13 +42,13 @@
 // call's clips are dropped. Clips whose size and mtime are unchanged count as unchanged.
 // Bad clips are never cached (they fail again, quickly, on each load). Two concurrent
 // writers of different splits can lose one another's new rows (the last rename wins); the
-// next load recomputes them. Temporary files are `<file>.tmp-<pid>-<thread>-<n>`. A file that
+// next load recomputes them. Temporary files are `.<file>.tmp-<pid>-<n>` (atomic_file.hpp). A file that
 // fails to open or validate, or whose rows fail their checksums, counts as unreadable.
 // Feature values are those of Fbank::compute in the worker thread; ATen reductions over more
 // than 32768 samples (clips longer than ~2 s at 16 kHz) sum in an order that depends on
 // at::get_num_threads(), which is not part of the identity (differences are rounding-level).
 //
-// Errors: with skip_bad_clips = false the first bad clip's DataError (ids in frontend.hpp)
+// Errors: with skip_bad_clips = false the first bad clip's DataError (ids in audio.hpp, fbank.hpp)
 // propagates unchanged, after the work done so far was saved to the cache. With true, bad
 // clips are left out and listed in FeatureSet::skipped with their reasons.
 #pragma once
@@ -62,7 +62,7 @@
 #include <vector>
 
 #include "patchbay/export.hpp"
-#include "patchbay/frontend.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/plugin_kinds.hpp"
 
 namespace patchbay {

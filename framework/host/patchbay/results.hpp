@@ -154,6 +154,12 @@ class PATCHBAY_API ResultsStore {
   // The experiment text stored by the last publish (nullopt when R does not exist).
   std::optional<ExperimentRecord> read_experiment() const;
 
+  // When R exists but cannot be read (a damaged file: the per-run files in R.runs/ are what
+  // counts), moves it aside to R.unreadable-<UTC time> and returns that path, so the next
+  // publish rebuilds R from the run files; nullopt when R is absent or readable. `patchbay
+  // run` calls it under the lock and says so. Throws Error "results.write" when the rename fails.
+  std::optional<std::filesystem::path> set_aside_unreadable() const;
+
   // Rebuilds R from the run files of `experiment`'s plan (runs without a file are PLANNED),
   // with /sweep, /runs/<id>, /table and /summary, and publishes it atomically.
   void publish(const ExperimentRecord& experiment) const;

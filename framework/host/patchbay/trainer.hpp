@@ -6,7 +6,7 @@
 //   opts.on_epoch = [&](const RunRecord& r) { store.write_run(r); };
 //   RunRecord done = train_run(run, registry, opts, store.read_run(run.id).value_or(RunRecord{}));
 //
-// The loop (DESIGN.md): dataset clips -> cached log-mel features [T, F] -> mixup (training
+// The loop (docs/design.md): dataset clips -> cached log-mel features [T, F] -> mixup (training
 // only; per example, AST's, train/batches.hpp) -> normalise -> masker (training only; it sees
 // the mixture) -> patcher -> backbone -> loss. Every test clip's logits are kept in the
 // record (RunRecord::test_logits).

@@ -1,75 +1,21 @@
-// The plugin registry: factories keyed by (kind, name), each with help text and an option
-// schema.
-//
-// A plugin library registers its factories through a Registrar when the host calls its
-// register function (never from static initialisers):
-//
-//   void register_fftp(patchbay::Registrar& r) {
-//     patchbay::OptionSchema s;
-//     s.add_int("patch_frames", 16, "frames per patch (Tp)", patchbay::Range::at_least(1));
-//     r.add_patcher({"fftp", "full-frequency temporal patches", s},
-//                   [](const patchbay::Options& o, const patchbay::PatcherContext& c) { ... });
-//   }
+// The host's plugin registry: the factories plugins registered, keyed by (kind, name), each
+// with its help text, option schema and origin (library, version, file). It implements the
+// SDK's Registrar (patchbay/registrar.hpp), which is all a plugin sees of it.
 //
 // Registering a (kind, name) that exists is a PluginError (id "plugin.duplicate") naming
 // both files.
 #pragma once
-#include <filesystem>
 #include <exception>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "patchbay/error.hpp"
 #include "patchbay/export.hpp"
-#include "patchbay/options.hpp"
-#include "patchbay/plugin_kinds.hpp"
+#include "patchbay/registrar.hpp"
 
 namespace patchbay {
-
-enum class PluginKind { dataset, patcher, masker, backbone };
-inline constexpr PluginKind kAllPluginKinds[] = {PluginKind::dataset, PluginKind::patcher,
-                                                 PluginKind::masker, PluginKind::backbone};
-PATCHBAY_API const char* to_string(PluginKind kind);          // "patcher"
-PATCHBAY_API const char* plural(PluginKind kind);             // "patchers"
-
-// Options the framework adds to every backbone that has an integer `embed_dim` or `depth`
-// option (Registry::add_backbone): build_model shrinks that option until the model's paper
-// MACs are closest to match_paper_macs (0: off). For FLOP-matched comparisons.
-inline constexpr const char* kMatchPaperMacs = "match_paper_macs";
-inline constexpr const char* kMatchBy = "match_by";
-
-struct PluginDescription {
-  std::string name;      // snake_case, unique within its kind
-  std::string help;      // one line
-  OptionSchema options;
-};
-
-using DatasetFactory =
-    std::function<std::shared_ptr<Dataset>(const Options&, const DatasetContext&)>;
-// Writes a tiny instance of the dataset's on-disk layout into an empty folder and returns the
-// option values that read it. Used by the conformance tests and examples.
-using DatasetExampleWriter =
-    std::function<std::map<std::string, OptionValue>(const std::filesystem::path& dir)>;
-using PatcherFactory =
-    std::function<std::shared_ptr<Patcher>(const Options&, const PatcherContext&)>;
-using MaskerFactory = std::function<std::shared_ptr<Masker>(const Options&)>;
-// A backbone decides the token width D from its options (a preset, or embed_dim).
-using BackboneEmbedDim = std::function<int64_t(const Options&)>;
-using BackboneFactory =
-    std::function<std::shared_ptr<Backbone>(const Options&, const BackboneContext&)>;
-
-// What a plugin sees while it registers.
-class PATCHBAY_API Registrar {
- public:
-  virtual ~Registrar();
-  virtual void add_dataset(PluginDescription d, DatasetFactory f, DatasetExampleWriter example) = 0;
-  virtual void add_patcher(PluginDescription d, PatcherFactory f) = 0;
-  virtual void add_masker(PluginDescription d, MaskerFactory f) = 0;
-  virtual void add_backbone(PluginDescription d, BackboneEmbedDim dim, BackboneFactory f) = 0;
-};
 
 // Where an entry came from.
 struct PluginOrigin {
@@ -85,6 +31,7 @@ struct RegistryEntry {
   PluginOrigin origin;
   DatasetFactory dataset;
   DatasetExampleWriter dataset_example;
+  DatasetGenerator dataset_generator;  // empty when the dataset cannot make its data
   PatcherFactory patcher;
   MaskerFactory masker;
   BackboneEmbedDim backbone_embed_dim;
@@ -127,7 +74,9 @@ class PATCHBAY_API Registry final : public Registrar {
                                           const BackboneContext& c) const;
 
   // Registrar
-  void add_dataset(PluginDescription d, DatasetFactory f, DatasetExampleWriter example) override;
+  using Registrar::add_dataset;
+  void add_dataset(PluginDescription d, DatasetFactory f, DatasetExampleWriter example,
+                   DatasetGenerator generator) override;
   void add_patcher(PluginDescription d, PatcherFactory f) override;
   void add_masker(PluginDescription d, MaskerFactory f) override;
   void add_backbone(PluginDescription d, BackboneEmbedDim dim, BackboneFactory f) override;

@@ -1,5 +1,5 @@
-// The audio front end: decode a clip, compute Kaldi-compatible log-mel filterbank features,
-// pad or crop them to a fixed length, normalise them.
+// Kaldi-compatible log-mel filterbank features of a decoded clip (audio.hpp), padded or cropped
+// to a fixed length and normalised: the front end every model is fed by.
 //
 //   const auto opts = FbankOptions::from(config.frontend);       // [frontend] table
 //   const Fbank fbank(opts);                                      // precomputes window + mel
@@ -9,73 +9,29 @@
 //   x = normalize(x, opts.norm_mean, opts.norm_std);              // (x - mean) / (2 std)
 //
 // The features are those of torchaudio.compliance.kaldi.fbank with AST's arguments
-// (REFERENCE.md §4): htk_compat, no energy, snip_edges, DC removal per frame, pre-emphasis,
+// (docs/reference.md §4): htk_compat, no energy, snip_edges, DC removal per frame, pre-emphasis,
 // FFT size rounded up to a power of two, triangular mel filters on 1127 ln(1 + f / 700),
 // log(max(energy, FLT_EPSILON)). Like AST's data loader, the waveform's mean is removed
 // first (FbankOptions::subtract_mean). tests/golden/ holds the reference outputs.
 //
-// Tensors: CPU, float32, contiguous. Waveforms are 1-D [n] mono samples in [-1, 1] (float
-// files may exceed it); features are 2-D [T, F] (frames x mel bins), time first, as AST's
-// loader returns them (the model input is their transpose, [F, T]).
+// Tensors: CPU, float32, contiguous. Features are 2-D [T, F] (frames x mel bins), time
+// first, as AST's loader returns them (the model input is their transpose, [F, T]).
 //
-// Errors: every bad clip throws DataError naming the file, the reason and what to do, with
-// a stable id: "data.missing" (no such file), "data.unreadable" (not audio, malformed, read
-// failure), "data.unsupported_format" (an encoding libsndfile cannot decode), "data.empty"
-// (no samples), "data.non_finite" (NaN or Inf samples), "data.too_short" (fewer samples than
-// one analysis frame), "data.resample" (libsoxr failed). Impossible options (e.g. a mel
-// range above Nyquist) throw ConfigError "frontend.options".
+// Errors: "data.too_short" (a clip shorter than one analysis frame, DataError); impossible
+// options (e.g. a mel range above Nyquist) throw ConfigError "frontend.options".
+// Implemented in framework/src/fbank.cpp.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <filesystem>
-#include <optional>
-#include <string>
 #include <vector>
 
+#include "patchbay/audio.hpp"
 #include "patchbay/export.hpp"
 
 namespace patchbay {
 
 class Options;
-
-// One decoded clip.
-struct Waveform {
-  at::Tensor samples;        // [n] float32 mono
-  int64_t sample_rate = 0;   // Hz
-  std::string source;        // the file it came from (for error messages); may be empty
-};
-
-// How a multi-channel clip becomes mono: channel 0 (torchaudio's kaldi.fbank, so AST), or
-// the mean of the channels ([frontend] channel = "first" | "mean").
-enum class ChannelMix { first, mean };
-
-// Decodes WAV / FLAC / OGG (8/16/24/32-bit integer or float samples) through libsndfile,
-// takes channel 0 or averages the channels (`mix`), and resamples with libsoxr (high quality) when the file's
-// rate differs from `target_rate` (target_rate <= 0: keep the file's rate). Integer samples
-// are scaled to [-1, 1) as libsndfile and torchaudio do (16-bit: x / 32768).
-// Throws DataError (ids above) for a missing, unreadable, empty or non-finite clip.
-// Plain 16-bit PCM and 32-bit float WAV files (the built-in datasets, Speech Commands) are
-// parsed directly (read_plain_wav), with the same samples libsndfile would give; every other
-// file goes through libsndfile.
-PATCHBAY_API Waveform read_audio(const std::filesystem::path& file, int64_t target_rate,
-                                ChannelMix mix = ChannelMix::first);
-
-// The decoder that read_audio skips libsndfile with: a RIFF/WAVE file whose format is 16-bit
-// integer PCM or 32-bit IEEE float (WAVE_FORMAT_EXTENSIBLE included), any channel count,
-// its data chunk complete and after the fmt chunk. Returns the clip at the file's own rate
-// (averaged to mono, 16-bit scaled by 1/32768, exactly as libsndfile and read_audio do), or
-// nothing for any other file (missing, unreadable, other encodings, truncated, empty, NaN or
-// Inf samples), which read_audio then hands to libsndfile for decoding or a DataError.
-// Little-endian hosts only; elsewhere it always returns nothing.
-PATCHBAY_API std::optional<Waveform> read_plain_wav(const std::filesystem::path& file,
-                                                    ChannelMix mix = ChannelMix::first);
-
-// Resamples mono float32 samples [n] from `from_rate` to `to_rate` with libsoxr's high
-// quality preset; the output has round(n * to_rate / from_rate) samples. Returns the input
-// unchanged when the rates are equal. `source` names the clip in error messages.
-PATCHBAY_API at::Tensor resample(const at::Tensor& samples, int64_t from_rate, int64_t to_rate,
-                                 const std::string& source = "");
 
 enum class FbankWindow { hanning, hamming, povey, rectangular, blackman };
 enum class Normalization { train_split, fixed, none };

@@ -4,6 +4,8 @@
 // Usage: patchbay_bench_ast_train [--presets tiny,small] [--patchers square,fftp]
 //          [--threads 1,2] [--batch 32] [--steps 5] [--warmup 2] [--depth 0]
 //          [--peak-size 2048] [--peak-repeats 5] [--malloc-keep] [--json]
+//          [--precisions fp32,bf16]   (train.precision; a row per precision, "fftp/bf16")
+//          [--backbone ast|aum]       (the preset column reads "aum/tiny" for AuM)
 //
 // The model is built as `patchbay run` builds it: a TOML experiment (frontend 128 mel bins x
 // 128 frames; patcher square 16x16 stride 10 = 144 tokens, or fftp patch_frames 16 stride 4
@@ -57,6 +59,7 @@ void register_square(patchbay::Registrar&);
 void register_none_masker(patchbay::Registrar&);
 void register_folder_dataset(patchbay::Registrar&);
 void register_ast(patchbay::Registrar&);
+void register_aum(patchbay::Registrar&);
 
 namespace {
 
@@ -104,6 +107,7 @@ patchbay::Registry& registry() {
     linked("none_masker", register_none_masker);
     linked("folder", register_folder_dataset);
     linked("ast", register_ast);
+    linked("aum", register_aum);
     return true;
   }();
   (void)once;
@@ -112,7 +116,8 @@ patchbay::Registry& registry() {
 
 constexpr int64_t kClasses = 35;
 
-std::string experiment_text(const std::string& preset, const std::string& patcher, int64_t depth) {
+std::string experiment_text(const std::string& backbone, const std::string& preset,
+                            const std::string& patcher, int64_t depth) {
   std::string text = R"([experiment]
 name = "ast_train_bench"
 
@@ -135,7 +140,10 @@ plugin = "none"
   } else {
     throw std::runtime_error("unknown patcher '" + patcher + "' (square or fftp)");
   }
-  text += fmt::format("[backbone]\nplugin = \"ast\"\npreset = \"{}\"\n", preset);
+  if (backbone != "ast" && backbone != "aum") {
+    throw std::runtime_error("unknown backbone '" + backbone + "' (ast or aum)");
+  }
+  text += fmt::format("[backbone]\nplugin = \"{}\"\npreset = \"{}\"\n", backbone, preset);
   if (depth > 0) text += fmt::format("depth = {}\n", depth);
   text += "\n[train]\nbatch_size = 32\n";
   return text;
@@ -163,11 +171,13 @@ struct Row {
          achieved = 0, peak = 0;
 };
 
-Row measure(const std::string& preset, const std::string& patcher, int threads, int64_t batch,
-            int steps, int warmup, int64_t depth, int64_t peak_size, int peak_repeats) {
+Row measure(const std::string& backbone, const std::string& preset, const std::string& patcher, int threads, int64_t batch,
+            int steps, int warmup, int64_t depth, int64_t peak_size, int peak_repeats,
+            const std::string& precision) {
   at::set_num_threads(threads);
-  const auto exp = patchbay::load_experiment_text(experiment_text(preset, patcher, depth),
-                                                  "ast_train_bench.toml", {}, registry());
+  const auto exp = patchbay::load_experiment_text(experiment_text(backbone, preset, patcher, depth),
+                                                  "ast_train_bench.toml", {"train.precision=" + precision},
+                                                  registry());
   const auto& c = exp.runs.at(0).config;
   torch::manual_seed(0);
   patchbay::Model model = patchbay::build_model(c, registry(), kClasses);
@@ -201,8 +211,8 @@ Row measure(const std::string& preset, const std::string& patcher, int threads, 
     }
   }
   Row r;
-  r.preset = preset;
-  r.patcher = patcher;
+  r.preset = backbone == "ast" ? preset : backbone + "/" + preset;
+  r.patcher = precision == "fp32" ? patcher : patcher + "/" + precision;
   r.threads = at::get_num_threads();
   r.batch = batch;
   r.tokens = g.tokens();
@@ -220,11 +230,12 @@ Row measure(const std::string& preset, const std::string& patcher, int threads, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> presets{"tiny", "small"}, patchers{"square", "fftp"};
+  std::vector<std::string> presets{"tiny", "small"}, patchers{"square", "fftp"}, precisions{"fp32"};
   std::vector<int> threads{1, 2};
   int64_t batch = 32, depth = 0, peak_size = 2048;
   int steps = 5, warmup = 2, peak_repeats = 5;
   bool json = false, malloc_keep = false;
+  std::string backbone = "ast";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const auto value = [&] { return patchbay::bench::next_value(argc, argv, i); };
@@ -240,12 +251,14 @@ int main(int argc, char** argv) {
     else if (a == "--peak-size") peak_size = std::atoll(value().c_str());
     else if (a == "--peak-repeats") peak_repeats = std::atoi(value().c_str());
     else if (a == "--json") json = true;
+    else if (a == "--precisions") precisions = split(value());
     else if (a == "--malloc-keep") malloc_keep = true;
+    else if (a == "--backbone") backbone = value();
     else {
       std::fprintf(stderr,
                    "usage: %s [--presets tiny,small] [--patchers square,fftp] [--threads 1,2] "
                    "[--batch 32] [--steps 5] [--warmup 2] [--depth 0 (preset's)] "
-                   "[--peak-size 2048] [--peak-repeats 5] [--malloc-keep] [--json]\n",
+                   "[--peak-size 2048] [--peak-repeats 5] [--malloc-keep] [--json] [--precisions fp32,bf16] [--backbone ast|aum]\n",
                    argv[0]);
       return 2;
     }
@@ -267,7 +280,9 @@ int main(int argc, char** argv) {
     for (const auto& preset : presets) {
       for (const auto& patcher : patchers) {
         for (const int th : threads) {
-          const Row r = measure(preset, patcher, th, batch, steps, warmup, depth, peak_size, peak_repeats);
+         for (const auto& precision : precisions) {
+          const Row r = measure(backbone, preset, patcher, th, batch, steps, warmup, depth, peak_size, peak_repeats,
+                                precision);
           if (json) {
             std::printf("{\"impl\": \"patchbay\", \"preset\": \"%s\", \"patcher\": \"%s\", "
                         "\"threads\": %d, \"malloc_keep\": %s, \"batch\": %lld, \"tokens\": %lld, \"params\": %lld, "
@@ -286,6 +301,7 @@ int main(int argc, char** argv) {
                         r.achieved, r.peak, 100.0 * r.achieved / r.peak);
           }
           std::fflush(stdout);
+         }
         }
       }
     }

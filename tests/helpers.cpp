@@ -81,7 +81,8 @@ std::string id_hash_without_later_options(const ResolvedConfig& config) {
   while (std::getline(lines, line)) {
     bool dropped = false;
     for (const char* key : {"threads = ", "loader_threads = ", "checkpoint_every_s = ", "cache_dir = ",
-                            "init_weights = ", "match_paper_macs = ", "match_by = "}) {
+                            "init_weights = ", "match_paper_macs = ", "match_by = ",
+                            "precision = "}) {
       dropped = dropped || line.rfind(key, 0) == 0;
     }
     if (!dropped) before += line + "\n";

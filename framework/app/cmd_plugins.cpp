@@ -1,4 +1,5 @@
-// patchbay plugins: every plugin found, with its kind, version, file and options.
+// patchbay plugins: every plugin found, with its kind, version, file and options, and the
+// options of the framework's own tables ([experiment], [frontend], [train]).
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "option_json.hpp"
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/version.hpp"
 
@@ -69,13 +71,21 @@ void print_schema(const OptionSchema& schema, const std::string& indent) {
   }
 }
 
+struct FrameworkTable {
+  const char* name;
+  const OptionSchema& (*schema)();
+};
+constexpr FrameworkTable kFrameworkTables[] = {
+    {"experiment", experiment_schema}, {"frontend", frontend_schema}, {"train", train_schema}};
+
 }  // namespace
 
 int run_plugins(const std::vector<std::string>& args) {
   auto desc = common_options("patchbay plugins options");
   const auto p = parse(args, desc);
   if (wants_help(p, "Usage: patchbay plugins [--json] [--plugin-dir DIR]\n\nLists every plugin "
-                    "found: kind, name, version, file, and its options (type, default, help).",
+                    "found: kind, name, version, file, and its options (type, default, help); then the options "
+                    "of the framework's own tables, [experiment], [frontend] and [train].",
                  desc)) {
     return kExitOk;
   }
@@ -98,6 +108,10 @@ int run_plugins(const std::vector<std::string>& args) {
                                   {"options", schema_json(e->description.options)}});
       }
     }
+    out["tables"] = json::array();
+    for (const auto& t : kFrameworkTables) {
+      out["tables"].push_back({{"name", t.name}, {"options", schema_json(t.schema())}});
+    }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
@@ -110,6 +124,11 @@ int run_plugins(const std::vector<std::string>& args) {
       print_schema(e->description.options, "      ");
     }
     fmt::print("\n");
+  }
+  fmt::print("framework tables ({})\n", std::size(kFrameworkTables));
+  for (const auto& t : kFrameworkTables) {
+    fmt::print("  [{}]\n", t.name);
+    print_schema(t.schema(), "      ");
   }
   return kExitOk;
 }

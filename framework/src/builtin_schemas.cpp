@@ -82,6 +82,10 @@ const OptionSchema& train_schema() {
     s.add_real("checkpoint_every_s", 60.0, "seconds between epoch checkpoints (0: after every "
                "epoch; the last epoch is always written); a killed run resumes from the last one",
                Range::at_least(0));
+    s.add_choice("precision", "fp32", {"fp32", "bf16", "fp16"},
+                 "number format of the forward passes: fp32, bf16 (CPU autocast: matrix products "
+                 "in bfloat16, norms and losses in float32; parameters and optimiser state stay "
+                 "float32), or fp16 (CUDA only)");
     s.add_string("device", "cpu", "LibTorch device; this version trains on \"cpu\" only and refuses "
                  "any other value");
     s.add_string("init_weights", "", "start from this weights file (patchbay weights export; "

@@ -120,6 +120,12 @@ void merge_point_diagnostics(const std::vector<Diagnostics>& per_run,
 // is refused here rather than accepted and trained on the CPU.
 void check_device(const Options& train, const TableView& view, const Locator& where, Diagnostics& diags) {
   const std::string& device = train.get_string("device");
+  if (device == "cpu" && train.get_string("precision") == "fp16") {
+    const toml::node* node = view.get("precision");
+    diags.add(node ? where.at("train.precision", node->source()) : where.file(), "config.unsupported_precision",
+              "train.precision = \"fp16\" needs a CUDA device (LibTorch has no fp16 autocast on the CPU); "
+              "use \"bf16\" on the CPU, or \"fp32\"");
+  }
   if (device == "cpu") return;
   const toml::node* node = view.get("device");
   diags.add(node ? where.at("train.device", node->source()) : where.file(), "config.unsupported_device",
@@ -183,8 +189,9 @@ void write_table(std::string& out, const char* section, const Options& options,
   for (const auto& [k, v] : options.values()) {
     if (identity && execution_only(section, k)) continue;
     // Added after runs existed: unset, it leaves their ids as they were.
-    if (identity && std::string(section) == "train" && k == "init_weights" &&
-        v == OptionValue{std::string()}) {
+    if (identity && std::string(section) == "train" &&
+        ((k == "init_weights" && v == OptionValue{std::string()}) ||
+         (k == "precision" && v == OptionValue{std::string("fp32")}))) {
       continue;
     }
     if (identity && std::string(section) == "backbone" && (k == kMatchPaperMacs || k == kMatchBy) &&

@@ -15,7 +15,13 @@
 namespace patchbay {
 
 at::Tensor Model::forward(const at::Tensor& spec) {
-  auto logits = backbone->forward(patcher->forward(spec));
+  at::Tensor logits;
+  {
+    const AutocastScope autocast(precision);
+    logits = backbone->forward(patcher->forward(spec));
+  }
+  // The loss and the metrics in float32, as autocast computes losses.
+  if (logits.scalar_type() != at::kFloat) logits = logits.to(at::kFloat);
   if (logits.dim() != 2 || logits.size(0) != spec.size(0) || logits.size(1) != num_classes) {
     throw ShapeError("shape.logits",
                      fmt::format("backbone '{}' returned logits of shape [{}], expected [{}, {}]",
@@ -153,6 +159,7 @@ Model build_matched(const ResolvedConfig& c, const Registry& registry, int64_t n
 
 Model build_model(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
   Model m = build_matched(c, registry, num_classes);
+  if (c.train.contains("precision")) m.precision = precision_of(c.train.get_string("precision"));
   // Before anything trains: options the masker cannot honour on this geometry.
   m.masker->check(MaskContext(m.grid()));
   return m;

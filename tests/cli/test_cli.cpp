@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -162,6 +163,20 @@ TEST_CASE("cli: plugins --json lists every built plugin as valid JSON on stdout"
       CHECK(p["options"][1]["min"] == 1.0);
     }
   }
+  // The framework's own tables follow, so train.precision and train.device are found as
+  // plugin options are.
+  std::map<std::string, json> train;
+  for (const auto& t : j["tables"]) {
+    if (t["name"] != "train") continue;
+    for (const auto& o : t["options"]) train[o["name"].get<std::string>()] = o;
+  }
+  REQUIRE(train.count("precision") == 1);
+  CHECK(train["precision"]["default"] == "fp32");
+  CHECK(train["precision"]["choices"] == json::array({"fp32", "bf16", "fp16"}));
+  CHECK(train.count("device") == 1);
+  const auto text = patchbay::test::run(cli() + " plugins");
+  CHECK(text.out.find("framework tables (3)\n  [experiment]") != std::string::npos);
+  CHECK(text.out.find("      precision ") != std::string::npos);
 }
 
 TEST_CASE("cli: plan prints the one run of a file without [sweep]") {

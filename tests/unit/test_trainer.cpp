@@ -216,6 +216,17 @@ TEST_CASE("trainer: a run on an easy set learns, picks the best epoch and keeps 
   CHECK(frozen.curves.back().train_loss == doctest::Approx(frozen.curves.front().train_loss).epsilon(0.02));
 }
 
+TEST_CASE("trainer: a bf16 run learns the easy set too, and is not the fp32 run") {
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  const RunRecord fp32 = train(text);
+  const RunRecord bf16 = train(text, {"train.precision=bf16"});
+  REQUIRE_MESSAGE(bf16.status == RunStatus::completed, bf16.reason);
+  CHECK(bf16.final.at("test_accuracy") >= 0.9);  // chance: 0.5
+  CHECK(bf16.curves.front().train_loss != fp32.curves.front().train_loss);
+  CHECK(bf16.config_toml.find("precision = \"bf16\"") != std::string::npos);
+}
+
 TEST_CASE("trainer: when every training clip is skipped, the run says which and why") {
   // issue "faults" 5: truncated WAVs decoded silently; skipped, they must be named.
   test::TempDir dir;

@@ -20,6 +20,7 @@
 #include "patchbay/config.hpp"
 #include "patchbay/export.hpp"
 #include "patchbay/plugin_kinds.hpp"
+#include "patchbay/precision.hpp"
 #include "patchbay/registry.hpp"
 
 namespace patchbay {
@@ -35,9 +36,11 @@ struct PATCHBAY_API Model {
   // empty / 0 otherwise.
   std::string matched_option;
   int64_t matched_value = 0;
+  // train.precision: forward() runs under this autocast (precision.hpp).
+  Precision precision = Precision::fp32;
 
-  // spec [B, 1, F, T] -> logits [B, C]; throws ShapeError "shape.logits" naming the backbone
-  // when the logits are not [B, C].
+  // spec [B, 1, F, T] -> float32 logits [B, C], the forward pass in `precision`; throws
+  // ShapeError "shape.logits" naming the backbone when the logits are not [B, C].
   at::Tensor forward(const at::Tensor& spec);
   // Every learnable tensor, patcher first ("patcher.<name>", "backbone.<name>").
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;

@@ -186,10 +186,17 @@ struct MixerImpl : torch::nn::Module {
     const auto delta = torch::matmul(dbl.slice(2, 0, r), dtp->weight.t()).transpose(1, 2);
     return {x, delta, dbl.slice(2, r, r + n).transpose(1, 2), dbl.slice(2, r + n, r + 2 * n).transpose(1, 2), z};
   }
+  // The scan runs in float32 whatever the forward's precision: train.precision = "bf16"
+  // gives bfloat16 projections, which are cast up here (the CPU kernel is float32 / float64;
+  // mamba_ssm's CUDA kernel also keeps its recurrent state in float32).
   static at::Tensor scan(const ScanInputs& in, const at::Tensor& a_log, const at::Tensor& d,
                          const at::Tensor& dt_bias) {
-    return patchbay::aum::selective_scan(in.x, in.delta, -torch::exp(a_log), in.b, in.c, d, in.z,
-                                         dt_bias, /*delta_softplus=*/true);
+    const auto f32 = [](const at::Tensor& t) {
+      const bool reduced = t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
+      return reduced ? t.to(at::kFloat) : t;  // float64 (the gradient checks) stays as it is
+    };
+    return patchbay::aum::selective_scan(f32(in.x), f32(in.delta), -torch::exp(a_log), f32(in.b), f32(in.c), d,
+                                         f32(in.z), dt_bias, /*delta_softplus=*/true);
   }
 };
 TORCH_MODULE(Mixer);

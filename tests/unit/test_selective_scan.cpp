@@ -8,10 +8,12 @@
 #include <torch/nn.h>
 
 #include "../../plugins/backbones/aum/selective_scan.hpp"
+#include "../../plugins/backbones/aum/selective_scan_chunked.hpp"
 #include "../../plugins/backbones/aum/selective_scan_kernel.hpp"
 #include "patchbay/error.hpp"
 
 using patchbay::aum::selective_scan;
+using patchbay::aum::selective_scan_chunked;
 namespace sk = patchbay::aum::scan_kernel;
 
 namespace {
@@ -335,5 +337,78 @@ TEST_CASE("selective_scan: mismatched shapes and dtypes are ShapeErrors") {
   CHECK_THROWS_AS(selective_scan(s.u, s.delta, s.a, s.b, s.c, torch::ones({4})), patchbay::ShapeError);
   CHECK_THROWS_AS(selective_scan(s.u.to(at::kDouble), s.delta, s.a, s.b, s.c), patchbay::ShapeError);
   CHECK_THROWS_AS(selective_scan(s.u.flatten(), s.delta, s.a, s.b, s.c), patchbay::ShapeError);
+}
+
+TEST_CASE("selective_scan: inputs on two devices are a ShapeError") {
+  auto s = random_case(2, 3, 5, 4, true, true, true, true, at::kFloat);
+  const auto meta = torch::empty(s.delta.sizes(), torch::TensorOptions().dtype(at::kFloat).device(at::kMeta));
+  CHECK_THROWS_AS(selective_scan(s.u, meta, s.a, s.b, s.c), patchbay::ShapeError);
+}
+
+// The device-generic scan (what runs on a GPU) against the CPU kernel, forward and backward,
+// at chunk lengths that divide the length, do not, are 1, and exceed it.
+TEST_CASE("selective_scan_chunked: forward and gradients equal the CPU kernel") {
+  torch::manual_seed(11);
+  const std::vector<std::array<int64_t, 4>> shapes = {{1, 1, 1, 1}, {2, 5, 7, 3}, {2, 18, 33, 16}, {1, 4, 101, 5}};
+  for (const auto& sh : shapes) {
+    for (const int64_t chunk : {1, 4, 16, 128}) {
+      for (const int flags : {0, 5, 10, 15}) {
+        CAPTURE(sh[1]);
+        CAPTURE(sh[2]);
+        CAPTURE(chunk);
+        CAPTURE(flags);
+        const bool with_d = flags & 1, with_z = flags & 2, with_bias = flags & 4, softplus = flags & 8;
+        const auto f = random_case(sh[0], sh[1], sh[2], sh[3], with_d, with_z, with_bias, softplus, at::kFloat);
+        const auto chunked = [&](const ScanCase& c) {
+          return selective_scan_chunked(c.u, c.delta, c.a, c.b, c.c, c.d, c.z, c.bias, c.softplus, chunk);
+        };
+        // double: both are exact up to rounding, so they agree to rounding.
+        const auto d = to_double(f);
+        CHECK(torch::allclose(chunked(d), kernel_scan(d), 1e-10, 1e-10));
+        const auto w = torch::randn(f.u.sizes(), f.u.options());
+        const auto g_kernel = gradients(d, w.to(at::kDouble), kernel_scan);
+        const auto g_chunked = gradients(d, w.to(at::kDouble), chunked);
+        for (size_t i = 0; i < g_kernel.size(); ++i) {
+          CAPTURE(kNames[i]);
+          REQUIRE(g_kernel[i].defined() == g_chunked[i].defined());
+          if (g_kernel[i].defined()) CHECK(torch::allclose(g_chunked[i], g_kernel[i], 1e-9, 1e-9));
+        }
+        // float32: each within the kernel's float tolerance of the exact answer.
+        CHECK(torch::allclose(chunked(f).to(at::kDouble), kernel_scan(d), 6e-4, 2e-3));
+        const auto g_float = gradients(f, w, chunked);
+        for (size_t i = 0; i < g_kernel.size(); ++i) {
+          CAPTURE(kNames[i]);
+          if (!g_kernel[i].defined()) continue;
+          // Relative to the largest entry, as the kernel's own float gradient test (which
+          // holds the kernel to 2e-5): the chunk's cumulative sums cost some of that.
+          const double scale = g_kernel[i].abs().max().item<double>() + 1e-12;
+          CHECK((g_float[i].to(at::kDouble) - g_kernel[i]).abs().max().item<double>() / scale < 1e-4);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("selective_scan_chunked: strong decays over a long chunk stay finite") {
+  // dt A down to -45 per step: exp(-L_s) alone would overflow float32 within 2 steps; the
+  // pairwise form only ever exponentiates non-positive numbers.
+  torch::manual_seed(12);
+  auto s = random_case(2, 6, 40, 4, true, true, true, true, at::kFloat);
+  s.delta = s.delta * 0 + 3.0;
+  s.a = s.a * 15;
+  const auto chunked = selective_scan_chunked(s.u, s.delta, s.a, s.b, s.c, s.d, s.z, s.bias, true, 40);
+  CHECK(torch::isfinite(chunked).all().item<bool>());
+  CHECK(torch::allclose(chunked.to(at::kDouble), kernel_scan(to_double(s)), 6e-4, 2e-3));
+  const auto g = gradients(s, torch::ones_like(s.u), [](const ScanCase& c) {
+    return selective_scan_chunked(c.u, c.delta, c.a, c.b, c.c, c.d, c.z, c.bias, c.softplus, 40);
+  });
+  for (const auto& t : g) {
+    if (t.defined()) CHECK(torch::isfinite(t).all().item<bool>());
+  }
+}
+
+TEST_CASE("selective_scan_chunked: a chunk below 1 is a ShapeError") {
+  auto s = random_case(1, 2, 3, 2, false, false, false, false, at::kFloat);
+  CHECK_THROWS_AS(selective_scan_chunked(s.u, s.delta, s.a, s.b, s.c, {}, {}, {}, false, 0), patchbay::ShapeError);
 }
 }

@@ -18,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include "patchbay/error.hpp"
+#include "selective_scan_chunked.hpp"
 #include "selective_scan_kernel.hpp"
 
 namespace patchbay::aum {
@@ -183,7 +184,12 @@ at::Tensor selective_scan(const at::Tensor& u, const at::Tensor& delta, const at
   for (const auto* t : {&u, &delta, &A, &B, &C, &D, &z, &delta_bias}) {
     if (!t->defined()) continue;
     check(t->scalar_type() == dtype, "all inputs must have the same dtype");
-    check(t->device().is_cpu(), "inputs must be on the CPU");
+    check(t->device() == u.device(), fmt::format("all inputs must be on one device (u is on {}, another on {})",
+                                                 u.device().str(), t->device().str()));
+  }
+  // The fused kernel is CPU code; any other device gets the same scan from tensor operations.
+  if (!u.device().is_cpu()) {
+    return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
   }
   const auto opt = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
   bool grad = false;

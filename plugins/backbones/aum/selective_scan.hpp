@@ -9,7 +9,9 @@
 //   dt_t = softplus(delta_t + bias) (or delta_t + bias without softplus)
 //   h_t  = exp(dt_t A) * h_{t-1} + dt_t B_t u_t        (elementwise over the n states)
 //   y_t  = sum_n h_t C_t + D u_t;   out_t = y_t * silu(z_t) when z is given.
-// dtype: float32 or float64 (all inputs the same), CPU only; inputs need not be contiguous
+// dtype: float32 or float64 (all inputs the same), all on one device. On the CPU the fused
+// kernel below runs; on any other device, selective_scan_chunked() (the same scan from tensor
+// operations, selective_scan_chunked.hpp). Inputs need not be contiguous
 // (u, delta, z and the output gradient are read in place with their strides).
 // The result is differentiable with respect to every tensor input (autograd node
 // SelectiveScanFn).
@@ -22,7 +24,7 @@
 // state and runs the reverse scan over it. Nothing else is kept between the passes.
 // Accuracy (float): exp and log1p by polynomials with relative error ~2e-7; outputs and
 // gradients agree with a double-precision reference to ~1e-6 relative.
-// Errors: patchbay::ShapeError for mismatched shapes, dtypes or a non-CPU device.
+// Errors: patchbay::ShapeError for mismatched shapes, dtypes or devices.
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <torch/csrc/autograd/custom_function.h>

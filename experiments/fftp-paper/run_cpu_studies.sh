@@ -5,8 +5,9 @@
 # Runs another study already finished with the same configuration are copied (run --reuse).
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
-#   studies: cost patch-shape stride square-longer masking masking-budget masking-longer
-#   backbones instruments (default: all, in that order, then figures)
+#   studies: cost tuning tuned keywords-300 patch-shape stride square-longer masking masking-budget
+#   masking-longer backbones instruments (default: all, in that order, then figures)
+#   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
 #   figures: copy the plots the write-up shows from the studies' reports into figures/
 #   NICE=19 to run at the lowest CPU priority on a shared machine.
 set -euo pipefail
@@ -15,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(cost patch-shape stride square-longer masking masking-budget
+[ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 patch-shape stride square-longer masking masking-budget
                                      masking-longer backbones instruments figures)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
@@ -56,7 +57,14 @@ for r in runs:
           f"{r['latency_ms_median']:.0f} | {r['paper_macs'] / sq['paper_macs']:.2f} | "
           f"{r['latency_ms_median'] / sq['latency_ms_median']:.2f} |")
 PY
+    # The paper's own rows (Tp 10 on 1,000 frames), checked against its 85.32 and 4.15.
+    "${run[@]}" cost experiments/fftp-paper/cpu/cost-paper-rows.toml --classes 527 --batch 0 \
+      --repeats 5 train.threads=1 | tee results/fftp-cost-paper-rows.txt
     continue
+  fi
+  if [ "$s" = tuned ]; then
+    /usr/bin/python3 "$here/pick_tuned.py" results/fftp-cpu-tuning.h5 \
+      --template "$here/cpu/tuning.toml" --out "$here/cpu/tuned.toml"
   fi
   # Rows two studies share (e.g. AST-tiny square / FFTP st 4 with SpecMask 1,024 in stride,
   # masking and backbones) are trained once: --reuse copies them from the other studies.

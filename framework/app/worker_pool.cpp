@@ -336,41 +336,59 @@ PoolOutcome run_worker_pool(const PoolPlan& plan) {
     }
   };
 
-  while (next < todo.size() || !workers.empty()) {
-    start_workers();
-    std::vector<pollfd> fds;
-    for (const auto& w : workers) fds.push_back({w.fd, POLLIN, 0});
-    ::poll(fds.data(), fds.size(), 500);
-    bool publish = false;
-    for (size_t i = 0; i < workers.size(); ++i) {
-      if (fds[i].revents & (POLLIN | POLLHUP)) publish = read_progress(workers[i]) || publish;
-    }
-    if (publish) store.publish(*plan.record);
-    bool ended = false;  // a run ended since R was last written
-    for (size_t i = 0; i < workers.size();) {
+  // A failure of the host itself (a full disk while publishing R) ends the sweep: its
+  // workers go with it (as they would with the host gone), and once none is left what they
+  // were half-way through writing is removed, so their temporaries do not keep the disk full.
+  const auto stop_workers = [&]() {
+    for (const auto& w : workers) ::kill(w.pid, SIGKILL);
+    for (const auto& w : workers) {
       int status = 0;
-      if (::waitpid(workers[i].pid, &status, WNOHANG) != workers[i].pid) {
-        ++i;
-        continue;
-      }
-      ::close(workers[i].fd);
-      const Worker w = workers[i];
-      workers.erase(workers.begin() + static_cast<long>(i));
-      const RunRecord rec = ended_run(store, w, status);
-      ++finished;
-      failed += rec.status == RunStatus::completed ? 0 : 1;
-      finished_seconds += std::chrono::duration<double>(Clock::now() - w.started).count();
-      view.say(ended_line(w, rec));
-      ended = true;
-      view.draw(workers, plan.done_before + finished, plan.share, sweep_eta(), true);
+      ::waitpid(w.pid, &status, 0);
+      ::close(w.fd);
     }
-    if (ended) {
-      // The next run starts first: the worker reads its data and builds its model on one
-      // core while R is rewritten on the other, instead of after it (~25 ms per run).
+    workers.clear();
+    store.remove_stale_temporaries();
+  };
+  try {
+    while (next < todo.size() || !workers.empty()) {
       start_workers();
-      store.publish(*plan.record);
+      std::vector<pollfd> fds;
+      for (const auto& w : workers) fds.push_back({w.fd, POLLIN, 0});
+      ::poll(fds.data(), fds.size(), 500);
+      bool publish = false;
+      for (size_t i = 0; i < workers.size(); ++i) {
+        if (fds[i].revents & (POLLIN | POLLHUP)) publish = read_progress(workers[i]) || publish;
+      }
+      if (publish) store.publish(*plan.record);
+      bool ended = false;  // a run ended since R was last written
+      for (size_t i = 0; i < workers.size();) {
+        int status = 0;
+        if (::waitpid(workers[i].pid, &status, WNOHANG) != workers[i].pid) {
+          ++i;
+          continue;
+        }
+        ::close(workers[i].fd);
+        const Worker w = workers[i];
+        workers.erase(workers.begin() + static_cast<long>(i));
+        const RunRecord rec = ended_run(store, w, status);
+        ++finished;
+        failed += rec.status == RunStatus::completed ? 0 : 1;
+        finished_seconds += std::chrono::duration<double>(Clock::now() - w.started).count();
+        view.say(ended_line(w, rec));
+        ended = true;
+        view.draw(workers, plan.done_before + finished, plan.share, sweep_eta(), true);
+      }
+      if (ended) {
+        // The next run starts first: the worker reads its data and builds its model on one
+        // core while R is rewritten on the other, instead of after it (~25 ms per run).
+        start_workers();
+        store.publish(*plan.record);
+      }
+      view.draw(workers, plan.done_before + finished, plan.share, sweep_eta(), false);
     }
-    view.draw(workers, plan.done_before + finished, plan.share, sweep_eta(), false);
+  } catch (...) {
+    stop_workers();
+    throw;
   }
   return {finished, failed};
 }

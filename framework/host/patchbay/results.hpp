@@ -164,8 +164,13 @@ class PATCHBAY_API ResultsStore {
   // with /sweep, /runs/<id>, /table and /summary, and publishes it atomically.
   void publish(const ExperimentRecord& experiment) const;
 
- private:
+  // Removes the temporaries of R and of every run folder (run.h5, checkpoint.pt, log.txt):
+  // what writers killed mid-write left. Call it only under the results lock with no worker
+  // running, when every temporary there is such a leftover (lock() does, as does `run` when a
+  // sweep stops on an error). Errors are ignored.
   void remove_stale_temporaries() const;
+
+ private:
   std::filesystem::path file_;
 };
 

@@ -75,6 +75,10 @@ const OptionSchema& train_schema() {
     s.add_choice("select", "auto", {"auto", "accuracy", "mAP"},
                  "validation metric that picks the best epoch (auto: mAP for multi-label "
                  "datasets, accuracy otherwise)");
+    s.add_int("early_stop_patience", 0, "stop training after this many epochs in a row without a "
+              "better validation score than the best so far (0: off, train every epoch); the "
+              "learning-rate schedule still spans train.epochs, and the run records "
+              "stopped_early and epochs_trained", Range::at_least(0));
     s.add_int("eval_batch_size", 64, "examples per evaluation batch", Range::at_least(1));
     s.add_int("seed", 0, "seed of every random choice in the run", Range::at_least(0));
     s.add_int("threads", 0, "intra-op threads (0: all cores)", Range::at_least(0));

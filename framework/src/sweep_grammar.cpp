@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "patchbay/hash.hpp"
+#include "sweep_shorthand.hpp"
 #include "text_util.hpp"
 
 namespace patchbay::config_internal {
@@ -102,6 +103,7 @@ class SweepParser {
   Sweep parse(const toml::table& table) {
     Sweep sweep;
     sweep.region = table.source();
+    generated_ = sweep.generated;
     for (const auto& [key, node] : table) {
       const std::string name(key.str());
       if (name == "seeds") {
@@ -228,6 +230,14 @@ class SweepParser {
   // The list of values of an axis or a zip member, or nothing (and a message).
   const toml::array* values_of(const RawKey& k, const std::string& what) {
     const toml::array* list = k.value->as_array();
+    if (const auto* table = k.value->as_table(); table != nullptr && k.key.find('.') != std::string::npos) {
+      auto expanded = expand_shorthand(*table, k.key);
+      if (!expanded.error.empty()) {
+        syntax(k.region, fmt::format("{} '{}': {}", what, k.key, expanded.error));
+        return nullptr;
+      }
+      if (expanded.values) list = &generated_->emplace_back(std::move(*expanded.values));
+    }
     if (list == nullptr) {
       syntax(k.region, fmt::format("{} '{}' must be a list of values, e.g. \"{}\" = [{}, ...], got "
                                    "{}; for a single value set it in the base table", what, k.key,
@@ -464,6 +474,7 @@ class SweepParser {
 
   const Locator& where_;
   Diagnostics& diags_;
+  std::shared_ptr<std::deque<toml::array>> generated_;  // the Sweep's, being parsed
 };
 
 std::string sanitize(const std::string& text) {

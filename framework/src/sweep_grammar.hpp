@@ -2,7 +2,9 @@
 // problem reported at its key), and the slugs of the points they expand to. Used by
 // config.cpp, which expands and resolves the points. Not installed.
 #pragma once
+#include <deque>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,9 @@ struct GridAxis {
 
 struct Sweep {
   toml::source_region region;  // of [sweep]
+  // The lists that shorthands ({ range = [...] }, sweep_shorthand.hpp) expanded to: the
+  // points' Assignment::value pointers point into them (deque: stable addresses).
+  std::shared_ptr<std::deque<toml::array>> generated = std::make_shared<std::deque<toml::array>>();
   std::vector<GridAxis> axes;
   std::vector<const toml::node*> seeds;  // empty: no seeds
   std::string seeds_where;

@@ -418,8 +418,12 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   int64_t timed_steps = 0;
   const double checkpoint_every_s = t.get_real("checkpoint_every_s");
   auto last_checkpoint = Clock::now();
+  // Early stopping needs no state of its own: the epochs since the best one are in the state,
+  // so a run resumed after it stopped early stops again where it did.
+  const int64_t patience = t.get_int("early_stop_patience");
+  const auto patience_ran_out = [&]() { return patience > 0 && state.epoch - state.best_epoch >= patience; };
 
-  for (int64_t epoch = state.epoch + 1; epoch <= epochs; ++epoch) {
+  for (int64_t epoch = state.epoch + 1; epoch <= epochs && !patience_ran_out(); ++epoch) {
     const auto epoch_start = Clock::now();
     const EpochTotals e = train_epoch(loop, train_maker, generator, epoch, step, train_seconds_total, timed_steps,
                                       last_metric);
@@ -457,7 +461,8 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     if (writer && opts.on_epoch) opts.on_epoch(rec);
     // A checkpoint (model, best weights, optimiser: ~35 MB for AST-tiny) costs more than a
     // short epoch's worth of overhead; write one when checkpoint_every_s have passed, and
-    // always after the last epoch (`patchbay weights export` reads it).
+    // always after the last epoch, or the one early stopping ends on (`patchbay weights export`
+    // reads it).
     // A distributed run saves every rank's generator state with rank 0's checkpoint; they are
     // gathered each epoch (a few KB), since only rank 0 knows when it writes one.
     state.rank_rngs = at::Tensor();
@@ -467,7 +472,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
       if (writer) state.rank_rngs = at::cat(rows, 0);
     }
     if (writer && !opts.checkpoint.empty() &&
-        (epoch == epochs || seconds_since(last_checkpoint) >= checkpoint_every_s)) {
+        (epoch == epochs || patience_ran_out() || seconds_since(last_checkpoint) >= checkpoint_every_s)) {
       last_checkpoint = Clock::now();
       save_checkpoint(opts.checkpoint, model, *optimizer, state);
     }
@@ -481,6 +486,8 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   const Evaluation tested = evaluate(model, data.test, test_maker, eval, dist);
   rec.final["test_seconds"] = seconds_since(test_start);
   rec.final["best_epoch"] = static_cast<double>(state.best_epoch);
+  rec.final["epochs_trained"] = static_cast<double>(state.epoch);
+  rec.final["stopped_early"] = state.epoch < epochs ? 1.0 : 0.0;
   // The best epoch was validated when it ran: its row holds the numbers (no second pass).
   for (const auto& row : rec.curves) {
     if (row.epoch != state.best_epoch) continue;

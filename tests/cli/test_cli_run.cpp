@@ -3,6 +3,7 @@
 // the results lock, and a changed experiment refused.
 #include <doctest/doctest.h>
 
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -440,5 +441,114 @@ TEST_CASE("cli: every experiment file in experiments/ plans") {
     CHECK_MESSAGE(r.code == 0, r.err);
   }
   CHECK(files >= 7);
+}
+TEST_CASE("cli: export writes the runs and their curves as CSV that pandas reads back as recorded") {
+  patchbay::test::TempDir dir;
+  // A FAILED run (no test metrics, a reason to quote) beside a COMPLETED one.
+  // Two keys swept together: the point's name holds a comma, so the quoting is exercised.
+  const fs::path exp = write_experiment(dir.path(), 2, "\n[sweep.zip.pair]\n\"train.lr\" = [1e30, 0.003]\n"
+                                                       "\"train.mixup\" = [0.5, 0.25]\n");
+  const fs::path results = dir.path() / "r.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
+  REQUIRE(r.code == 1);
+  const fs::path runs = dir.path() / "runs.csv", curves = dir.path() / "curves.csv";
+  r = patchbay::test::run(cli() + " export " + quoted(results) + " --csv " + quoted(runs) + " --curves " +
+                          quoted(curves));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("2 rows") != std::string::npos);
+  const auto json = patchbay::test::run(cli() + " export " + quoted(results) + " --csv " + quoted(runs) + " --json");
+  CHECK_MESSAGE(json.out.find("\"runs\":{\"columns\":") == 1, json.out);
+  CHECK_MESSAGE(json.out.find("\"rows\":2}") != std::string::npos, json.out);
+  const patchbay::ResultsStore store(results);
+  const auto ids = store.read_experiment().value().run_ids;
+  const auto failed = store.read_run(ids[0]).value(), done = store.read_run(ids[1]).value();
+  std::ofstream(dir.path() / "check.py") << fmt::format(
+      "import math, sys\nimport pandas as pd\n"
+      "runs, curves = pd.read_csv(sys.argv[1]), pd.read_csv(sys.argv[2])\n"
+      "assert list(runs['id']) == ['{}', '{}'], runs['id']\n"
+      "assert list(runs['status']) == ['FAILED', 'COMPLETED']\n"
+      "assert runs['reason'][0] == open(sys.argv[3]).read(), runs['reason'][0]\n"
+      "assert list(runs['train.lr']) == [1e30, 0.003]\n"
+      "assert runs['patcher.plugin'][1] == 'fftp' and runs['patcher.stride'][1] == 8\n"
+      "assert runs['point'][1] == 'train.lr=0.003, train.mixup=0.25', runs['point'][1]\n"
+      "assert list(runs['train.mixup']) == [0.5, 0.25]\n"
+      "assert math.isnan(runs['test_accuracy'][0])\n"
+      "assert runs['test_accuracy'][1] == {} and runs['paper_macs'][1] == {}\n"
+      "assert list(runs['epochs_done']) == [{}, 2]\n"
+      "assert list(curves.groupby('id').size().reindex(runs['id'], fill_value=0)) == list(runs['epochs_done'])\n"
+      "assert list(curves[curves['id'] == '{}']['valid_accuracy']) == [{}, {}]\n"
+      "print('ok')\n",
+      ids[0], ids[1], done.final.at("test_accuracy"), done.final.at("paper_macs"),
+      failed.curves.size(), ids[1], done.curves.at(0).valid_accuracy, done.curves.at(1).valid_accuracy);
+  std::ofstream(dir.path() / "reason.txt") << failed.reason;
+  r = patchbay::test::run("/usr/bin/python3 " + quoted(dir.path() / "check.py") + " " + quoted(runs) + " " +
+                          quoted(curves) + " " + quoted(dir.path() / "reason.txt"));
+  CHECK_MESSAGE(r.out == "ok\n", (r.out + r.err));
+
+  // To standard output, the table alone; without a target, a usage error.
+  r = patchbay::test::run(cli() + " export " + quoted(results) + " --csv -");
+  REQUIRE(r.code == 0);
+  std::ifstream in(runs);
+  std::stringstream written;
+  written << in.rdbuf();
+  CHECK(r.out == written.str());
+  r = patchbay::test::run(cli() + " export " + quoted(results));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("nothing to export") != std::string::npos);
+  r = patchbay::test::run(cli() + " export " + quoted(dir.path() / "none.h5") + " --csv " + quoted(runs));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("none.h5") != std::string::npos);
+}
+
+TEST_CASE("cli: a sweep onto a full disk stops with io.disk_full, keeps readable results and resumes") {
+  patchbay::test::TempDir dir;
+  const fs::path exp = write_experiment(dir.path(), 3, "seed = 0\n");
+  std::ofstream(exp, std::ios::app) << "\n[sweep]\nseeds = [0, 1]\n";
+  const fs::path straight = dir.path() / "straight.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(straight));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+
+  const fs::path disk = dir.path() / "disk";
+  fs::create_directories(disk);
+  if (::geteuid() != 0 || ::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=96k") != 0) {
+    MESSAGE("skipped: mounting a small tmpfs needs root (this test fills a disk on purpose)");
+    return;
+  }
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{disk};
+  const fs::path full = disk / "r.h5";
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(full));
+  CAPTURE(r.out + r.err);
+  CHECK(r.code == 1);  // an error, not a crash (a signal would be 128 + n)
+  CHECK(r.err.find("io.disk_full") != std::string::npos);
+  CHECK(r.err.find("no space left") != std::string::npos);
+  CHECK(r.err.find("internal") == std::string::npos);
+  if (fs::exists(full)) CHECK(h5_attr(full, "len(f['runs'])") == "2");  // whatever was published opens
+  for (const auto& e : fs::recursive_directory_iterator(disk)) {  // nothing keeps the disk full
+    CHECK_MESSAGE(e.path().filename().string().find(".tmp-") == std::string::npos, e.path().string());
+  }
+
+  // Room again: the same command finishes the sweep, sweeps its temporaries away and ends as
+  // the run on a disk that never filled.
+  REQUIRE(::mount("tmpfs", disk.c_str(), "tmpfs", MS_REMOUNT, "size=64m") == 0);
+  r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(full));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  for (const auto& e : fs::recursive_directory_iterator(disk)) {
+    CHECK_MESSAGE(e.path().filename().string().find(".tmp-") == std::string::npos, e.path().string());
+  }
+  const patchbay::ResultsStore store(full), reference(straight);
+  const auto ids = store.read_experiment().value().run_ids;
+  REQUIRE(ids.size() == 2);
+  for (const auto& id : ids) {
+    CAPTURE(id);
+    const auto rec = store.read_run(id), ref = reference.read_run(id);
+    REQUIRE(rec.has_value());
+    REQUIRE(ref.has_value());
+    CHECK(rec->status == patchbay::RunStatus::completed);
+    CHECK(rec->final.at("test_accuracy") == ref->final.at("test_accuracy"));
+    CHECK(rec->final.at("test_loss") == ref->final.at("test_loss"));
+  }
 }
 }

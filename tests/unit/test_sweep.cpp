@@ -151,6 +151,58 @@ TEST_CASE("sweep: zip lists of unequal length are refused, naming both keys and 
         "same number of values");
 }
 
+TEST_CASE("sweep: range, linspace and logspace shorthands expand to the lists they stand for") {
+  // Each shorthand plans exactly the runs of its list written out (same ids, same order).
+  const std::pair<const char*, const char*> same[] = {
+      {"\"patcher.stride\" = { range = [2, 8, 2] }", "\"patcher.stride\" = [2, 4, 6]"},
+      {"\"patcher.stride\" = { range = [8, 1, -3] }", "\"patcher.stride\" = [8, 5, 2]"},
+      {"\"train.mixup\" = { range = [0.1, 0.4, 0.1] }", "\"train.mixup\" = [0.1, 0.2, 0.3]"},
+      {"\"train.mixup\" = { range = [0.0, 0.3, 0.1] }", "\"train.mixup\" = [0.0, 0.1, 0.2]"},
+      {"\"train.mixup\" = { linspace = [0.0, 0.5, 3] }", "\"train.mixup\" = [0.0, 0.25, 0.5]"},
+      {"\"train.lr\" = { logspace = [-4, -2, 3] }", "\"train.lr\" = [1e-4, 1e-3, 1e-2]"},
+      {"\"train.lr\" = { logspace = [-3, -3, 1] }", "\"train.lr\" = [1e-3]"},
+      {"train = { lr = { logspace = [-4, -3, 2] } }", "\"train.lr\" = [1e-4, 1e-3]"},
+  };
+  for (const auto& [shorthand, list] : same) {
+    CAPTURE(shorthand);
+    const auto a = load(std::string("[sweep]\n") + shorthand + "\n");
+    const auto b = load(std::string("[sweep]\n") + list + "\n");
+    REQUIRE(a.runs.size() == b.runs.size());
+    for (size_t i = 0; i < a.runs.size(); ++i) CHECK(a.runs[i].id == b.runs[i].id);
+  }
+  // Integers stay integers (an integer option accepts them); 0.1 steps give 0.3, not
+  // 0.30000000000000004, so the slugs read as written.
+  CHECK(slugs(load("[sweep]\n\"train.mixup\" = { range = [0.1, 0.35, 0.1] }\n")) ==
+        std::vector<std::string>{"mixup0.1", "mixup0.2", "mixup0.3"});
+  // In a zip group, beside a written list.
+  const auto zipped = load("[sweep.zip.g]\n\"train.lr\" = { logspace = [-4, -3, 2] }\n\"patcher.stride\" = [4, 8]\n");
+  REQUIRE(zipped.runs.size() == 2);
+  CHECK(axes_of(zipped.runs[1]) == std::vector<std::string>{"train.lr=0.001", "patcher.stride=8"});
+}
+
+TEST_CASE("sweep: a malformed shorthand is config.sweep_syntax at its key, saying what it takes") {
+  CHECK(error_of("[sweep]\n\"patcher.stride\" = { range = [2, 8, 0] }\n") ==
+        "config.sweep_syntax: exp.toml:16:1: sweep axis 'patcher.stride': range has step 0, which never "
+        "reaches the stop; \"patcher.stride\" = { range = [start, stop, step] }, e.g. { range = [10, 40, 10] } "
+        "for 10, 20, 30");
+  CHECK(error_of("[sweep]\n\"patcher.stride\" = { range = [8, 2, 1] }\n") ==
+        "config.sweep_syntax: exp.toml:16:1: sweep axis 'patcher.stride': range gives no values: from 8 in "
+        "steps of 1 no value is below 2 (the stop is excluded); \"patcher.stride\" = { range = [start, stop, "
+        "step] }, e.g. { range = [10, 40, 10] } for 10, 20, 30");
+  CHECK(error_of("[sweep]\n\"train.lr\" = { logspace = [-4, -2] }\n").find(
+            "sweep axis 'train.lr': logspace takes two finite numbers and an integer count") != std::string::npos);
+  CHECK(error_of("[sweep]\n\"train.lr\" = { logspace = [-4, -2, 0] }\n").find("logspace has count 0") !=
+        std::string::npos);
+  CHECK(error_of("[sweep]\n\"train.lr\" = { logspce = [-4, -2, 3] }\n").find(
+            "'logspce' is not a shorthand; did you mean 'logspace'?") != std::string::npos);
+  CHECK(error_of("[sweep]\n\"train.lr\" = { range = [1, 2, 1], step = 2 }\n").find(
+            "range must be the table's only key") != std::string::npos);
+  CHECK(error_of("[sweep]\n\"train.epochs\" = { range = [1, 100000000, 1] }\n").find(
+            "more than the 10000 a sweep axis may have") != std::string::npos);
+  CHECK(error_of("[sweep.zip.g]\n\"train.lr\" = { linspace = [\"a\", 1, 2] }\n\"patcher.stride\" = [4, 8]\n")
+            .find("zip group 'g' key 'train.lr': linspace takes two finite numbers") != std::string::npos);
+}
+
 TEST_CASE("sweep: rows are explicit points; a table value replaces the whole slot table") {
   // The base [patcher] has fftp options a square patcher would refuse.
   const std::string text =

@@ -271,6 +271,46 @@ TEST_CASE("trainer: label smoothing and gradient clipping change the run") {
   CHECK(clipped.curves[0].valid_loss == doctest::Approx(frozen.curves[0].valid_loss).epsilon(1e-3));
 }
 
+TEST_CASE("trainer: early stopping ends a run whose validation stopped improving, and records it") {
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  // A learning rate of 0 never improves on epoch 1: patience 2 stops after epoch 3 of 6.
+  const std::vector<std::string> frozen = {"train.lr=0.0", "train.epochs=6", "train.early_stop_patience=2"};
+  const fs::path checkpoint = dir.path() / "checkpoint.pt";
+  const RunRecord stopped = train(text, frozen, checkpoint);
+  REQUIRE_MESSAGE(stopped.status == RunStatus::completed, stopped.reason);
+  CHECK(stopped.curves.size() == 3);
+  CHECK(stopped.final.at("best_epoch") == 1);
+  CHECK(stopped.final.at("epochs_trained") == 3);
+  CHECK(stopped.final.at("stopped_early") == 1);
+  // Resumed from its checkpoint (as after a kill before the record was written), it trains
+  // no further epoch and ends as it did.
+  RunRecord unfinished = stopped;
+  unfinished.final.clear();
+  const RunRecord resumed = train(text, frozen, checkpoint, unfinished);
+  REQUIRE(resumed.status == RunStatus::completed);
+  CHECK(resumed.curves.size() == 3);
+  CHECK(resumed.test_logits == stopped.test_logits);
+  // Off (the default), and with patience the run never runs out of: every epoch is trained.
+  const RunRecord patient = train(text, {"train.lr=0.0", "train.epochs=3", "train.early_stop_patience=5"});
+  CHECK(patient.curves.size() == 3);
+  CHECK(patient.final.at("stopped_early") == 0);
+  CHECK(patient.final.at("epochs_trained") == 3);
+  // A learning run that keeps improving is not stopped by patience 1 unless it stalls.
+  const RunRecord learning = train(text, {"train.early_stop_patience=1"});
+  size_t stalls = 0;
+  for (size_t i = 1; i < learning.curves.size(); ++i) {
+    double best = 0;
+    for (size_t j = 0; j < i; ++j) best = std::max(best, learning.curves[j].valid_accuracy);
+    stalls += learning.curves[i].valid_accuracy <= best;
+    if (stalls) {
+      CHECK(learning.curves.size() == i + 1);  // it stopped at the first stall
+      break;
+    }
+  }
+  if (!stalls) CHECK(learning.curves.size() == 4);
+}
+
 TEST_CASE("trainer: an unreadable checkpoint restarts the run, which then equals a fresh run") {
   test::TempDir dir;
   const auto text = tone_experiment(write_tone_set(dir.path()));

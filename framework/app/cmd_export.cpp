@@ -194,10 +194,11 @@ int run_results_export(const std::vector<std::string>& args) {
   // No --plugin-dir: exporting reads records, it builds nothing.
   po::options_description desc("patchbay export options");
   desc.add_options()("help,h", "show this help")(
-      "json", "print what was written as JSON on stdout (and nothing else)")("csv", po::value<std::string>(), "write the runs as CSV to this file (- for stdout)")(
+      "json", "print what was written as JSON on stdout (and nothing else)")(
+      "csv", po::value<std::string>(), "write the runs as CSV to this file (- for stdout)")(
       "curves", po::value<std::string>(), "write the per-epoch curves of every run as CSV to this file");
   const auto p = parse(args, desc);
-  if (wants_help(p, "Usage: patchbay export RESULTS.h5 [--csv RUNS.csv] [--curves CURVES.csv]\n\n"
+  if (wants_help(p, "Usage: patchbay export RESULTS.h5 [--csv RUNS.csv] [--curves CURVES.csv] [--json]\n\n"
                     "Flat CSV files of a results file, for pandas (pd.read_csv), R or a spreadsheet. "
                     "RUNS.csv: one row per planned run with its id, slug, sweep point, status and "
                     "reason, every key of its resolved configuration (train.lr, patcher.stride, ...), "

@@ -5,8 +5,9 @@ Checks, over the repository's text files (sources, CMake, scripts, Markdown):
   - each `docs/NAME.md` (or other `docs/...` path) a file mentions exists;
   - each relative Markdown link `[text](path)` in a .md file points at a file or folder that
     exists (anchors and web links are not followed);
-  - nothing cites a document outside the repository: `../shared`, or the background notes
-    REFERENCE.md, DATA.md, DESIGN.md, STYLE.md, PLATFORM.md that only the developers had;
+  - nothing cites a document outside the repository: the developers' shared folder beside
+    the checkout, or the background notes only they had (the names OUTSIDE below matches;
+    their content lives in docs/ now);
   - the masker example in README.md and CONTRIBUTING.md is the tested
     tests/out_of_tree/flip.cpp.
 Usage: check_doc_links.py REPO_ROOT. Exit 1 with one line per problem (file:line: what).

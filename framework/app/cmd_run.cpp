@@ -7,6 +7,7 @@
 // segfault inside a plugin) fails only its own run; the sweep goes on.
 #include "commands.hpp"
 #include "cli_common.hpp"
+#include "run_costs.hpp"
 #include "worker_pool.hpp"
 
 #include <fcntl.h>
@@ -194,11 +195,13 @@ int run_run(const std::vector<std::string>& args) {
   // What to do.
   std::vector<const PlannedRun*> todo;
   size_t completed = 0;
-  for (const PlannedRun* planned : mine) {
-    const PlannedRun& run = *planned;
+  std::vector<double> completed_seconds(mine.size(), NAN);  // for the sweep's ETA
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const PlannedRun& run = *mine[i];
     auto rec = store.read_run(run.id);
     if (rec && rec->status == RunStatus::completed) {
       ++completed;
+      if (rec->reused_from.empty()) completed_seconds[i] = rec->wall_seconds;
       continue;
     }
     if (rec && rec->status == RunStatus::failed) {
@@ -247,6 +250,15 @@ int run_run(const std::vector<std::string>& args) {
   pool.threads_per_job = threads_per_job;
   pool.worker_args = base_args;
   pool.quiet = quiet;
+  if (!quiet) {
+    const std::vector<RunCost> costs = run_costs(mine, registry);
+    std::map<const PlannedRun*, const RunCost*> cost_of;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      cost_of[mine[i]] = &costs[i];
+      if (std::isfinite(completed_seconds[i])) pool.timed_before.push_back({costs[i], completed_seconds[i]});
+    }
+    for (const PlannedRun* run : todo) pool.todo_costs.push_back(*cost_of.at(run));
+  }
   // The host's plan, not the experiment file read again: the file may have been edited
   // since the sweep started, and this run must be the run that was planned.
   pool.train = [&](const PlannedRun& run, int threads) { return train_planned(exp, run, registry, store, threads); };

@@ -88,6 +88,7 @@ struct Worker {
   int fd = -1;
   std::string buffer;
   std::string run_id, slug;
+  size_t todo_index = 0;  // position in PoolPlan::todo
   TrainProgress last;
   Clock::time_point started;
   // The worker said "done": its run record is written and it is only exiting (tearing down
@@ -174,7 +175,8 @@ namespace {
 // Starts the worker of `run`: a fork of this process that trains it (or, exec_workers, a
 // fresh `patchbay run-worker`), its stdout and stderr in the run's log.txt, its progress on
 // a pipe. Throws Error "run.spawn".
-Worker spawn_worker(const PoolPlan& plan, const PlannedRun& run, const std::string& exe, bool exec_workers) {
+Worker spawn_worker(const PoolPlan& plan, size_t todo_index, const std::string& exe, bool exec_workers) {
+  const PlannedRun& run = *plan.todo[todo_index];
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw Error("run.spawn", "cannot create a pipe");
   std::error_code ec;
@@ -224,6 +226,7 @@ Worker spawn_worker(const PoolPlan& plan, const PlannedRun& run, const std::stri
   w.fd = pipe_fds[0];
   w.run_id = run.id;
   w.slug = run.slug;
+  w.todo_index = todo_index;
   w.last.run_id = run.id;
   w.last.phase = "start";
   w.started = Clock::now();
@@ -306,33 +309,40 @@ PoolOutcome run_worker_pool(const PoolPlan& plan) {
   ProgressView view(plan.quiet);
   std::vector<Worker> workers;
   size_t next = 0, finished = 0, failed = 0;
-  const auto sweep_start = Clock::now();
-  double finished_seconds = 0.0;
 
-  // Before any run ends: from the runs in training (elapsed + their own ETA); after: the
-  // mean wall time of the ended runs.
+  // The sweep's ETA from each run's own cost (sweep_eta.hpp), calibrated on the runs timed so
+  // far: those COMPLETED before, those ended here, and until one has, the runs in training
+  // (elapsed + their own ETA).
+  std::vector<TimedRun> timed = plan.timed_before;
+  const auto cost_of = [&](size_t todo_index) {
+    return todo_index < plan.todo_costs.size() ? plan.todo_costs[todo_index] : RunCost{};
+  };
   const auto sweep_eta = [&]() {
-    if (finished == 0) {
-      double best = NAN;
-      for (const auto& w : workers) {
-        if (std::isfinite(w.last.eta_seconds) && w.last.phase == "train") {
+    std::vector<TimedRun> calibration = timed;
+    std::vector<double> running_left;
+    std::vector<RunCost> left;  // runs not yet training first (their elapsed is start-up), then the rest
+    for (const auto& w : workers) {
+      if (w.exiting) continue;
+      if (w.last.phase == "train" && std::isfinite(w.last.eta_seconds)) {
+        running_left.push_back(w.last.eta_seconds);
+        if (timed.empty()) {
           const double elapsed = std::chrono::duration<double>(Clock::now() - w.started).count();
-          const double per_run = elapsed + w.last.eta_seconds;
-          best = per_run * static_cast<double>(todo.size()) / jobs -
-                 std::chrono::duration<double>(Clock::now() - sweep_start).count();
+          calibration.push_back({cost_of(w.todo_index), elapsed + w.last.eta_seconds});
         }
+      } else {
+        left.push_back(cost_of(w.todo_index));
       }
-      return best;
     }
-    const double per_run = finished_seconds / static_cast<double>(finished);
-    return per_run * static_cast<double>(todo.size() - finished) / jobs;
+    for (size_t i = next; i < todo.size(); ++i) left.push_back(cost_of(i));
+    return sweep_seconds_left(calibration, running_left, left, jobs);
   };
   const auto start_workers = [&]() {
     const auto busy = [&]() {
       return static_cast<size_t>(std::count_if(workers.begin(), workers.end(), [](const Worker& w) { return !w.exiting; }));
     };
     while (busy() < static_cast<size_t>(jobs) && next < todo.size()) {
-      workers.push_back(spawn_worker(plan, *todo[next++], exe, exec_workers));
+      workers.push_back(spawn_worker(plan, next, exe, exec_workers));
+      ++next;
     }
   };
 
@@ -373,7 +383,11 @@ PoolOutcome run_worker_pool(const PoolPlan& plan) {
         const RunRecord rec = ended_run(store, w, status);
         ++finished;
         failed += rec.status == RunStatus::completed ? 0 : 1;
-        finished_seconds += std::chrono::duration<double>(Clock::now() - w.started).count();
+        if (rec.status == RunStatus::completed) {
+          // A resumed run's record holds all its attempts; this process saw only the last.
+          const double seconds = std::chrono::duration<double>(Clock::now() - w.started).count();
+          timed.push_back({cost_of(w.todo_index), std::max(seconds, rec.wall_seconds)});
+        }
         view.say(ended_line(w, rec));
         ended = true;
         view.draw(workers, plan.done_before + finished, plan.share, sweep_eta(), true);

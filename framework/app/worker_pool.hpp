@@ -15,6 +15,7 @@
 #include "patchbay/config.hpp"
 #include "patchbay/results.hpp"
 #include "patchbay/trainer.hpp"
+#include "sweep_eta.hpp"
 
 namespace patchbay::cli {
 
@@ -28,6 +29,10 @@ struct PoolPlan {
   int threads_per_job = 1;
   std::vector<std::string> worker_args;  // `run-worker FILE... --results R`, for exec'ed workers
   bool quiet = false;                    // no progress lines
+  // For the sweep's ETA (sweep_eta.hpp): what each run of `todo` will cost (same order; empty
+  // or shorter: those runs count as equal), and the runs of this share COMPLETED before, timed.
+  std::vector<RunCost> todo_costs;
+  std::vector<TimedRun> timed_before;
   // Trains one run inside a forked worker and returns its exit code.
   std::function<int(const PlannedRun& run, int threads)> train;
 };

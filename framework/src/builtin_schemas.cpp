@@ -65,6 +65,13 @@ const OptionSchema& train_schema() {
     s.add_real("grad_clip", 0.0, "clip the gradient norm to this (0: off)", Range::at_least(0));
     s.add_real("label_smoothing", 0.0, "label smoothing for single-label cross-entropy",
                Range::between(0, 1));
+    s.add_choice("sampler", "shuffle", {"shuffle", "balanced"},
+                 "which clips an epoch visits: each once in a fresh random order, or AudioSet-style "
+                 "class-balanced draws with replacement (a clip weighs the sum over its labels of "
+                 "1 / the class's training clips, as AST's gen_weight_file.py)");
+    s.add_int("epoch_size", 0, "training examples per epoch (0: the training split's size); "
+              "\"shuffle\" concatenates permutations to reach it, \"balanced\" draws this many",
+              Range::at_least(0));
     s.add_real("mixup", 0.0, "probability that a training example is mixed with a partner drawn "
                "from the whole training split (AST's per-example mixup)", Range::between(0, 1));
     s.add_real("mixup_alpha", 10.0, "mixup lambda ~ Beta(alpha, alpha)", Range::at_least(1e-6));

@@ -192,7 +192,9 @@ void write_table(std::string& out, const char* section, const Options& options,
     if (identity && std::string(section) == "train" &&
         ((k == "init_weights" && v == OptionValue{std::string()}) ||
          (k == "precision" && v == OptionValue{std::string("fp32")}) ||
-         (k == "early_stop_patience" && v == OptionValue{int64_t{0}}))) {
+         (k == "early_stop_patience" && v == OptionValue{int64_t{0}}) ||
+         (k == "sampler" && v == OptionValue{std::string("shuffle")}) ||
+         (k == "epoch_size" && v == OptionValue{int64_t{0}}))) {
       continue;
     }
     if (identity && std::string(section) == "backbone" && (k == kMatchPaperMacs || k == kMatchBy) &&

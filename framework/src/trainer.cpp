@@ -32,6 +32,7 @@
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
 #include "train/lr_schedule.hpp"
+#include "train/sampling.hpp"
 
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
@@ -178,6 +179,7 @@ struct Loop {
   double grad_clip, smoothing, mixup, mixup_alpha;
   int loader_threads;
   MaskContext mask_context;
+  const EpochSampler& sampler;
 };
 
 struct EpochTotals {
@@ -185,14 +187,14 @@ struct EpochTotals {
   int64_t seen = 0;
 };
 
-// This rank's share of the epoch's shuffle. Rank r takes positions r, r + world, ... in
+// This rank's share of the epoch's examples (train.sampler). Rank r takes positions r, r + world, ... in
 // batches of batch_size / world: batch k of every rank comes from positions
 // [k batch_size, (k + 1) batch_size), so the ranks' batches k together are the one-process
 // run's batch k.
 std::vector<int64_t> epoch_order(const Loop& l, at::Generator& generator, int64_t epoch) {
-  const auto perm = torch::randperm(l.data.train.size(), generator, torch::kLong);
+  const auto perm = l.sampler.draw(generator);
   if (l.dist) {
-    // Rank 0's shuffle for all: the ranks' generators differ (masks), the shards must not.
+    // Rank 0's draw for all: the ranks' generators differ (masks), the shards must not.
     std::vector<at::Tensor> shuffle{perm};
     l.dist->broadcast(shuffle, fmt::format("broadcasting the shuffle of epoch {}", epoch));
   }
@@ -363,7 +365,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
                                   batch_size, world, world, (batch_size / world + 1) * world));
   }
   if (dist) rec.final["world_size"] = static_cast<double>(world);
-  const int64_t steps_per_epoch = (data.train.size() + batch_size - 1) / batch_size;
+  const EpochSampler sampler(t.get_string("sampler"), t.get_int("epoch_size"), data.train.multi_hot);
+  rec.final["epoch_clips"] = static_cast<double>(sampler.epoch_size());
+  const int64_t steps_per_epoch = (sampler.epoch_size() + batch_size - 1) / batch_size;
   const std::string select = t.get_string("select");
   const bool use_map = select == "mAP" || (select == "auto" && data.multi_label);
   const MixupMode mixup_mode = t.get_string("mixup_on") == "waveform" ? MixupMode::waveform : MixupMode::spectrogram;
@@ -373,7 +377,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   const Loop loop{run, opts, report, data, model, *optimizer, dist, world, rank, epochs, batch_size,
                   steps_per_epoch, epochs * steps_per_epoch, LrSchedule::from(t), use_map,
                   use_map ? "mAP" : "acc", t.get_real("grad_clip"), t.get_real("label_smoothing"),
-                  t.get_real("mixup"), t.get_real("mixup_alpha"), loader_threads, mask_context};
+                  t.get_real("mixup"), t.get_real("mixup_alpha"), loader_threads, mask_context, sampler};
   const BatchMaker train_maker(data.train, data.norm, mixup_mode, data.fbank);
   const BatchMaker valid_maker(data.valid.size() > 0 ? data.valid : data.train, data.norm, MixupMode::spectrogram,
                                data.fbank);

@@ -311,6 +311,27 @@ TEST_CASE("trainer: early stopping ends a run whose validation stopped improving
   if (!stalls) CHECK(learning.curves.size() == 4);
 }
 
+TEST_CASE("trainer: train.sampler and train.epoch_size set the epoch's examples and steps") {
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  const RunRecord shuffled = train(text, {"train.epochs=2"});
+  REQUIRE(shuffled.status == RunStatus::completed);
+  CHECK(shuffled.final.at("epoch_clips") == 40);
+  CHECK(shuffled.curves.back().step == 2 * 5);  // 40 clips in batches of 8
+  // 20 balanced draws per epoch: 3 steps (8, 8, 4).
+  const RunRecord balanced = train(text, {"train.epochs=2", "train.sampler=balanced", "train.epoch_size=20"});
+  REQUIRE_MESSAGE(balanced.status == RunStatus::completed, balanced.reason);
+  CHECK(balanced.final.at("epoch_clips") == 20);
+  CHECK(balanced.curves.back().step == 2 * 3);
+  CHECK(balanced.test_logits != shuffled.test_logits);
+  // The same seed draws the same epochs.
+  const RunRecord again = train(text, {"train.epochs=2", "train.sampler=balanced", "train.epoch_size=20"});
+  CHECK(again.test_logits == balanced.test_logits);
+  // The shuffle at an epoch size of two splits: 10 steps per epoch.
+  const RunRecord doubled = train(text, {"train.epochs=1", "train.epoch_size=80"});
+  CHECK(doubled.curves.back().step == 10);
+}
+
 TEST_CASE("trainer: an unreadable checkpoint restarts the run, which then equals a fresh run") {
   test::TempDir dir;
   const auto text = tone_experiment(write_tone_set(dir.path()));

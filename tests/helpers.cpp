@@ -83,7 +83,7 @@ std::string id_hash_without_later_options(const ResolvedConfig& config) {
     for (const char* key : {"threads = ", "loader_threads = ", "checkpoint_every_s = ", "cache_dir = ",
                             "init_weights = ", "match_paper_macs = ", "match_by = ",
                             "precision = ", "early_stop_patience = ", "sampler = ",
-                            "epoch_size = "}) {
+                            "epoch_size = ", "ema_decay = ", "average_epochs = "}) {
       dropped = dropped || line.rfind(key, 0) == 0;
     }
     if (!dropped) before += line + "\n";

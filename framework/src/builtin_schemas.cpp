@@ -86,6 +86,12 @@ const OptionSchema& train_schema() {
               "better validation score than the best so far (0: off, train every epoch); the "
               "learning-rate schedule still spans train.epochs, and the run records "
               "stopped_early and epochs_trained", Range::at_least(0));
+    s.add_real("ema_decay", 0.0, "keep an exponential moving average of the weights, updated "
+               "after every optimiser step with this decay (timm's ModelEmaV2; 0: off), and "
+               "evaluate it after training (ema_* results)", Range::between(0, 0.999999));
+    s.add_int_pair("average_epochs", {0, 0}, "average the weights after each of epochs "
+                   "[first, last] (1-based, inclusive; AST's wa_start / wa_end) and evaluate the "
+                   "mean after training (avg_* results); [0, 0]: off", Range::at_least(0));
     s.add_int("eval_batch_size", 64, "examples per evaluation batch", Range::at_least(1));
     s.add_int("seed", 0, "seed of every random choice in the run", Range::at_least(0));
     s.add_int("threads", 0, "intra-op threads (0: all cores)", Range::at_least(0));

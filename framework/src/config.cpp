@@ -194,7 +194,9 @@ void write_table(std::string& out, const char* section, const Options& options,
          (k == "precision" && v == OptionValue{std::string("fp32")}) ||
          (k == "early_stop_patience" && v == OptionValue{int64_t{0}}) ||
          (k == "sampler" && v == OptionValue{std::string("shuffle")}) ||
-         (k == "epoch_size" && v == OptionValue{int64_t{0}}))) {
+         (k == "epoch_size" && v == OptionValue{int64_t{0}}) ||
+         (k == "ema_decay" && v == OptionValue{0.0}) ||
+         (k == "average_epochs" && v == OptionValue{std::vector<int64_t>{0, 0}}))) {
       continue;
     }
     if (identity && std::string(section) == "backbone" && (k == kMatchPaperMacs || k == kMatchBy) &&

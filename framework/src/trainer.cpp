@@ -28,6 +28,7 @@
 #include "patchbay/model.hpp"
 #include "patchbay/version.hpp"
 #include "patchbay/weights.hpp"
+#include "train/averaging.hpp"
 #include "train/batches.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
@@ -180,6 +181,7 @@ struct Loop {
   int loader_threads;
   MaskContext mask_context;
   const EpochSampler& sampler;
+  double ema_decay;  // 0: no moving average
 };
 
 struct EpochTotals {
@@ -205,7 +207,8 @@ std::vector<int64_t> epoch_order(const Loop& l, at::Generator& generator, int64_
 
 // One epoch's optimiser steps. Returns the totals; throws RunFailure on a non-finite loss.
 EpochTotals train_epoch(const Loop& l, const BatchMaker& maker, at::Generator& generator, int64_t epoch,
-                        int64_t& step, double& train_seconds_total, int64_t& timed_steps, double last_metric) {
+                        int64_t& step, double& train_seconds_total, int64_t& timed_steps, double last_metric,
+                        NamedTensors& ema) {
   const auto epoch_start = Clock::now();
   l.model.train(true);
   std::vector<int64_t> order = epoch_order(l, generator, epoch);
@@ -274,6 +277,7 @@ EpochTotals train_epoch(const Loop& l, const BatchMaker& maker, at::Generator& g
     }
     if (l.grad_clip > 0.0) torch::nn::utils::clip_grad_norm_(l.model.parameters(), l.grad_clip);
     l.optimizer.step();
+    if (l.ema_decay > 0) ema_update(ema, l.model, l.ema_decay);
     ++step;
     e.step_seconds += seconds_since(step_start);
     e.loss_sum += loss_value * static_cast<double>(step_examples);
@@ -365,6 +369,14 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
                                   batch_size, world, world, (batch_size / world + 1) * world));
   }
   if (dist) rec.final["world_size"] = static_cast<double>(world);
+  const auto average_range = t.get_int_pair("average_epochs");
+  if (average_range != std::array<int64_t, 2>{0, 0} &&
+      (average_range[0] < 1 || average_range[0] > average_range[1] || average_range[1] > epochs)) {
+    throw ConfigError("config.average_epochs",
+                      fmt::format("train.average_epochs = [{}, {}] must be a range of trained epochs, "
+                                  "1 <= first <= last <= train.epochs = {}, or [0, 0] for none",
+                                  average_range[0], average_range[1], epochs));
+  }
   const EpochSampler sampler(t.get_string("sampler"), t.get_int("epoch_size"), data.train.multi_hot);
   rec.final["epoch_clips"] = static_cast<double>(sampler.epoch_size());
   const int64_t steps_per_epoch = (sampler.epoch_size() + batch_size - 1) / batch_size;
@@ -377,7 +389,8 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   const Loop loop{run, opts, report, data, model, *optimizer, dist, world, rank, epochs, batch_size,
                   steps_per_epoch, epochs * steps_per_epoch, LrSchedule::from(t), use_map,
                   use_map ? "mAP" : "acc", t.get_real("grad_clip"), t.get_real("label_smoothing"),
-                  t.get_real("mixup"), t.get_real("mixup_alpha"), loader_threads, mask_context, sampler};
+                  t.get_real("mixup"), t.get_real("mixup_alpha"), loader_threads, mask_context, sampler,
+                  t.get_real("ema_decay")};
   const BatchMaker train_maker(data.train, data.norm, mixup_mode, data.fbank);
   const BatchMaker valid_maker(data.valid.size() > 0 ? data.valid : data.train, data.norm, MixupMode::spectrogram,
                                data.fbank);
@@ -407,6 +420,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     log::info("run {}: resuming after epoch {} (step {})", run.id, state.epoch, state.step);
   }
   if (dist) share_resume(*dist, model, *optimizer, state, t.get_int("seed"), run.id);
+  if (loop.ema_decay > 0 && state.ema.empty()) ema_update(state.ema, model, loop.ema_decay);  // the start's copy
   if (state.epoch == 0) {
     rec.curves.clear();
   } else {
@@ -430,7 +444,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   for (int64_t epoch = state.epoch + 1; epoch <= epochs && !patience_ran_out(); ++epoch) {
     const auto epoch_start = Clock::now();
     const EpochTotals e = train_epoch(loop, train_maker, generator, epoch, step, train_seconds_total, timed_steps,
-                                      last_metric);
+                                      last_metric, state.ema);
     report(phase_progress("eval", epoch, step));
     const Evaluation v = evaluate(model, data.valid.size() > 0 ? data.valid : data.train, valid_maker, eval, dist);
     const double score = use_map ? v.metrics.mAP : v.metrics.accuracy;
@@ -445,6 +459,10 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     state.full_frequency_sum += e.full_frequency;
     state.epoch = epoch;
     state.step = step;
+    if (epoch >= average_range[0] && epoch <= average_range[1]) {
+      add_to_average(state.average_sum, model);
+      ++state.averaged;
+    }
 
     EpochRow row;
     row.epoch = epoch;
@@ -481,6 +499,27 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
       save_checkpoint(opts.checkpoint, model, *optimizer, state);
     }
     if (opts.after_checkpoint) opts.after_checkpoint(epoch);
+  }
+
+  // The averaged weights, on validation and test, before the best epoch's (whose predictions
+  // are the ones recorded).
+  const auto evaluate_weights = [&](const std::string& prefix, const NamedTensors& weights) {
+    restore_state(model, weights);
+    report(phase_progress("eval", epochs, step));
+    const Evaluation v = evaluate(model, data.valid.size() > 0 ? data.valid : data.train, valid_maker, eval, dist);
+    const Evaluation tst = evaluate(model, data.test, test_maker, eval, dist);
+    const bool any_test = data.test.size() > 0;
+    rec.final[prefix + "valid_accuracy"] = v.metrics.accuracy;
+    rec.final[prefix + "valid_mAP"] = v.metrics.mAP;
+    rec.final[prefix + "test_loss"] = tst.loss;
+    rec.final[prefix + "test_accuracy"] = any_test ? tst.metrics.accuracy : kNaN;
+    rec.final[prefix + "test_mAP"] = any_test ? tst.metrics.mAP : kNaN;
+    rec.final[prefix + "test_auc"] = any_test ? tst.metrics.auc : kNaN;
+  };
+  if (!state.ema.empty()) evaluate_weights("ema_", state.ema);
+  if (average_range[0] > 0) {
+    rec.final["averaged_epochs"] = static_cast<double>(state.averaged);
+    if (state.averaged > 0) evaluate_weights("avg_", average_of(state.average_sum, state.averaged));
   }
 
   // Test the best-on-validation weights.

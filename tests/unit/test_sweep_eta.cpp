@@ -61,3 +61,19 @@ TEST_CASE("sweep eta: a family without timed runs borrows the fit of all runs") 
   CHECK(sweep_seconds_left(timed, {}, {cost(10, 1, "big")}, 1) == doctest::Approx(40.0));
   CHECK(sweep_seconds_left(timed, {}, {cost(10, 1, "new")}, 1) == doctest::Approx(25.0));
 }
+
+TEST_CASE("sweep eta: on a recorded sweep it follows the runs' costs, where the first run's time does not") {
+  // The quick start of experiments/quickstart/quickstart.toml as recorded on 2026-12-05 (AMD
+  // EPYC Zen 3, 2 cores, OpenBLAS core Zen, with a build running beside it): 12 epochs each,
+  // wall seconds of square 16x16 st 10 (144 tokens), frame 128 x 2 (64) and FFTP st 4 (29).
+  const std::vector<TimedRun> runs = {{cost(144, 12), 609.98}, {cost(64, 12), 282.25}, {cost(29, 12), 114.44}};
+  const double after_first = runs[1].seconds + runs[2].seconds;  // 396.7 s were left
+  const double estimate = sweep_seconds_left({runs[0]}, {}, {runs[1].cost, runs[2].cost}, 1);
+  CHECK(estimate == doctest::Approx(after_first).epsilon(0.05));
+  // The first run's time for each remaining run, as the sweep line once said (20m20s):
+  // three times too long.
+  CHECK(2 * runs[0].seconds > 3 * after_first);
+  // After two runs the fitted line (with its per-epoch overhead) is within 25 % of the last.
+  const double last = sweep_seconds_left({runs[0], runs[1]}, {}, {runs[2].cost}, 1);
+  CHECK(last == doctest::Approx(runs[2].seconds).epsilon(0.25));
+}

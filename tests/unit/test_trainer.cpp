@@ -332,6 +332,56 @@ TEST_CASE("trainer: train.sampler and train.epoch_size set the epoch's examples 
   CHECK(doubled.curves.back().step == 10);
 }
 
+TEST_CASE("trainer: train.ema_decay and train.average_epochs evaluate averaged weights, exactly across a resume") {
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  // Frozen weights (lr 0): every average is the weights themselves.
+  const RunRecord frozen = train(text, {"train.lr=0.0", "train.ema_decay=0.9", "train.average_epochs=[2, 4]"});
+  REQUIRE_MESSAGE(frozen.status == RunStatus::completed, frozen.reason);
+  CHECK(frozen.final.at("averaged_epochs") == 3);
+  CHECK(frozen.final.at("avg_test_loss") == frozen.final.at("test_loss"));
+  CHECK(frozen.final.at("ema_test_loss") == doctest::Approx(frozen.final.at("test_loss")).epsilon(1e-5));
+  CHECK(frozen.final.at("ema_valid_accuracy") == frozen.final.at("valid_accuracy"));
+
+  // Learning: the averages are other weights than the best epoch's.
+  const std::vector<std::string> on = {"train.ema_decay=0.5", "train.average_epochs=[3, 4]",
+                                       "train.checkpoint_every_s=0"};
+  const RunRecord straight = train(text, on);
+  REQUIRE(straight.status == RunStatus::completed);
+  CHECK(straight.final.at("averaged_epochs") == 2);
+  CHECK(straight.final.at("avg_test_loss") != straight.final.at("test_loss"));
+  CHECK(straight.final.at("ema_test_loss") != straight.final.at("test_loss"));
+  CHECK(std::isfinite(straight.final.at("avg_test_accuracy")));
+  // Off (the default): no averaged results.
+  const RunRecord plain = train(text, {"train.epochs=1"});
+  CHECK(plain.final.count("ema_test_loss") == 0);
+  CHECK(plain.final.count("avg_test_loss") == 0);
+
+  // Stopped after epoch 3's checkpoint (mid-range: the sum holds one epoch) and resumed: the
+  // checkpoint carries both averages, so the run ends as the straight one.
+  const fs::path checkpoint = dir.path() / "checkpoint.pt";
+  const auto& registry = test::linked_registry();
+  const Experiment e = load_experiment_text(text, "tones.toml", on, registry);
+  TrainerOptions stop;
+  stop.checkpoint = checkpoint;
+  stop.measure_latency = false;
+  stop.after_checkpoint = [](int64_t epoch) {
+    if (epoch == 3) throw std::runtime_error("stopped for the test");
+  };
+  const RunRecord stopped = train_run(e.runs.front(), registry, stop, RunRecord{});
+  REQUIRE(stopped.curves.size() == 3);
+  const RunRecord resumed = train(text, on, checkpoint, stopped);
+  REQUIRE_MESSAGE(resumed.status == RunStatus::completed, resumed.reason);
+  for (const char* key : {"avg_test_loss", "avg_valid_accuracy", "ema_test_loss", "ema_test_accuracy", "test_loss"}) {
+    CAPTURE(key);
+    CHECK(resumed.final.at(key) == straight.final.at(key));
+  }
+  // A range outside the trained epochs fails the run, saying what is allowed.
+  const RunRecord bad = train(text, {"train.average_epochs=[3, 9]"});
+  CHECK(bad.status == RunStatus::failed);
+  CHECK(bad.reason.find("1 <= first <= last <= train.epochs = 4") != std::string::npos);
+}
+
 TEST_CASE("trainer: an unreadable checkpoint restarts the run, which then equals a fresh run") {
   test::TempDir dir;
   const auto text = tone_experiment(write_tone_set(dir.path()));

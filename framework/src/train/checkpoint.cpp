@@ -26,6 +26,9 @@ void save_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer
   torch::serialize::OutputArchive archive;
   for (const auto& [name, t] : model.named_state()) archive.write("model/" + name, t, /*is_buffer=*/true);
   for (const auto& [name, t] : state.best_state) archive.write("best/" + name, t, true);
+  for (const auto& [name, t] : state.ema) archive.write("ema/" + name, t, true);
+  for (const auto& [name, t] : state.average_sum) archive.write("average/" + name, t, true);
+  archive.write("averaged", torch::tensor(state.averaged), true);
   torch::serialize::OutputArchive opt_archive;
   optimizer.save(opt_archive);
   archive.write("optimizer", opt_archive);
@@ -87,6 +90,14 @@ TrainState read_checkpoint(const fs::path& file, Model& model, torch::optim::Opt
   r.full_frequency_sum = masked.numel() > 2 ? masked[2].item<double>() : 0.0;  // older checkpoints: 2
   at::Tensor rank_rngs;
   if (archive.try_read("rank_rng", rank_rngs, true)) r.rank_rngs = rank_rngs;
+  // The weight averages, when the run keeps them (older checkpoints have none).
+  at::Tensor averaged;
+  if (archive.try_read("averaged", averaged, true)) r.averaged = averaged.item<int64_t>();
+  for (const auto& [name, t] : model.named_state()) {
+    at::Tensor e, a;
+    if (archive.try_read("ema/" + name, e, true)) r.ema.emplace_back(name, e);
+    if (archive.try_read("average/" + name, a, true)) r.average_sum.emplace_back(name, a);
+  }
   return r;
 }
 
@@ -119,7 +130,9 @@ void share_resume(Distributed& dist, Model& model, torch::optim::Optimizer& opti
   const int64_t rng_rows = state.rank_rngs.defined() ? state.rank_rngs.size(0) : 0;
   const int64_t rng_bytes = state.rank_rngs.defined() ? state.rank_rngs.size(1) : 0;
   at::Tensor header = torch::tensor({state.epoch, state.step, state.best_epoch,
-                                     static_cast<int64_t>(optimizer_bytes.size()), rng_rows, rng_bytes},
+                                     static_cast<int64_t>(optimizer_bytes.size()), rng_rows, rng_bytes,
+                                     static_cast<int64_t>(!state.ema.empty()),
+                                     static_cast<int64_t>(!state.average_sum.empty()), state.averaged},
                                     torch::kLong);
   at::Tensor scalars = torch::tensor({state.best_score, state.masked_sum, state.masked_count,
                                       state.full_frequency_sum}, torch::kDouble);
@@ -151,6 +164,21 @@ void share_resume(Distributed& dist, Model& model, torch::optim::Optimizer& opti
   std::vector<at::Tensor> best;
   for (auto& [name, tensor] : state.best_state) best.push_back(tensor);
   dist.broadcast(best, "broadcasting the best weights so far");
+  // The weight averages (averaging.hpp), where the run keeps them.
+  const auto share_named = [&](NamedTensors& named, bool float64, const char* what) {
+    if (rank > 0) {
+      named = copy_state(model);  // shapes to receive into
+      for (auto& [name, t] : named) {
+        if (float64 && t.is_floating_point()) t = t.to(torch::kDouble);
+      }
+    }
+    std::vector<at::Tensor> tensors;
+    for (auto& [name, tensor] : named) tensors.push_back(tensor);
+    dist.broadcast(tensors, what);
+  };
+  if (h[6] == 1) share_named(state.ema, false, "broadcasting the weights' moving average");
+  if (h[7] == 1) share_named(state.average_sum, true, "broadcasting the epoch-averaged weights so far");
+  state.averaged = h[8];
 
   at::Tensor bytes = rank == 0 ? torch::from_blob(optimizer_bytes.data(), {h[3]}, torch::kUInt8).clone()
                                : torch::empty({h[3]}, torch::kUInt8);

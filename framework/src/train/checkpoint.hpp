@@ -7,8 +7,8 @@
 //
 // The checkpoint (a torch::serialize archive) holds the model's state, the best weights so
 // far, the optimiser's state, the default CPU generator's state, the position (epoch, step),
-// the best epoch and score, the masked-cell sums and, for a distributed run, every rank's
-// generator state. Restoring all of it makes a resumed run end exactly as an uninterrupted
+// the best epoch and score, the masked-cell sums, the weight averages when on (EMA, the
+// epoch-range sum and its count) and, for a distributed run, every rank's generator state. Restoring all of it makes a resumed run end exactly as an uninterrupted
 // one (trainer.hpp).
 #pragma once
 #include <cstdint>
@@ -37,6 +37,9 @@ struct TrainState {
   double masked_sum = 0.0, masked_count = 0.0;  // masked cells and examples seen
   double full_frequency_sum = 0.0;              // of the masked cells, those in full-frequency frames
   NamedTensors best_state;                      // the best epoch's model state
+  NamedTensors ema;                             // train.ema_decay's average (empty: off)
+  NamedTensors average_sum;                     // train.average_epochs: the sum so far (float64)
+  int64_t averaged = 0;                         // epochs in average_sum
   at::Tensor rank_rngs;  // [world, bytes] generator states of a distributed run's ranks
 };
 

@@ -18,6 +18,8 @@
 void register_fftp(patchbay::Registrar&);
 void register_square(patchbay::Registrar&);
 void register_none_masker(patchbay::Registrar&);
+void register_none_token_dropper(patchbay::Registrar&);
+void register_patchout(patchbay::Registrar&);
 void register_linear_probe(patchbay::Registrar&);
 void register_folder_dataset(patchbay::Registrar&);
 void register_specaugment(patchbay::Registrar&);
@@ -55,6 +57,8 @@ void register_linked_plugins(Registry& registry) {
   linked("fftp", register_fftp);
   linked("square", register_square);
   linked("none_masker", register_none_masker);
+  linked("none_token_dropper", register_none_token_dropper);
+  linked("patchout", register_patchout);
   linked("linear_probe", register_linear_probe);
   linked("folder", register_folder_dataset);
   linked("specaugment", register_specaugment);
@@ -78,7 +82,13 @@ std::string id_hash_without_later_options(const ResolvedConfig& config) {
   const std::string text = config.to_toml();
   std::istringstream lines(text.substr(text.find("[dataset]")));
   std::string line, before;
+  bool in_token_dropper = false;  // the table, added later, with its blank line after
   while (std::getline(lines, line)) {
+    if (line == "[token_dropper]") in_token_dropper = true;
+    if (in_token_dropper) {
+      in_token_dropper = !line.empty();
+      continue;
+    }
     bool dropped = false;
     for (const char* key : {"threads = ", "loader_threads = ", "checkpoint_every_s = ", "cache_dir = ",
                             "init_weights = ", "match_paper_macs = ", "match_by = ",

@@ -38,6 +38,7 @@ constexpr int kRate = 16000;
 constexpr int kBlock = 64;          // libfluidsynth's internal block: events act on its edges
 constexpr int kDrumChannel = 9;     // MIDI channel 10
 constexpr int kOutputs = 16;        // stereo outputs = audio groups: MIDI channel c -> output c
+constexpr int64_t kFolds = 5;     // folds.csv: ESC-50's count
 constexpr const char* kReadmeFirstLine = "patchbay instruments generator";
 constexpr const char* kGenerator = "instruments";
 
@@ -951,6 +952,8 @@ InstrumentsSummary generate_instruments(const InstrumentsOptions& o, const fs::p
   nlohmann::ordered_json lists[3];
   for (auto& l : lists) l = {{"data", nlohmann::ordered_json::array()}};
   std::ostringstream clips_txt;
+  std::string folds_csv = "path,labels,fold\n";
+  std::vector<int64_t> dealt(classes.size(), 0);  // clips dealt into folds, per first class
   for (size_t i = 0; i < plan.size(); ++i) {
     const RenderedClip clip = render_clip(synth, o, classes, kits, plan[i], i);
     const std::string rel = fmt::format("audio/clip{:06d}.wav", i);
@@ -958,6 +961,10 @@ InstrumentsSummary generate_instruments(const InstrumentsOptions& o, const fs::p
     std::vector<std::string> mids;
     for (int c : plan[i].classes) mids.push_back(classes[static_cast<size_t>(c)]->cls.mid);
     lists[plan[i].split]["data"].push_back({{"wav", rel}, {"labels", fmt::format("{}", fmt::join(mids, ","))}});
+    std::vector<std::string> keys;
+    for (int c : plan[i].classes) keys.push_back(classes[static_cast<size_t>(c)]->cls.key);
+    const int64_t fold = dealt[static_cast<size_t>(plan[i].classes.front())]++ % kFolds + 1;
+    folds_csv += fmt::format("{},{},{}\n", rel, fmt::join(keys, ";"), fold);
     clips_txt << fmt::format("clip{:06d} [{}] {}\n", i, plan[i].split == 0 ? "train" : plan[i].split == 1 ? "valid" : "test",
                              clip.description);
     summary.audio_seconds += static_cast<double>(clip.samples.size()) / kRate;
@@ -973,6 +980,7 @@ InstrumentsSummary generate_instruments(const InstrumentsOptions& o, const fs::p
   }
   datasets::write_text_file(out_dir / "class_labels_indices.csv", csv, kGenerator);
   datasets::write_text_file(out_dir / "clips.txt", clips_txt.str(), kGenerator);
+  datasets::write_text_file(out_dir / "folds.csv", folds_csv, kGenerator);
 
   std::vector<std::string> class_lines;
   for (const Profile* p : classes) {
@@ -991,7 +999,9 @@ InstrumentsSummary generate_instruments(const InstrumentsOptions& o, const fs::p
             "paths relative to\nthe JSON file), class_labels_indices.csv (index,mid,display_name). "
             "Read it with\n  [dataset] plugin = \"audioset\"  train_json = \"DIR/train.json\"  "
             "valid_json = \"DIR/valid.json\"\n            test_json = \"DIR/test.json\"  labels_csv = "
-            "\"DIR/class_labels_indices.csv\"\n\n"
+            "\"DIR/class_labels_indices.csv\"\n"
+            "folds.csv (path,labels,fold; 5 folds) reads it for cross-validation with\n"
+            "  [dataset] plugin = \"folder\"  manifest = \"DIR/folds.csv\"  fold = 1\n\n"
          << "Each clip is a short piece of music in one key, mode, tempo and meter with "
          << o.min_instruments << "-" << o.max_instruments
          << " instruments,\neach playing a role (melody, chords, arpeggio, sustained notes, bass "

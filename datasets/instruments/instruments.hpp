@@ -13,6 +13,10 @@
 //       entries sorted by id
 //   class_labels_indices.csv       index,mid,display_name; mids /gm/pNNN (General MIDI
 //                                  program NNN, 0-based) and /gm/drums (the kit on channel 10)
+//   folds.csv                      path,labels,fold of every clip (labels: class keys joined by
+//                                  ';'), 5 folds dealt round-robin within each clip's first
+//                                  class: the set read by the folder plugin with dataset.fold,
+//                                  for cross-validation
 //   README.txt                     generator version, options, soundfont, fluidsynth version
 //   clips.txt                      one line per clip: split, key, mode, tempo, length, and
 //                                  each instrument's role and relative gain

@@ -128,10 +128,11 @@ std::string generate_into(const Options& o, const GenerateRequest& request) {
       "  {:.1f} s ({:.1f} s loading the soundfont, {:.0f} clips/s, {:.0f}x real time)\n"
       "  soundfont {}, libfluidsynth {}\n"
       "read it with: [dataset] plugin = \"audioset\" and train_json, valid_json, test_json, "
-      "labels_csv in {}\n",
+      "labels_csv in {}\n"
+      "   or, for 5-fold cross-validation: plugin = \"folder\"  manifest = \"{}\"  fold = 1..5\n",
       s.classes, g.per_class, clips, s.audio_seconds, request.out.string(), g.seed, s.train, s.valid,
       s.test, s.seconds, s.load_seconds, static_cast<double>(clips) / render, s.audio_seconds / render,
-      s.soundfont, s.fluidsynth_version, request.out.string());
+      s.soundfont, s.fluidsynth_version, request.out.string(), (request.out / "folds.csv").string());
 }
 
 DatasetGenerator generator() {

@@ -163,8 +163,9 @@ PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
   // A patcher's grid depends only on its options and the input shape (the Patcher contract),
   // so points that share them share one build: a 10,000-point sweep over the masker or the
   // seed builds one patcher, not 10,000 (each build initialises its weights at random).
-  std::string key = c.patcher.plugin + "\n" + c.masker.plugin;
-  for (const auto* options : {&c.patcher.options, &c.masker.options, &c.frontend, &c.backbone.options}) {
+  std::string key = c.patcher.plugin + "\n" + c.masker.plugin + "\n" + c.token_dropper.plugin;
+  for (const auto* options : {&c.patcher.options, &c.masker.options, &c.token_dropper.options, &c.frontend,
+                              &c.backbone.options}) {
     for (const auto& [k, v] : options->values()) key += "\n" + k + "=" + to_toml(v);
     key += "\n--";
   }
@@ -180,6 +181,9 @@ PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
   pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
   const PatchGrid grid = registry.make_patcher(c.patcher.plugin, c.patcher.options, pc)->grid();
   registry.make_masker(c.masker.plugin, c.masker.options)->check(MaskContext(grid));
+  if (!c.token_dropper.plugin.empty() && c.token_dropper.plugin != "none") {
+    registry.make_token_dropper(c.token_dropper.plugin, c.token_dropper.options)->check(grid);
+  }
   std::lock_guard<std::mutex> lock(mutex);
   checked.emplace(key, grid);
   return grid;

@@ -53,7 +53,8 @@ std::string without_plugin_versions(const std::string& toml);
 
 // The patch grid of a run: builds its patcher for the front end's input shape (cheap), so bad
 // geometry is reported before anything runs (ShapeError naming the options and the shape),
-// and checks the masker against it (Masker::check: ConfigError, e.g. a budget too large).
+// and checks the masker and the token dropper against it (Masker::check, TokenDropper::check:
+// ConfigError, e.g. a budget too large, more time columns dropped than the grid has).
 PatchGrid grid_of(const ResolvedConfig& config, const Registry& registry);
 
 // Runs one subcommand body and turns what it throws into the CLI's message and exit code

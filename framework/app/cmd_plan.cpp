@@ -37,6 +37,7 @@ json config_json(const ResolvedConfig& c) {
   out["frontend"] = table(c.frontend);
   out["patcher"] = slot(c.patcher);
   out["masker"] = slot(c.masker);
+  out["token_dropper"] = slot(c.token_dropper);
   out["backbone"] = slot(c.backbone);
   out["train"] = table(c.train);
   return out;

@@ -66,10 +66,14 @@ double final_of(const RunRecord& r, const std::string& key) {
   return it == r.final.end() ? NAN : it->second;
 }
 
+namespace {
+bool is_fold_axis(const std::string& key) { return key == "dataset.fold"; }
+}  // namespace
+
 std::string point_of(const RunRecord& r) {
   std::string out;
   for (const auto& [k, v] : r.axes) {
-    if (k == "train.seed") continue;
+    if (k == "train.seed" || is_fold_axis(k)) continue;
     out += (out.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
   }
   return out.empty() ? "(base)" : out;
@@ -115,6 +119,44 @@ std::vector<SweepPoint> sweep_points(const std::vector<const RunRecord*>& comple
   return points;
 }
 
+JoinedRuns join_folds(const std::vector<const RunRecord*>& runs) {
+  JoinedRuns out;
+  std::vector<int64_t> seeds;                 // of the joined records, in order of first run
+  std::vector<std::vector<const RunRecord*>> folds_of;
+  for (const auto* r : runs) {
+    const bool fold = std::any_of(r->axes.begin(), r->axes.end(), [](const auto& a) { return is_fold_axis(a.first); });
+    if (!fold) {
+      out.runs.push_back(r);
+      continue;
+    }
+    const auto it = std::find(seeds.begin(), seeds.end(), r->seed);
+    if (it == seeds.end()) {
+      seeds.push_back(r->seed);
+      folds_of.push_back({r});
+    } else {
+      folds_of[static_cast<size_t>(it - seeds.begin())].push_back(r);
+    }
+  }
+  out.joined.reserve(folds_of.size());
+  for (const auto& folds : folds_of) {
+    RunRecord j;
+    j.id = folds.front()->id;
+    for (size_t i = 1; i < folds.size(); ++i) j.id += "+" + folds[i]->id;
+    j.seed = folds.front()->seed;
+    j.status = RunStatus::completed;
+    const bool all = std::all_of(folds.begin(), folds.end(), [](const RunRecord* r) { return !r->test_clip_ids.empty(); });
+    for (const auto* r : folds) {
+      if (!all) break;
+      j.test_clip_ids.insert(j.test_clip_ids.end(), r->test_clip_ids.begin(), r->test_clip_ids.end());
+      j.test_logits.insert(j.test_logits.end(), r->test_logits.begin(), r->test_logits.end());
+      j.test_targets.insert(j.test_targets.end(), r->test_targets.begin(), r->test_targets.end());
+    }
+    out.joined.push_back(std::move(j));
+  }
+  for (const auto& j : out.joined) out.runs.push_back(&j);
+  return out;
+}
+
 PointInterval point_interval(const SweepPoint& point, const std::string& metric,
                              const stats::BootstrapSettings& settings) {
   PointInterval out;
@@ -124,14 +166,15 @@ PointInterval point_interval(const SweepPoint& point, const std::string& metric,
                            metric);
     return out;
   }
-  const auto aligned = stats::align_predictions(point.runs);
-  out.note = missing_note(aligned, point.runs.size());
+  const JoinedRuns runs = join_folds(point.runs);
+  const auto aligned = stats::align_predictions(runs.runs);
+  out.note = missing_note(aligned, runs.runs.size());
   if (aligned.runs.empty() || aligned.clip_ids.empty()) {
     if (out.note.empty()) out.note = "its runs share no test clip";
     return out;
   }
   out.clips = aligned.clip_ids.size();
-  out.interval = stats::point_interval(scored(aligned, 0, point.runs.size(), *m), settings);
+  out.interval = stats::point_interval(scored(aligned, 0, runs.runs.size(), *m), settings);
   return out;
 }
 
@@ -143,12 +186,13 @@ PointComparison compare_points(const SweepPoint& a, const SweepPoint& b, const s
     out.note = fmt::format("{} cannot be recomputed from test predictions", metric);
     return out;
   }
-  std::vector<const RunRecord*> both = a.runs;
-  both.insert(both.end(), b.runs.begin(), b.runs.end());
+  const JoinedRuns ja = join_folds(a.runs), jb = join_folds(b.runs);
+  std::vector<const RunRecord*> both = ja.runs;
+  both.insert(both.end(), jb.runs.begin(), jb.runs.end());
   const auto aligned = stats::align_predictions(both);
   out.note = missing_note(aligned, both.size());
-  const auto ra = scored(aligned, 0, a.runs.size(), *m);
-  const auto rb = scored(aligned, a.runs.size(), b.runs.size(), *m);
+  const auto ra = scored(aligned, 0, ja.runs.size(), *m);
+  const auto rb = scored(aligned, ja.runs.size(), jb.runs.size(), *m);
   if (ra.empty() || rb.empty() || aligned.clip_ids.empty()) {
     if (out.note.empty()) out.note = "the two points share no test clip (different test sets)";
     return out;

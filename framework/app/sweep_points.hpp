@@ -2,7 +2,7 @@
 // and `patchbay compare`.
 //
 // A sweep point is the set of COMPLETED runs that share every swept value but the seed
-// (train.seed). Its metric is summarised as mean ± std over those runs, with a bootstrap
+// (train.seed) and the fold (dataset.fold: a cross-validated point is all its folds). Its metric is summarised as mean ± std over those runs, with a bootstrap
 // 95 % interval over runs and test clips (framework/src/bootstrap.hpp says how), and two
 // points are compared by a paired bootstrap over their common test clips. A point of one
 // run has no seed spread: it is shown "n = 1", never "± 0.000".
@@ -38,7 +38,8 @@ struct SweepPoint {
 
 // The final metric `key` of a run; NaN when it has none.
 double final_of(const RunRecord& run, const std::string& key);
-// The sweep point of a run: its axes without the seed, "key=value, ..." ("(base)" if none).
+// The sweep point of a run: its axes without the seed and the fold, "key=value, ..."
+// ("(base)" if none).
 std::string point_of(const RunRecord& run);
 // --metric's value: `requested`, or for "auto" test_mAP when any run is multi-label and
 // test_accuracy otherwise.
@@ -49,6 +50,17 @@ std::vector<const RunRecord*> completed_runs(const PublishedResults& results);
 std::string interval_text(const stats::Interval& interval, int digits = 3);
 // The points of `completed` runs (in order of first appearance) with `metric` per run.
 std::vector<SweepPoint> sweep_points(const std::vector<const RunRecord*>& completed, const std::string& metric);
+
+// A point's runs with their folds joined, for the bootstrap: the runs of one seed that differ
+// in dataset.fold become one record whose test predictions are the union of theirs (each fold
+// tests other clips), so a cross-validated point is resampled over every clip of the dataset
+// (ESC-50's pooled five folds) and two such points pair clip by clip. A joined record has no
+// predictions if one of its folds has none. Runs without a swept fold pass through as they are.
+struct JoinedRuns {
+  std::vector<RunRecord> joined;       // the joined records (storage)
+  std::vector<const RunRecord*> runs;  // the point's runs with folds joined, seeds in order
+};
+JoinedRuns join_folds(const std::vector<const RunRecord*>& runs);
 
 struct PointInterval {
   stats::Interval interval;

@@ -145,6 +145,8 @@ ResolvedConfig resolve_point(const Views& views, const Registry& registry, const
   cfg.dataset = resolve_slot(views.at("dataset"), "dataset", PluginKind::dataset, registry, where, diags);
   cfg.patcher = resolve_slot(views.at("patcher"), "patcher", PluginKind::patcher, registry, where, diags);
   cfg.masker = resolve_slot(views.at("masker"), "masker", PluginKind::masker, registry, where, diags);
+  cfg.token_dropper = resolve_slot(views.at("token_dropper"), "token_dropper", PluginKind::token_dropper,
+                                   registry, where, diags);
   cfg.backbone = resolve_slot(views.at("backbone"), "backbone", PluginKind::backbone, registry,
                               where, diags);
   return cfg;
@@ -224,6 +226,12 @@ std::string resolved_text(const ResolvedConfig& c, bool with_experiment) {
   sep();
   write_table(out, "masker", c.masker.options, &c.masker, identity);
   sep();
+  // Added after runs existed: without token dropping a run's text (so its id, and what
+  // --reuse compares) stays as it was; an absent [token_dropper] reads back as "none".
+  if (c.token_dropper.plugin != "none") {
+    write_table(out, "token_dropper", c.token_dropper.options, &c.token_dropper, identity);
+    sep();
+  }
   write_table(out, "backbone", c.backbone.options, &c.backbone, identity);
   sep();
   write_table(out, "train", c.train, nullptr, identity);

@@ -110,8 +110,10 @@ SlotConfig resolve_slot(const TableView& view, const std::string& section, Plugi
                                           available.empty() ? "(none)" : join(available));
   const toml::node* plugin_node = table ? table->get(kSlotPlugin) : nullptr;
   if (plugin_node == nullptr) {
-    // A run without a masker is normal (evaluation never masks; training may not either).
-    if (kind == PluginKind::masker && registry.find(kind, "none") != nullptr) {
+    // A run without a masker or token dropper is normal (evaluation never masks; training
+    // may not either).
+    if ((kind == PluginKind::masker || kind == PluginKind::token_dropper) &&
+        registry.find(kind, "none") != nullptr) {
       slot.plugin = "none";
     } else if (table == nullptr) {
       diags.add(where.file(), "config.missing_plugin",
@@ -180,7 +182,7 @@ void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides
       if (auto near = closest_match(section, sections)) hint = fmt::format("; did you mean '{}'?", *near);
       diags.add(loc, "config.bad_override",
                 fmt::format("there is no table [{}] to override{} (tables: experiment, dataset, "
-                            "frontend, patcher, masker, backbone, train)", section, hint));
+                            "frontend, patcher, masker, token_dropper, backbone, train)", section, hint));
       continue;
     }
     // The value is read as TOML (4, 0.5, true, [1, 2], "x"); anything else is a string, so

@@ -14,11 +14,14 @@
 
 namespace patchbay {
 
-at::Tensor Model::forward(const at::Tensor& spec) {
+at::Tensor Model::forward(const at::Tensor& spec) { return forward(spec, at::Tensor()); }
+
+at::Tensor Model::forward(const at::Tensor& spec, const at::Tensor& keep) {
   at::Tensor logits;
   {
     const AutocastScope autocast(precision);
-    logits = backbone->forward(patcher->forward(spec));
+    const at::Tensor tokens = patcher->forward(spec);
+    logits = keep.defined() ? backbone->forward_kept(tokens, keep) : backbone->forward(tokens);
   }
   // The loss and the metrics in float32, as autocast computes losses.
   if (logits.scalar_type() != at::kFloat) logits = logits.to(at::kFloat);
@@ -29,6 +32,32 @@ at::Tensor Model::forward(const at::Tensor& spec) {
                                  num_classes));
   }
   return logits;
+}
+
+at::Tensor Model::draw_keep(at::Generator& generator) const {
+  if (token_dropper_name == "none") return {};
+  const PatchGrid& g = grid();
+  const int64_t k = token_dropper->kept(g);
+  at::Tensor keep = token_dropper->keep(g, generator);
+  const auto refuse = [&](const std::string& what) {
+    throw PluginError("plugin.bad_keep",
+                      fmt::format("token dropper '{}' broke its contract: {} (expected {} strictly increasing "
+                                  "int64 indices into the grid's {} tokens, as kept() says)",
+                                  token_dropper_name, what, k, g.tokens()));
+  };
+  if (!keep.defined() || keep.dim() != 1 || keep.scalar_type() != at::kLong) refuse("keep() did not return an int64 [K] tensor");
+  if (keep.size(0) != k) refuse(fmt::format("keep() returned {} indices", keep.size(0)));
+  if (k > 0 && (keep.min().item<int64_t>() < 0 || keep.max().item<int64_t>() >= g.tokens())) {
+    refuse("an index is outside the grid");
+  }
+  if (k > 1 && !(keep.slice(0, 1) > keep.slice(0, 0, k - 1)).all().item<bool>()) {
+    refuse("the indices are not strictly increasing");
+  }
+  return keep;
+}
+
+int64_t Model::train_tokens() const {
+  return token_dropper_name == "none" ? grid().tokens() : token_dropper->kept(grid());
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Model::named_parameters() const {
@@ -64,6 +93,23 @@ Cost Model::cost() const {
 
 namespace {
 
+// The dropper fits the grid and the backbone can take what it keeps.
+void check_token_dropper(const Model& m) {
+  m.token_dropper->check(m.grid());
+  const int64_t k = m.token_dropper->kept(m.grid());
+  if (k < 1 || k > m.grid().tokens()) {
+    throw ConfigError("config.token_dropper",
+                      fmt::format("token dropper '{}' would keep {} of the grid's {} tokens ({}); "
+                                  "drop fewer", m.token_dropper_name, k, m.grid().tokens(), m.grid().describe()));
+  }
+  if (!m.backbone->drops_tokens()) {
+    throw ConfigError("config.token_drop_unsupported",
+                      fmt::format("backbone '{}' cannot drop tokens, so [token_dropper] '{}' cannot train it; "
+                                  "set [token_dropper] plugin = \"none\" or use a backbone that can (ast, aum, "
+                                  "linear_probe)", m.backbone_name, m.token_dropper_name));
+  }
+}
+
 Model build_exactly(const ResolvedConfig& c, const Registry& registry, int64_t num_classes) {
   Model m;
   m.patcher_name = c.patcher.plugin;
@@ -84,6 +130,13 @@ Model build_exactly(const ResolvedConfig& c, const Registry& registry, int64_t n
     m.backbone->init_patcher(*m.patcher);
   }
   m.masker = registry.make_masker(c.masker.plugin, c.masker.options);
+  m.token_dropper_name = c.token_dropper.plugin.empty() ? "none" : c.token_dropper.plugin;
+  // "none" drops nothing, so it is never asked (nor needs to be registered, as in tests that
+  // link a few plugins).
+  if (m.token_dropper_name != "none") {
+    m.token_dropper = registry.make_token_dropper(m.token_dropper_name, c.token_dropper.options);
+    check_token_dropper(m);
+  }
   return m;
 }
 

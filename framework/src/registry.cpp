@@ -15,6 +15,7 @@ const char* to_string(PluginKind kind) {
     case PluginKind::patcher: return "patcher";
     case PluginKind::masker: return "masker";
     case PluginKind::backbone: return "backbone";
+    case PluginKind::token_dropper: return "token_dropper";
   }
   return "?";
 }
@@ -25,6 +26,7 @@ const char* plural(PluginKind kind) {
     case PluginKind::patcher: return "patchers";
     case PluginKind::masker: return "maskers";
     case PluginKind::backbone: return "backbones";
+    case PluginKind::token_dropper: return "token_droppers";
   }
   return "?";
 }
@@ -158,6 +160,11 @@ std::shared_ptr<Masker> Registry::make_masker(const std::string& name, const Opt
   return keep_alive(call_factory(e, [&] { return e.masker(o); }), e.origin.keep_alive);
 }
 
+std::shared_ptr<TokenDropper> Registry::make_token_dropper(const std::string& name, const Options& o) const {
+  const auto& e = get(PluginKind::token_dropper, name);
+  return keep_alive(call_factory(e, [&] { return e.token_dropper(o); }), e.origin.keep_alive);
+}
+
 int64_t Registry::backbone_embed_dim(const std::string& name, const Options& o) const {
   const auto& e = get(PluginKind::backbone, name);
   return call_factory(e, [&] { return e.backbone_embed_dim(o); });
@@ -193,6 +200,14 @@ void Registry::add_masker(PluginDescription d, MaskerFactory f) {
   e.kind = PluginKind::masker;
   e.description = std::move(d);
   e.masker = std::move(f);
+  add(std::move(e));
+}
+
+void Registry::add_token_dropper(PluginDescription d, TokenDropperFactory f) {
+  RegistryEntry e;
+  e.kind = PluginKind::token_dropper;
+  e.description = std::move(d);
+  e.token_dropper = std::move(f);
   add(std::move(e));
 }
 

@@ -13,7 +13,7 @@
 namespace patchbay::config_internal {
 namespace {
 
-constexpr const char* kSlots[] = {"dataset", "patcher", "masker", "backbone"};
+constexpr const char* kSlots[] = {"dataset", "patcher", "masker", "token_dropper", "backbone"};
 constexpr size_t kMaxSlug = 80;
 
 bool is_slot(const std::string& name) {
@@ -199,8 +199,8 @@ class SweepParser {
         return;
       }
       syntax(region, fmt::format("'{}' cannot be set whole; sweep its keys as \"{}.<key>\" (only "
-                                 "the slot tables dataset, patcher, masker and backbone take a "
-                                 "table value)", name, name));
+                                 "the slot tables dataset, patcher, masker, token_dropper and "
+                                 "backbone take a table value)", name, name));
       return;
     }
     std::string hint;

@@ -241,7 +241,8 @@ EpochTotals train_epoch(const Loop& l, const BatchMaker& maker, at::Generator& g
     at::Tensor loss;
     double loss_value = 0.0;
     if (n > 0) {
-      const auto logits = l.model.forward(spec.unsqueeze(1));
+      // The token dropper draws after the masker, one choice for the batch (PaSST).
+      const auto logits = l.model.forward(spec.unsqueeze(1), l.model.draw_keep(generator));
       loss = l.data.multi_label
                  ? F::binary_cross_entropy_with_logits(logits, b.targets)
                  : F::cross_entropy(logits, b.targets, F::CrossEntropyFuncOptions().label_smoothing(l.smoothing));
@@ -346,6 +347,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   }
   const Cost cost = model.cost();
   rec.final["tokens"] = static_cast<double>(model.grid().tokens());
+  // What the backbone sees per training step (fewer than `tokens` under a token dropper;
+  // evaluation always sees them all).
+  rec.final["train_tokens"] = static_cast<double>(model.train_tokens());
   rec.final["params"] = static_cast<double>(cost.params);
   rec.final["paper_macs"] = static_cast<double>(cost.paper_macs);
   rec.final["flops"] = static_cast<double>(cost.flops);

@@ -19,6 +19,7 @@
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/results.hpp"
+#include "patchbay_datasets/layout.hpp"
 #include "test_paths.hpp"
 
 namespace fs = std::filesystem;
@@ -550,5 +551,46 @@ TEST_CASE("cli: a sweep onto a full disk stops with io.disk_full, keeps readable
     CHECK(rec->final.at("test_accuracy") == ref->final.at("test_accuracy"));
     CHECK(rec->final.at("test_loss") == ref->final.at("test_loss"));
   }
+}
+
+TEST_CASE("cli: a sweep over dataset.fold is one cross-validated point, compared over every fold's clips") {
+  patchbay::test::TempDir dir;
+  // 3 folds of 3 tones per class, two classes: 18 clips, each tested in exactly one fold.
+  std::ofstream manifest(dir.path() / "folds.csv");
+  manifest << "path,labels,fold\n";
+  for (int fold = 1; fold <= 3; ++fold) {
+    for (int k = 0; k < 3; ++k) {
+      const std::string low = fmt::format("low{}{}.wav", fold, k), high = fmt::format("high{}{}.wav", fold, k);
+      patchbay::datasets::write_tone_wav(dir.path() / low, 220.0 + 30.0 * k + fold, 0.3);
+      patchbay::datasets::write_tone_wav(dir.path() / high, 2600.0 + 90.0 * k + fold, 0.3);
+      manifest << low << ",low," << fold << "\n" << high << ",high," << fold << "\n";
+    }
+  }
+  manifest.close();
+  const fs::path exp = dir.path() / "folds.toml";
+  std::ofstream(exp) << "[dataset]\nplugin = \"folder\"\nmanifest = \"folds.csv\"\n\n"
+                     << "[frontend]\nnum_mel_bins = 32\ntarget_frames = 32\n\n"
+                     << "[patcher]\nplugin = \"fftp\"\npatch_frames = 8\nstride = 8\n\n"
+                     << "[backbone]\nplugin = \"linear_probe\"\nembed_dim = 16\n\n"
+                     << "[train]\nepochs = 2\nbatch_size = 4\nlr = 0.003\nthreads = 1\n\n"
+                     << "[sweep]\n\"patcher.stride\" = [4, 8]\n\"dataset.fold\" = [1, 2, 3]\n";
+  const fs::path results = dir.path() / "r.h5";
+  auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  // Each run tested its own fold's 6 clips.
+  const patchbay::ResultsStore store(results);
+  const auto experiment = store.read_experiment();
+  REQUIRE(experiment.has_value());
+  CHECK(experiment->run_ids.size() == 6);
+  for (const auto& id : experiment->run_ids) CHECK(store.read_run(id).value().test_clip_ids.size() == 6);
+  // Two points (the strides) of 3 runs (the folds), paired over all 18 clips.
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " 1 2 --json --bootstrap 200");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.out.find("\"common_clips\": 18") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("\"name\": \"patcher.stride=4\"") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("\"runs\": 3") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("\"note\": \"\"") != std::string::npos, r.out);
+  r = patchbay::test::run(cli() + " report " + quoted(results) + " --bootstrap 200");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
 }
 }

@@ -150,6 +150,37 @@ TEST_CASE("conformance: maskers") {
   }
 }
 
+TEST_CASE("conformance: token droppers") {
+  const PatchGrid grids[] = {PatchGrid::make(128, 128, 128, 16, 128, 4), PatchGrid::make(128, 128, 16, 16, 10, 10),
+                             PatchGrid::make(32, 24, 16, 8, 16, 8)};
+  for (const auto* e : loaded().entries(PluginKind::token_dropper)) {
+    for (const auto& g : grids) {
+      CAPTURE(e->name());
+      CAPTURE(g.describe());
+      const auto d = loaded().make_token_dropper(e->name(), defaults_of(*e));
+      try {
+        d->check(g);
+      } catch (const ConfigError&) {
+        continue;  // refusing a grid is allowed, with a ConfigError
+      }
+      const int64_t k = d->kept(g);
+      CHECK(k >= 1);
+      CHECK(k <= g.tokens());
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+      const auto keep = d->keep(g, gen);
+      REQUIRE(keep.dim() == 1);
+      CHECK((keep.scalar_type() == at::kLong));
+      REQUIRE(keep.size(0) == k);
+      CHECK(keep.min().item<int64_t>() >= 0);
+      CHECK(keep.max().item<int64_t>() < g.tokens());
+      if (k > 1) CHECK((keep.slice(0, 1) > keep.slice(0, 0, k - 1)).all().item<bool>());
+      // The same seed, the same tokens.
+      auto again = at::make_generator<at::CPUGeneratorImpl>(11);
+      CHECK(torch::equal(d->keep(g, again), keep));
+    }
+  }
+}
+
 TEST_CASE("conformance: backbones") {
   const auto grid = PatchGrid::make(128, 128, 128, 16, 128, 4);
   for (const auto* e : loaded().entries(PluginKind::backbone)) {
@@ -175,6 +206,22 @@ TEST_CASE("conformance: backbones") {
     again->module().eval();
     CHECK(torch::equal(again->forward(tokens), b->forward(tokens)));
     CHECK_THROWS_AS(b->forward(torch::randn({2, grid.tokens() + 1, d})), ShapeError);
+    // Token dropping: every token kept is the plain forward; a subset trains.
+    if (b->drops_tokens()) {
+      const auto all = torch::arange(grid.tokens(), torch::kLong);
+      CHECK(torch::allclose(b->forward_kept(tokens, all), b->forward(tokens), 1e-5, 1e-6));
+      b->module().train();
+      b->module().zero_grad();
+      const auto some = torch::tensor({0, 3, 7, 20}, torch::kLong);
+      const auto part = b->forward_kept(tokens, some);
+      CHECK(part.sizes() == at::IntArrayRef({2, 5}));
+      CHECK(torch::isfinite(part).all().item<bool>());
+      part.sum().backward();
+      for (const auto& p : b->module().parameters()) CHECK(p.grad().defined());
+      CHECK_THROWS_AS(b->forward_kept(torch::randn({2, grid.tokens() + 1, d}), some), ShapeError);
+    } else {
+      CHECK_THROWS_AS(b->forward_kept(tokens, torch::arange(grid.tokens(), torch::kLong)), ConfigError);
+    }
   }
 }
 

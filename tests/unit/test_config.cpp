@@ -181,7 +181,7 @@ TEST_CASE("config: validation messages (verbatim)") {
         "the command line as dataset.root=...");
   CHECK(error_of(kBase + "\n[trian]\nepochs = 1\n") ==
         "config.unknown_section: exp.toml:15:1: unknown table [trian]; did you mean [train]? "
-        "(tables: experiment, dataset, frontend, patcher, masker, backbone, train, sweep)");
+        "(tables: experiment, dataset, frontend, patcher, masker, token_dropper, backbone, train, sweep)");
   // A sweep key is validated in every point it makes (more in test_sweep.cpp).
   CHECK(error_of(kBase + "\n[sweep]\n\"patcher.strid\" = [1, 2]\n") ==
         "config.unknown_key: exp.toml:16:1: patcher 'fftp' has no option 'strid'; did you mean "
@@ -220,7 +220,7 @@ TEST_CASE("config: override errors name the command-line argument") {
   CHECK(error_of(kBase, {"pacher.stride=4"}) ==
         "config.bad_override: command line 'pacher.stride=4': there is no table [pacher] to "
         "override; did you mean 'patcher'? (tables: experiment, dataset, frontend, patcher, masker, "
-        "backbone, train)");
+        "token_dropper, backbone, train)");
 }
 
 TEST_CASE("config: every problem is reported at once") {

@@ -126,6 +126,66 @@ TEST_CASE("folder: a CSV manifest with several labels and explicit splits") {
         "class) or dataset.manifest (a CSV of path,labels[,split])");
 }
 
+TEST_CASE("folder: dataset.fold tests on a fold of the manifest, validates on the next, trains on the rest") {
+  test::TempDir dir;
+  const auto d = dir.path();
+  // 5 folds (ESC-50's count) of 2 clips, columns named by the header in another order.
+  std::string manifest = "path,labels,fold\n";
+  for (int fold = 1; fold <= 5; ++fold) {
+    for (int i = 0; i < 2; ++i) {
+      const std::string f = fmt::format("f{}_{}.wav", fold, i);
+      touch(d / f);
+      manifest += fmt::format("{},{},{}\n", f, i == 0 ? "dog" : "rain", fold);
+    }
+  }
+  std::ofstream(d / "folds.csv") << manifest;
+  const auto ids = [](const Dataset& ds, Split s) {
+    std::vector<std::string> out;
+    for (const auto& c : ds.clips(s)) out.push_back(c.id);
+    return out;
+  };
+  const auto fold2 = make("folder", {{"manifest", std::string("folds.csv")}, {"fold", int64_t{2}}}, d);
+  CHECK(ids(*fold2, Split::test) == std::vector<std::string>{"f2_0.wav", "f2_1.wav"});
+  CHECK(ids(*fold2, Split::valid) == std::vector<std::string>{"f3_0.wav", "f3_1.wav"});
+  CHECK(ids(*fold2, Split::train).size() == 6);
+  // The last fold validates on the first (cyclically).
+  const auto fold5 = make("folder", {{"manifest", std::string("folds.csv")}, {"fold", int64_t{5}}}, d);
+  CHECK(ids(*fold5, Split::valid) == std::vector<std::string>{"f1_0.wav", "f1_1.wav"});
+  // Without dataset.fold the fold column is not used: the stable hash splits.
+  const auto none = make("folder", {{"manifest", std::string("folds.csv")}}, d);
+  CHECK(none->clips(Split::train).size() + none->clips(Split::valid).size() + none->clips(Split::test).size() == 10);
+
+  const auto config_error = [&](const std::map<std::string, OptionValue>& set) {
+    try {
+      make("folder", set, d);
+    } catch (const ConfigError& e) {
+      return e.id() + ": " + e.what();
+    }
+    return std::string("(no error)");
+  };
+  CHECK(config_error({{"manifest", std::string("folds.csv")}, {"fold", int64_t{6}}}) ==
+        "config.fold: dataset.fold = 6, but the folds of '" + (d / "folds.csv").string() +
+            "' are 1, 2, 3, 4, 5; pick one of them");
+  CHECK(config_error({{"root", std::string(".")}, {"fold", int64_t{1}}}).rfind("config.fold_without_manifest", 0) == 0);
+  std::ofstream(d / "folds.csv") << manifest << "extra.wav,dog\n";
+  touch(d / "extra.wav");
+  CHECK(data_error([&] { make("folder", {{"manifest", std::string("folds.csv")}, {"fold", int64_t{1}}}, d); }) ==
+        "data.malformed: " + (d / "folds.csv").string() +
+            ":12: dataset.fold = 1 splits by fold, so every row needs a fold and none a split; this row has no fold");
+  std::ofstream(d / "folds.csv") << "path,labels,fold\nf1_0.wav,dog,first\n";
+  CHECK(data_error([&] { make("folder", {{"manifest", std::string("folds.csv")}, {"fold", int64_t{1}}}, d); }) ==
+        "data.malformed: " + (d / "folds.csv").string() + ":2: fold 'first' must be a positive integer (1, 2, ...)");
+  std::ofstream(d / "folds.csv") << "path,labels,target\nf1_0.wav,dog,1\n";
+  CHECK(data_error([&] { make("folder", {{"manifest", std::string("folds.csv")}}, d); }) ==
+        "data.malformed: " + (d / "folds.csv").string() + ":1: header column 'target' at position 3: the header is "
+            "path,labels then split and/or fold (e.g. path,labels,fold), each once");
+  // Positional columns without a header: path,labels,split,fold.
+  std::ofstream(d / "folds.csv") << "f1_0.wav,dog,,1\nf2_0.wav,dog,,2\nf3_0.wav,rain,,3\n";
+  const auto positional = make("folder", {{"manifest", std::string("folds.csv")}, {"fold", int64_t{3}}}, d);
+  CHECK(ids(*positional, Split::test) == std::vector<std::string>{"f3_0.wav"});
+  CHECK(ids(*positional, Split::valid) == std::vector<std::string>{"f1_0.wav"});
+}
+
 TEST_CASE("audioset: the validation hold-out hashes the datafile's wav string, so it moves with the data") {
   // Two copies of one data folder in different places hold out the same clips.
   std::vector<std::vector<std::string>> held_out;

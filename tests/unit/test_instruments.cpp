@@ -163,6 +163,45 @@ TEST_CASE("instruments: an AudioSet layout of multi-label, audible 2-5 s clips t
   CHECK(lines == clips);
 }
 
+TEST_CASE("instruments: folds.csv deals every clip into one of 5 folds that the folder plugin cross-validates") {
+  test::TempDir dir;
+  const fs::path root = dir.path() / "ins";
+  InstrumentsOptions o = small(4);
+  o.per_class = 10;  // 4 classes x 10: every first class reaches all 5 folds
+  const InstrumentsSummary s = generate_instruments(o, root);
+  const int64_t clips = s.train + s.valid + s.test;
+  std::ifstream csv(root / "folds.csv");
+  std::string line;
+  std::getline(csv, line);
+  CHECK(line == "path,labels,fold");
+  std::map<int64_t, int64_t> per_fold;
+  std::set<std::string> paths;
+  while (std::getline(csv, line)) {
+    CAPTURE(line);
+    const size_t a = line.find(','), b = line.rfind(',');
+    REQUIRE(a != b);
+    CHECK(paths.insert(line.substr(0, a)).second);
+    CHECK(fs::exists(root / line.substr(0, a)));
+    ++per_fold[std::stoll(line.substr(b + 1))];
+  }
+  CHECK(static_cast<int64_t>(paths.size()) == clips);
+  REQUIRE(per_fold.size() == 5);
+  CHECK(per_fold.begin()->first == 1);
+  CHECK(per_fold.rbegin()->first == 5);
+  for (const auto& [fold, n] : per_fold) CHECK_MESSAGE(n >= clips / 5 - 4, "fold " << fold << ": " << n);
+
+  const auto& registry = test::linked_registry();
+  Options opts = Options::defaults(registry.get(PluginKind::dataset, "folder").description.options);
+  opts.set("manifest", (root / "folds.csv").string());
+  opts.set("fold", int64_t{5});
+  const auto ds = registry.make_dataset("folder", opts, DatasetContext{root});
+  CHECK(ds->multi_label());
+  CHECK(ds->class_names() == std::vector<std::string>{"drums", "electric_bass", "piano", "violin"});
+  CHECK(static_cast<int64_t>(ds->clips(Split::test).size()) == per_fold[5]);
+  CHECK(static_cast<int64_t>(ds->clips(Split::valid).size()) == per_fold[1]);  // the next fold, cyclically
+  CHECK(static_cast<int64_t>(ds->clips(Split::train).size()) == per_fold[2] + per_fold[3] + per_fold[4]);
+}
+
 TEST_CASE("instruments: same seed, same bytes; another seed, other bytes; a used folder is refused") {
   test::TempDir dir;
   InstrumentsOptions o = small(1);

@@ -309,7 +309,7 @@ TEST_CASE("sweep: malformed sweeps are config.sweep_syntax (verbatim)") {
         "write \"<table>.<key>\", e.g. \"patcher.stride\" = [1, 2]");
   CHECK(error_of("[sweep]\n\"pacher.stride\" = [1, 2]\n") ==
         "config.sweep_syntax: exp.toml:16:1: sweep key 'pacher.stride' names no table [pacher]; did "
-        "you mean 'patcher'? (tables: dataset, frontend, patcher, masker, backbone, train)");
+        "you mean 'patcher'? (tables: dataset, frontend, patcher, masker, token_dropper, backbone, train)");
   CHECK(error_of("[sweep]\n\"sweep.seeds\" = [1, 2]\n") ==
         "config.sweep_syntax: exp.toml:16:1: sweep key 'sweep.seeds' nests a sweep; [sweep] cannot "
         "sweep itself, so write its axes, zip groups and rows directly under [sweep]");
@@ -330,8 +330,8 @@ TEST_CASE("sweep: malformed sweeps are config.sweep_syntax (verbatim)") {
         "a string; to change one option write \"patcher.<key>\" [config.sweep_syntax]");
   CHECK(error_of("[sweep]\n\"train\" = [{epochs = 1}]\n") ==
         "config.sweep_syntax: exp.toml:16:1: 'train' cannot be set whole; sweep its keys as "
-        "\"train.<key>\" (only the slot tables dataset, patcher, masker and backbone take a table "
-        "value)");
+        "\"train.<key>\" (only the slot tables dataset, patcher, masker, token_dropper and "
+        "backbone take a table value)");
   CHECK(error_of("[sweep]\n\"patcher.a.b\" = [1]\n") ==
         "config.sweep_syntax: exp.toml:16:1: sweep key 'patcher.a.b' must be <table>.<key> with one "
         "dot, e.g. \"patcher.stride\"");

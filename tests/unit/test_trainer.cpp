@@ -332,6 +332,39 @@ TEST_CASE("trainer: train.sampler and train.epoch_size set the epoch's examples 
   CHECK(doubled.curves.back().step == 10);
 }
 
+TEST_CASE("trainer: a token dropper trains on fewer tokens, evaluates on all of them, and records both") {
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  const RunRecord plain = train(text, {"train.epochs=2"});
+  REQUIRE(plain.status == RunStatus::completed);
+  CHECK(plain.final.at("tokens") == 7);  // FFTP 16 / 8 on 64 frames
+  CHECK(plain.final.at("train_tokens") == 7);
+  const std::vector<std::string> drop = {"train.epochs=2", "token_dropper.plugin=patchout",
+                                         "token_dropper.time_columns=3"};
+  const RunRecord dropped = train(text, drop);
+  REQUIRE_MESSAGE(dropped.status == RunStatus::completed, dropped.reason);
+  CHECK(dropped.final.at("tokens") == 7);
+  CHECK(dropped.final.at("train_tokens") == 4);
+  CHECK(dropped.test_logits != plain.test_logits);
+  CHECK(train(text, drop).test_logits == dropped.test_logits);
+  // Evaluation sees every token: with nothing learnt (lr 0) the drop changes no prediction.
+  const RunRecord frozen = train(text, {"train.epochs=1", "train.lr=0.0"});
+  auto frozen_drop = drop;
+  frozen_drop.insert(frozen_drop.end(), {"train.epochs=1", "train.lr=0.0"});
+  CHECK(train(text, frozen_drop).test_logits == frozen.test_logits);
+  // Too many columns: the run fails before training, saying which option and grid.
+  const RunRecord refused = train(text, {"token_dropper.plugin=patchout", "token_dropper.time_columns=7"});
+  CHECK(refused.status == RunStatus::failed);
+  CHECK(refused.reason.find("token_dropper.time_columns = 7") != std::string::npos);
+  // A run without a token dropper keeps the id it had before token droppers existed; one
+  // with a dropper is another run.
+  const auto& registry = test::linked_registry();
+  const Experiment plain_plan = load_experiment_text(text, "tones.toml", {}, registry);
+  const auto& base = plain_plan.runs.front();
+  CHECK(base.config.hash() == test::id_hash_without_later_options(base.config));
+  CHECK(load_experiment_text(text, "tones.toml", drop, registry).runs.front().config.hash() != base.config.hash());
+}
+
 TEST_CASE("trainer: train.ema_decay and train.average_epochs evaluate averaged weights, exactly across a resume") {
   test::TempDir dir;
   const auto text = tone_experiment(write_tone_set(dir.path()));

@@ -1,7 +1,8 @@
 // Experiment files: parse, apply command-line overrides, validate, expand the sweep, resolve.
 //
 // An experiment file is TOML with the tables [experiment], [dataset], [frontend],
-// [patcher], [masker], [backbone], [train] and [sweep]. The four slot tables name a plugin
+// [patcher], [masker], [token_dropper], [backbone], [train] and [sweep]. The five slot tables
+// name a plugin
 // (`plugin = "fftp"`) plus that plugin's options; the framework tables have schemas of their
 // own (frontend_schema(), train_schema(), experiment_schema()). `key=value` overrides
 // (`patcher.stride=4`, `dataset.root=/data/sc`) apply to the file before anything else; a
@@ -32,7 +33,7 @@
 //   (`patcher.stride = [1, 2]`, `[sweep.patcher]`), for every table but [experiment] (which
 //   does not change what runs). A list-valued option is swept as a list of lists
 //   (`"patcher.stride" = [[10, 10], [4, 4]]`).
-// - A slot table (dataset, patcher, masker, backbone) named without a key takes a table
+// - A slot table (dataset, patcher, masker, token_dropper, backbone) named without a key takes a table
 //   value that replaces the base table whole, so options of another plugin do not leak in.
 //   In a row that value must be written inline (`patcher = { ... }`); dotted keys in a row
 //   (`patcher.stride = 4`) set single options. `"<slot>.plugin"` alone keeps the base
@@ -82,8 +83,9 @@ PATCHBAY_API const OptionSchema& frontend_schema();
 PATCHBAY_API const OptionSchema& train_schema();
 
 // The tables of an experiment file, in the order the resolved text lists them.
-inline constexpr const char* kSections[] = {"experiment", "dataset",  "frontend", "patcher",
-                                            "masker",     "backbone", "train",    "sweep"};
+inline constexpr const char* kSections[] = {"experiment", "dataset",       "frontend",
+                                            "patcher",    "masker",        "token_dropper",
+                                            "backbone",   "train",         "sweep"};
 
 struct SlotConfig {
   std::string plugin;          // registry name
@@ -94,10 +96,11 @@ struct SlotConfig {
 // One run's configuration, fully validated and resolved.
 struct PATCHBAY_API ResolvedConfig {
   Options experiment, frontend, train;
-  SlotConfig dataset, patcher, masker, backbone;
+  // token_dropper is "none" when the file has no [token_dropper] (as masker without [masker]).
+  SlotConfig dataset, patcher, masker, token_dropper, backbone;
 
   // Canonical TOML: tables in kSections order, keys sorted, every default written out, slot
-  // tables with plugin and plugin_version first. Two configurations that run the same are
+  // tables with plugin and plugin_version first; [token_dropper] only when it is not "none". Two configurations that run the same are
   // the same text.
   std::string to_toml() const;
   // to_toml() without [experiment] and the execution-only keys (train.threads,

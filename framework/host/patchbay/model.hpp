@@ -1,8 +1,11 @@
-// One run's model: the configured patcher and backbone (and the masker used in training),
+// One run's model: the configured patcher and backbone (and the masker and token dropper used
+// in training),
 // built from a resolved configuration through the registry, plus its cost and latency.
 //
 //   Model model = build_model(run.config, registry, dataset->class_names().size());
 //   at::Tensor logits = model.forward(spec);      // spec [B, 1, F, T] -> logits [B, C]
+//   at::Tensor keep = model.draw_keep(generator); // training: the token dropper's choice
+//   logits = model.forward(spec, keep);           // only those tokens reach the backbone
 //   Cost cost = model.cost();                     // patcher + backbone, one example
 //   Latency l = measure_latency(model, 32, 10);   // batch-1 median ms, batch-32 throughput
 //
@@ -28,6 +31,8 @@ namespace patchbay {
 struct PATCHBAY_API Model {
   std::shared_ptr<Patcher> patcher;
   std::shared_ptr<Masker> masker;
+  std::shared_ptr<TokenDropper> token_dropper;
+  std::string token_dropper_name = "none";
   std::shared_ptr<Backbone> backbone;
   std::string patcher_name;
   std::string backbone_name;
@@ -42,6 +47,15 @@ struct PATCHBAY_API Model {
   // spec [B, 1, F, T] -> float32 logits [B, C], the forward pass in `precision`; throws
   // ShapeError "shape.logits" naming the backbone when the logits are not [B, C].
   at::Tensor forward(const at::Tensor& spec);
+  // As forward, with only the tokens at `keep` (int64 [K], from draw_keep) passed on by the
+  // backbone (Backbone::forward_kept); an undefined `keep` is forward(spec).
+  at::Tensor forward(const at::Tensor& spec, const at::Tensor& keep);
+  // One training step's kept tokens from the token dropper, checked against its contract
+  // (PluginError "plugin.bad_keep" naming the plugin when they are not kept(grid) strictly
+  // increasing indices); undefined when the dropper is "none" (nothing drawn).
+  at::Tensor draw_keep(at::Generator& generator) const;
+  // Tokens the backbone sees in one training step: the grid's, or the dropper's kept(grid).
+  int64_t train_tokens() const;
   // Every learnable tensor, patcher first ("patcher.<name>", "backbone.<name>").
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   // Parameters and buffers, the state a checkpoint keeps.
@@ -56,7 +70,9 @@ struct PATCHBAY_API Model {
 // searched over 1 .. its configured value: candidates are built (values a backbone refuses,
 // e.g. a width the heads do not divide, are skipped) and the model whose paper MACs are
 // closest to the target is returned. Throws ConfigError "config.match_unreachable" when even
-// the smallest model costs more than twice the target.
+// the smallest model costs more than twice the target. A token dropper other than "none" is
+// checked against the grid (TokenDropper::check) and the backbone (ConfigError
+// "config.token_drop_unsupported" when the backbone cannot drop tokens).
 PATCHBAY_API Model build_model(const ResolvedConfig& config, const Registry& registry,
                                int64_t num_classes);
 

@@ -34,6 +34,7 @@ struct RegistryEntry {
   DatasetGenerator dataset_generator;  // empty when the dataset cannot make its data
   PatcherFactory patcher;
   MaskerFactory masker;
+  TokenDropperFactory token_dropper;
   BackboneEmbedDim backbone_embed_dim;
   BackboneFactory backbone;
 
@@ -69,6 +70,7 @@ class PATCHBAY_API Registry final : public Registrar {
   std::shared_ptr<Patcher> make_patcher(const std::string& name, const Options& o,
                                         const PatcherContext& c) const;
   std::shared_ptr<Masker> make_masker(const std::string& name, const Options& o) const;
+  std::shared_ptr<TokenDropper> make_token_dropper(const std::string& name, const Options& o) const;
   int64_t backbone_embed_dim(const std::string& name, const Options& o) const;
   std::shared_ptr<Backbone> make_backbone(const std::string& name, const Options& o,
                                           const BackboneContext& c) const;
@@ -79,6 +81,7 @@ class PATCHBAY_API Registry final : public Registrar {
                    DatasetGenerator generator) override;
   void add_patcher(PluginDescription d, PatcherFactory f) override;
   void add_masker(PluginDescription d, MaskerFactory f) override;
+  void add_token_dropper(PluginDescription d, TokenDropperFactory f) override;
   void add_backbone(PluginDescription d, BackboneEmbedDim dim, BackboneFactory f) override;
 
  private:

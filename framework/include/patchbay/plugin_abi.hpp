@@ -29,7 +29,9 @@
 // 5: Backbone::init_patcher(Patcher&) added.
 // 6: the SDK split from the host (patchbay/registrar.hpp); Registrar::add_dataset takes a
 //    DatasetGenerator (a new virtual signature); Masker::check(MaskContext) added.
-#define PATCHBAY_PLUGIN_ABI_VERSION 6
+// 7: the TokenDropper kind (Registrar::add_token_dropper) and Backbone::drops_tokens() /
+//    forward_kept() added (new virtuals).
+#define PATCHBAY_PLUGIN_ABI_VERSION 7
 #define PATCHBAY_PLUGIN_ENTRY_SYMBOL "patchbay_plugin_entry"
 
 #define PATCHBAY_STRINGIFY_IMPL(x) #x

@@ -1,8 +1,8 @@
-// The four plugin interfaces: Dataset, Patcher, Masker, Backbone.
+// The five plugin interfaces: Dataset, Patcher, Masker, TokenDropper, Backbone.
 //
 // One run wires them as: dataset clips -> front end (framework) -> log-mel [B, F, T]
 // -> masker (training only) -> patcher [B, 1, F, T] -> tokens [B, N, D] + PatchGrid
-// -> backbone -> logits [B, C]. All tensors are LibTorch tensors, batch first, float32 on
+// -> token dropper (training only: which K of the N tokens) -> backbone -> logits [B, C]. All tensors are LibTorch tensors, batch first, float32 on
 // the run's device unless stated. A plugin never sees another plugin, only tensors and the
 // PatchGrid.
 //
@@ -141,6 +141,30 @@ class PATCHBAY_API Masker {
 PATCHBAY_API at::Tensor full_frequency_cells(const at::Tensor& mask);
 
 // ---------------------------------------------------------------------------------------
+// TokenDropper: training-time augmentation of the token sequence (PaSST's patchout): which
+// of the patcher's tokens the backbone sees in one training step. The backbone adds its
+// position information to all N tokens first and then keeps these (Backbone::forward_kept),
+// so a kept token keeps its place. Evaluation always sees every token. Stateless apart from
+// options; all randomness comes from the generator.
+
+class PATCHBAY_API TokenDropper {
+ public:
+  virtual ~TokenDropper();
+  // How many tokens keep() returns on this grid, K with 1 <= K <= grid.tokens(): fixed for a
+  // run, so every training step has the same shape and the run can record what it costs.
+  virtual int64_t kept(const PatchGrid& grid) const = 0;
+  // One training step's tokens: int64 [kept(grid)], strictly increasing indices into
+  // 0 .. grid.tokens() - 1 (frequency-major, token = row * cols + col), the same for every
+  // example of the batch (as PaSST). generator = the run's CPU generator. The host checks
+  // the contract and refuses a plugin that breaks it (PluginError).
+  virtual at::Tensor keep(const PatchGrid& grid, at::Generator& generator) const = 0;
+  // Checks the options against the run's grid before anything trains (as Masker::check):
+  // throws ConfigError naming the option and the grid when they cannot work there (more
+  // time columns dropped than the grid has). Accepts all by default.
+  virtual void check(const PatchGrid& /*grid*/) const {}
+};
+
+// ---------------------------------------------------------------------------------------
 // Backbone: tokens -> logits.
 
 struct BackboneContext {
@@ -155,6 +179,15 @@ class PATCHBAY_API Backbone {
   // tokens [B, N, D] -> logits [B, C] (no sigmoid / softmax: the loss works on logits).
   // Throws ShapeError if N or D differ from the context.
   virtual at::Tensor forward(const at::Tensor& tokens) = 0;
+  // Token dropping (training with a TokenDropper other than "none"): tokens [B, N, D] as the
+  // patcher made them, keep int64 [K] as TokenDropper::keep returns it. The backbone adds its
+  // position information to all N tokens, then runs on the K kept ones (and its own class
+  // tokens), as PaSST's forward_features. Equals forward(tokens) when keep is 0 .. N-1.
+  // A backbone that overrides it returns true from drops_tokens(); the host refuses a token
+  // dropper with one that does not (ConfigError "config.token_drop_unsupported"), and the
+  // default forward_kept throws that error.
+  virtual bool drops_tokens() const { return false; }
+  virtual at::Tensor forward_kept(const at::Tensor& tokens, const at::Tensor& keep);
   virtual torch::nn::Module& module() = 0;
   // Parameters and MACs of one example's forward pass over grid.tokens() tokens.
   virtual Cost cost() const = 0;

@@ -27,9 +27,10 @@
 
 namespace patchbay {
 
-enum class PluginKind { dataset, patcher, masker, backbone };
+enum class PluginKind { dataset, patcher, masker, backbone, token_dropper };
 inline constexpr PluginKind kAllPluginKinds[] = {PluginKind::dataset, PluginKind::patcher,
-                                                 PluginKind::masker, PluginKind::backbone};
+                                                 PluginKind::masker, PluginKind::token_dropper,
+                                                 PluginKind::backbone};
 PATCHBAY_API const char* to_string(PluginKind kind);          // "patcher"
 PATCHBAY_API const char* plural(PluginKind kind);             // "patchers"
 
@@ -54,6 +55,7 @@ using DatasetExampleWriter =
 using PatcherFactory =
     std::function<std::shared_ptr<Patcher>(const Options&, const PatcherContext&)>;
 using MaskerFactory = std::function<std::shared_ptr<Masker>(const Options&)>;
+using TokenDropperFactory = std::function<std::shared_ptr<TokenDropper>(const Options&)>;
 // A backbone decides the token width D from its options (a preset, or embed_dim).
 using BackboneEmbedDim = std::function<int64_t(const Options&)>;
 using BackboneFactory =
@@ -97,6 +99,7 @@ class PATCHBAY_API Registrar {
   }
   virtual void add_patcher(PluginDescription d, PatcherFactory f) = 0;
   virtual void add_masker(PluginDescription d, MaskerFactory f) = 0;
+  virtual void add_token_dropper(PluginDescription d, TokenDropperFactory f) = 0;
   virtual void add_backbone(PluginDescription d, BackboneEmbedDim dim, BackboneFactory f) = 0;
 };
 

@@ -151,20 +151,14 @@ class Ast final : public patchbay::Backbone {
     mlp_head_ = root_->register_module("mlp_head", torch::nn::Sequential(head_norm_, head_));
   }
 
-  at::Tensor forward(const at::Tensor& tokens) override {
-    if (tokens.dim() != 3 || tokens.size(1) != ctx_.grid.tokens() || tokens.size(2) != shape_.dim) {
-      throw patchbay::ShapeError("shape.backbone_input",
-                                 fmt::format("backbone 'ast' expects tokens [B, {}, {}], got [{}]",
-                                             ctx_.grid.tokens(), shape_.dim,
-                                             fmt::join(tokens.sizes(), ", ")));
-    }
-    const int64_t b = tokens.size(0);
-    auto x = torch::cat({cls_token_.expand({b, -1, -1}), dist_token_.expand({b, -1, -1}), tokens}, 1);
-    x = pos_drop_->forward(x + pos_embed_);
-    for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
-    x = norm_->forward(x);
-    const auto pooled = (x.select(1, 0) + x.select(1, 1)) / 2;
-    return mlp_head_->forward(pooled);
+  at::Tensor forward(const at::Tensor& tokens) override { return encode(embed(tokens)); }
+
+  // Patchout as PaSST's forward_features: position embeddings on every token, then only the
+  // kept ones (with the class and distillation tokens in front) enter the blocks.
+  bool drops_tokens() const override { return true; }
+  at::Tensor forward_kept(const at::Tensor& tokens, const at::Tensor& keep) override {
+    const at::Tensor x = embed(tokens);
+    return encode(torch::cat({x.slice(1, 0, 2), x.index_select(1, keep.to(x.device()) + 2)}, 1));
   }
 
   torch::nn::Module& module() override { return *root_; }
@@ -196,6 +190,29 @@ class Ast final : public patchbay::Backbone {
   }
 
  private:
+  // tokens [B, N, D] -> class, distillation and patch tokens with positions [B, N + 2, D].
+  at::Tensor embed(const at::Tensor& tokens) {
+    if (tokens.dim() != 3 || tokens.size(1) != ctx_.grid.tokens() || tokens.size(2) != shape_.dim) {
+      throw patchbay::ShapeError("shape.backbone_input",
+                                 fmt::format("backbone 'ast' expects tokens [B, {}, {}], got [{}]",
+                                             ctx_.grid.tokens(), shape_.dim,
+                                             fmt::join(tokens.sizes(), ", ")));
+    }
+    const int64_t b = tokens.size(0);
+    const auto x = torch::cat({cls_token_.expand({b, -1, -1}), dist_token_.expand({b, -1, -1}), tokens}, 1);
+    return x + pos_embed_;
+  }
+
+  // [B, 2 + K, D] (class and distillation tokens first) -> logits [B, C].
+  at::Tensor encode(at::Tensor x) {
+    x = pos_drop_->forward(x);
+    for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
+    x = norm_->forward(x);
+    const auto pooled = (x.select(1, 0) + x.select(1, 1)) / 2;
+    return mlp_head_->forward(pooled);
+  }
+
+
   void initialise() {
     trunc_normal_(cls_token_, 0.02);
     trunc_normal_(dist_token_, 0.02);

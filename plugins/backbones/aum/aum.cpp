@@ -244,7 +244,25 @@ class Aum final : public patchbay::Backbone {
   // Where the class token sits among the N + 1 tokens.
   int64_t class_position() const { return ctx_.grid.tokens() / 2; }
 
-  at::Tensor forward(const at::Tensor& tokens) override {
+  at::Tensor forward(const at::Tensor& tokens) override { return encode(embed(tokens), class_position()); }
+
+  // Token dropping (AuM has none of its own; PaSST's order): position embeddings on all N + 1
+  // tokens, then the kept patch tokens, with the class token placed in the middle of the
+  // shorter sequence (at K / 2, as Vim places it at M / 2 of whatever it is given), keeping
+  // the position embedding of its place in the full sequence.
+  bool drops_tokens() const override { return true; }
+  at::Tensor forward_kept(const at::Tensor& tokens, const at::Tensor& keep) override {
+    const int64_t pos = class_position();
+    const at::Tensor x = embed(tokens);
+    const at::Tensor patches = torch::cat({x.slice(1, 0, pos), x.slice(1, pos + 1)}, 1)
+                                   .index_select(1, keep.to(x.device()));
+    const int64_t middle = keep.size(0) / 2;
+    return encode(torch::cat({patches.slice(1, 0, middle), x.slice(1, pos, pos + 1), patches.slice(1, middle)}, 1),
+                  middle);
+  }
+
+  // tokens [B, N, D] -> [B, N + 1, D]: the class token at class_position(), positions added.
+  at::Tensor embed(const at::Tensor& tokens) {
     if (tokens.dim() != 3 || tokens.size(1) != ctx_.grid.tokens() || tokens.size(2) != shape_.dim) {
       throw patchbay::ShapeError("shape.backbone_input",
                                  fmt::format("backbone 'aum' expects tokens [B, {}, {}], got [{}]",
@@ -253,7 +271,11 @@ class Aum final : public patchbay::Backbone {
     }
     const int64_t b = tokens.size(0), pos = class_position();
     auto x = torch::cat({tokens.slice(1, 0, pos), cls_token_.expand({b, -1, -1}), tokens.slice(1, pos)}, 1);
-    x = x + pos_embed_;
+    return x + pos_embed_;
+  }
+
+  // The sequence with the class token at `pos` -> logits [B, C].
+  at::Tensor encode(at::Tensor x, int64_t pos) {
     for (const auto& layer : *layers_) x = layer->as<Block>()->forward(x);
     return head_->forward(norm_f_->forward(x).select(1, pos));
   }

@@ -21,13 +21,24 @@ class LinearProbe final : public patchbay::Backbone {
   }
 
   at::Tensor forward(const at::Tensor& tokens) override {
+    check(tokens);
+    return head_->forward(norm_->forward(tokens).mean(1));
+  }
+
+  // No positions: the mean over the kept tokens.
+  bool drops_tokens() const override { return true; }
+  at::Tensor forward_kept(const at::Tensor& tokens, const at::Tensor& keep) override {
+    check(tokens);
+    return head_->forward(norm_->forward(tokens.index_select(1, keep.to(tokens.device()))).mean(1));
+  }
+
+  void check(const at::Tensor& tokens) const {
     if (tokens.dim() != 3 || tokens.size(1) != ctx_.grid.tokens() || tokens.size(2) != ctx_.embed_dim) {
       throw patchbay::ShapeError(
           "shape.backbone_input",
           fmt::format("backbone 'linear_probe' expects tokens [B, {}, {}], got [{}]",
                       ctx_.grid.tokens(), ctx_.embed_dim, fmt::join(tokens.sizes(), ", ")));
     }
-    return head_->forward(norm_->forward(tokens).mean(1));
   }
 
   torch::nn::Module& module() override { return *holder_; }

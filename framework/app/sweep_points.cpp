@@ -16,13 +16,31 @@ double mean_of(const std::vector<double>& v) {
   return v.empty() ? NAN : s / static_cast<double>(v.size());
 }
 
+// The strata of a joined run over the aligned clips: its folds, renumbered 0..S-1 over the
+// folds that hold a common clip. Empty for a run that is not joined.
+std::vector<uint32_t> strata_of(const std::map<std::string, uint32_t>& fold_of_clip,
+                                const std::vector<std::string>& clip_ids) {
+  if (fold_of_clip.empty()) return {};
+  std::vector<uint32_t> folds;
+  for (const auto& id : clip_ids) folds.push_back(fold_of_clip.at(id));
+  std::vector<uint32_t> present = folds;
+  std::sort(present.begin(), present.end());
+  present.erase(std::unique(present.begin(), present.end()), present.end());
+  for (auto& f : folds) f = static_cast<uint32_t>(std::lower_bound(present.begin(), present.end(), f) - present.begin());
+  return folds;
+}
+
 // The aligned runs that came from positions [first, first + count) of align_predictions'
-// argument, as bootstrap inputs for `metric`.
-std::vector<stats::ScoredRun> scored(const stats::AlignedPredictions& aligned, size_t first, size_t count,
-                                     stats::Metric metric) {
+// argument, as bootstrap inputs for `metric`; `folds[i]` is fold_of_clip of argument i.
+std::vector<stats::ScoredRun> scored(const stats::AlignedPredictions& aligned,
+                                     const std::vector<std::map<std::string, uint32_t>>& folds, size_t first,
+                                     size_t count, stats::Metric metric) {
   std::vector<stats::ScoredRun> out;
   for (size_t i = 0; i < aligned.runs.size(); ++i) {
-    if (aligned.indices[i] >= first && aligned.indices[i] < first + count) out.emplace_back(aligned.runs[i], metric);
+    const size_t from = aligned.indices[i];
+    if (from >= first && from < first + count) {
+      out.emplace_back(aligned.runs[i], metric, strata_of(folds.at(from), aligned.clip_ids));
+    }
   }
   return out;
 }
@@ -127,6 +145,7 @@ JoinedRuns join_folds(const std::vector<const RunRecord*>& runs) {
     const bool fold = std::any_of(r->axes.begin(), r->axes.end(), [](const auto& a) { return is_fold_axis(a.first); });
     if (!fold) {
       out.runs.push_back(r);
+      out.fold_of_clip.emplace_back();
       continue;
     }
     const auto it = std::find(seeds.begin(), seeds.end(), r->seed);
@@ -139,19 +158,22 @@ JoinedRuns join_folds(const std::vector<const RunRecord*>& runs) {
   }
   out.joined.reserve(folds_of.size());
   for (const auto& folds : folds_of) {
+    std::map<std::string, uint32_t> fold_of_clip;
     RunRecord j;
     j.id = folds.front()->id;
     for (size_t i = 1; i < folds.size(); ++i) j.id += "+" + folds[i]->id;
     j.seed = folds.front()->seed;
     j.status = RunStatus::completed;
     const bool all = std::all_of(folds.begin(), folds.end(), [](const RunRecord* r) { return !r->test_clip_ids.empty(); });
-    for (const auto* r : folds) {
-      if (!all) break;
+    for (size_t f = 0; f < folds.size() && all; ++f) {
+      const RunRecord* r = folds[f];
+      for (const auto& id : r->test_clip_ids) fold_of_clip.emplace(id, static_cast<uint32_t>(f));
       j.test_clip_ids.insert(j.test_clip_ids.end(), r->test_clip_ids.begin(), r->test_clip_ids.end());
       j.test_logits.insert(j.test_logits.end(), r->test_logits.begin(), r->test_logits.end());
       j.test_targets.insert(j.test_targets.end(), r->test_targets.begin(), r->test_targets.end());
     }
     out.joined.push_back(std::move(j));
+    out.fold_of_clip.push_back(std::move(fold_of_clip));
   }
   for (const auto& j : out.joined) out.runs.push_back(&j);
   return out;
@@ -174,7 +196,7 @@ PointInterval point_interval(const SweepPoint& point, const std::string& metric,
     return out;
   }
   out.clips = aligned.clip_ids.size();
-  out.interval = stats::point_interval(scored(aligned, 0, runs.runs.size(), *m), settings);
+  out.interval = stats::point_interval(scored(aligned, runs.fold_of_clip, 0, runs.runs.size(), *m), settings);
   return out;
 }
 
@@ -191,8 +213,10 @@ PointComparison compare_points(const SweepPoint& a, const SweepPoint& b, const s
   both.insert(both.end(), jb.runs.begin(), jb.runs.end());
   const auto aligned = stats::align_predictions(both);
   out.note = missing_note(aligned, both.size());
-  const auto ra = scored(aligned, 0, ja.runs.size(), *m);
-  const auto rb = scored(aligned, ja.runs.size(), jb.runs.size(), *m);
+  std::vector<std::map<std::string, uint32_t>> folds = ja.fold_of_clip;
+  folds.insert(folds.end(), jb.fold_of_clip.begin(), jb.fold_of_clip.end());
+  const auto ra = scored(aligned, folds, 0, ja.runs.size(), *m);
+  const auto rb = scored(aligned, folds, ja.runs.size(), jb.runs.size(), *m);
   if (ra.empty() || rb.empty() || aligned.clip_ids.empty()) {
     if (out.note.empty()) out.note = "the two points share no test clip (different test sets)";
     return out;

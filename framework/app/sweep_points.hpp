@@ -11,6 +11,7 @@
 // before patchbay kept them have none) and a metric that can be recomputed from them (test_accuracy, test_mAP, test_auc); otherwise they are undefined
 // and `note` says why.
 #pragma once
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,11 +55,16 @@ std::vector<SweepPoint> sweep_points(const std::vector<const RunRecord*>& comple
 // A point's runs with their folds joined, for the bootstrap: the runs of one seed that differ
 // in dataset.fold become one record whose test predictions are the union of theirs (each fold
 // tests other clips), so a cross-validated point is resampled over every clip of the dataset
-// (ESC-50's pooled five folds) and two such points pair clip by clip. A joined record has no
-// predictions if one of its folds has none. Runs without a swept fold pass through as they are.
+// (ESC-50's five folds) and two such points pair clip by clip. Each clip keeps its fold, and
+// the joined record is scored as the mean of its folds' metrics (bootstrap.hpp's strata), the
+// value the point's mean over its runs reports. A joined record has no predictions if one of
+// its folds has none. Runs without a swept fold pass through as they are.
 struct JoinedRuns {
   std::vector<RunRecord> joined;       // the joined records (storage)
   std::vector<const RunRecord*> runs;  // the point's runs with folds joined, seeds in order
+  // Per entry of `runs`: the fold (0..folds-1, in the order the runs came) of each of its
+  // test clips, by clip id; empty for a run that is not joined.
+  std::vector<std::map<std::string, uint32_t>> fold_of_clip;
 };
 JoinedRuns join_folds(const std::vector<const RunRecord*>& runs);
 

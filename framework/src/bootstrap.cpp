@@ -118,11 +118,23 @@ AlignedPredictions align_predictions(const std::vector<const RunRecord*>& runs) 
   return out;
 }
 
-ScoredRun::ScoredRun(const Predictions& p, Metric metric) : metric_(metric), clips_(p.clips), classes_(p.classes) {
+ScoredRun::ScoredRun(const Predictions& p, Metric metric, std::vector<uint32_t> strata)
+    : metric_(metric), strata_(std::move(strata)), clips_(p.clips), classes_(p.classes) {
   if (p.clips == 0 || p.classes == 0 || p.logits.size() != p.clips * p.classes ||
       p.targets.size() != p.logits.size()) {
     throw Error("stats.shape", fmt::format("predictions of {} clips x {} classes need as many logits and targets; "
                                            "got {} and {}", p.clips, p.classes, p.logits.size(), p.targets.size()));
+  }
+  if (!strata_.empty()) {
+    if (strata_.size() != clips_) {
+      throw Error("stats.shape", fmt::format("{} strata for {} clips", strata_.size(), clips_));
+    }
+    strata_count_ = *std::max_element(strata_.begin(), strata_.end()) + 1;
+    std::vector<uint8_t> used(strata_count_, 0);
+    for (uint32_t s : strata_) used[s] = 1;
+    if (std::find(used.begin(), used.end(), 0) != used.end()) {
+      throw Error("stats.shape", fmt::format("strata 0..{} must each hold a clip", strata_count_ - 1));
+    }
   }
   if (metric == Metric::accuracy) {
     correct_.resize(clips_);
@@ -189,6 +201,17 @@ double ScoredRun::metric(const std::vector<double>& w) const {
   if (w.size() != clips_) {
     throw Error("stats.shape", fmt::format("{} weights for {} clips", w.size(), clips_));
   }
+  if (strata_count_ == 1) return unstratified_metric(w);
+  // A clip outside the stratum weighs 0: every metric here is then that of the stratum alone.
+  std::vector<double> per_stratum(strata_count_), masked(clips_);
+  for (uint32_t s = 0; s < strata_count_; ++s) {
+    for (size_t i = 0; i < clips_; ++i) masked[i] = strata_[i] == s ? w[i] : 0.0;
+    per_stratum[s] = unstratified_metric(masked);
+  }
+  return mean_defined(per_stratum);
+}
+
+double ScoredRun::unstratified_metric(const std::vector<double>& w) const {
   if (metric_ == Metric::accuracy) {
     double right = 0.0, total = 0.0;
     for (size_t i = 0; i < clips_; ++i) {

@@ -68,10 +68,17 @@ struct AlignedPredictions {
 PATCHBAY_API AlignedPredictions align_predictions(const std::vector<const RunRecord*>& runs);
 
 // A run's predictions prepared for one metric: orders and tie groups are computed once, so
-// each replicate costs O(clips * classes).
+// each replicate costs O(clips * classes) (times the strata).
+//
+// `strata` (empty, or one entry per clip, values 0..S-1 each used) splits the clips into
+// groups that are scored apart: the metric is then the mean over strata of the metric on
+// that stratum's clips (strata undefined in a replicate are left out). A cross-validated run
+// is its folds joined, one stratum per fold, so its metric is the mean of its folds' metrics,
+// as the folds' own runs report them, not the metric of their pooled scores (which mixes
+// thresholds of differently trained models). Error "stats.shape" for a bad strata vector.
 class PATCHBAY_API ScoredRun {
  public:
-  ScoredRun(const Predictions& predictions, Metric metric);
+  ScoredRun(const Predictions& predictions, Metric metric, std::vector<uint32_t> strata = {});
   // The metric with clip i counted weights[i] times (weights.size() == clips, >= 0).
   double metric(const std::vector<double>& weights) const;
   double metric() const;  // every clip once
@@ -86,7 +93,10 @@ class PATCHBAY_API ScoredRun {
   };
   double weighted_ap(const ClassOrder& c, const std::vector<double>& w) const;
   double weighted_auc(const ClassOrder& c, const std::vector<double>& w) const;
+  double unstratified_metric(const std::vector<double>& w) const;
   Metric metric_;
+  std::vector<uint32_t> strata_;       // empty: one stratum
+  uint32_t strata_count_ = 1;
   size_t clips_ = 0, classes_ = 0;
   std::vector<uint8_t> correct_;       // accuracy: top-1 right, per clip
   std::vector<ClassOrder> per_class_;  // AP, AUC

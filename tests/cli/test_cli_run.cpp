@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/results.hpp"
@@ -555,11 +556,12 @@ TEST_CASE("cli: a sweep onto a full disk stops with io.disk_full, keeps readable
 
 TEST_CASE("cli: a sweep over dataset.fold is one cross-validated point, compared over every fold's clips") {
   patchbay::test::TempDir dir;
-  // 3 folds of 3 tones per class, two classes: 18 clips, each tested in exactly one fold.
+  // 3 folds of 2, 3 and 4 tones per class, two classes: 18 clips, each tested in exactly one
+  // fold. Unequal folds make the mean of the folds' metrics differ from the pooled metric.
   std::ofstream manifest(dir.path() / "folds.csv");
   manifest << "path,labels,fold\n";
   for (int fold = 1; fold <= 3; ++fold) {
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < fold + 1; ++k) {
       const std::string low = fmt::format("low{}{}.wav", fold, k), high = fmt::format("high{}{}.wav", fold, k);
       patchbay::datasets::write_tone_wav(dir.path() / low, 220.0 + 30.0 * k + fold, 0.3);
       patchbay::datasets::write_tone_wav(dir.path() / high, 2600.0 + 90.0 * k + fold, 0.3);
@@ -577,12 +579,17 @@ TEST_CASE("cli: a sweep over dataset.fold is one cross-validated point, compared
   const fs::path results = dir.path() / "r.h5";
   auto r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(results));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
-  // Each run tested its own fold's 6 clips.
+  // Each run tested its own fold's clips: 4, 6 or 8.
   const patchbay::ResultsStore store(results);
   const auto experiment = store.read_experiment();
   REQUIRE(experiment.has_value());
   CHECK(experiment->run_ids.size() == 6);
-  for (const auto& id : experiment->run_ids) CHECK(store.read_run(id).value().test_clip_ids.size() == 6);
+  for (const auto& id : experiment->run_ids) {
+    const auto run = store.read_run(id).value();
+    const auto fold = std::find_if(run.axes.begin(), run.axes.end(), [](const auto& a) { return a.first == "dataset.fold"; });
+    REQUIRE(fold != run.axes.end());
+    CHECK(run.test_clip_ids.size() == static_cast<size_t>(2 * (std::stoi(fold->second) + 1)));
+  }
   // Two points (the strides) of 3 runs (the folds), paired over all 18 clips.
   r = patchbay::test::run(cli() + " compare " + quoted(results) + " 1 2 --json --bootstrap 200");
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
@@ -590,6 +597,11 @@ TEST_CASE("cli: a sweep over dataset.fold is one cross-validated point, compared
   CHECK_MESSAGE(r.out.find("\"name\": \"patcher.stride=4\"") != std::string::npos, r.out);
   CHECK_MESSAGE(r.out.find("\"runs\": 3") != std::string::npos, r.out);
   CHECK_MESSAGE(r.out.find("\"note\": \"\"") != std::string::npos, r.out);
+  // The paired estimate is the difference of the points' means over their folds (each fold
+  // scored on its own clips), not a metric of the pooled predictions.
+  const auto json = nlohmann::json::parse(r.out);
+  CHECK(json.at("difference").get<double>() ==
+        doctest::Approx(json.at("a").at("mean").get<double>() - json.at("b").at("mean").get<double>()).epsilon(1e-9));
   r = patchbay::test::run(cli() + " report " + quoted(results) + " --bootstrap 200");
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
 }

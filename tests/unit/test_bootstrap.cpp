@@ -68,6 +68,40 @@ TEST_CASE("bootstrap: metrics on weighted clips equal numpy's on the expanded se
   }
 }
 
+TEST_CASE("bootstrap: a stratified run scores each stratum apart and averages them") {
+  const auto g = golden();
+  const auto p = predictions(g.at("w.shape"), g.at("w.logits"), g.at("w.targets"));
+  const auto& w = g.at("w.weights");
+  // Split the clips into two strata (even and odd clips) and score each as its own run.
+  std::vector<uint32_t> strata(p.clips);
+  Predictions halves[2];
+  std::vector<double> half_weights[2];
+  for (size_t i = 0; i < p.clips; ++i) {
+    const uint32_t s = i % 2;
+    strata[i] = s;
+    Predictions& h = halves[s];
+    h.clips += 1;
+    h.classes = p.classes;
+    h.logits.insert(h.logits.end(), p.logits.begin() + i * p.classes, p.logits.begin() + (i + 1) * p.classes);
+    h.targets.insert(h.targets.end(), p.targets.begin() + i * p.classes, p.targets.begin() + (i + 1) * p.classes);
+    half_weights[s].push_back(w[i]);
+  }
+  for (const Metric m : {Metric::accuracy, Metric::mAP, Metric::auc}) {
+    CAPTURE(static_cast<int>(m));
+    const ScoredRun whole(p, m, strata), even(halves[0], m), odd(halves[1], m);
+    CHECK(whole.metric() == doctest::Approx((even.metric() + odd.metric()) / 2).epsilon(1e-12));
+    CHECK(whole.metric(w) ==
+          doctest::Approx((even.metric(half_weights[0]) + odd.metric(half_weights[1])) / 2).epsilon(1e-12));
+    // Not the pooled value (accuracy over equal halves is the one metric where they agree).
+    if (m != Metric::accuracy) CHECK(whole.metric() != doctest::Approx(ScoredRun(p, m).metric()).epsilon(1e-9));
+  }
+  CHECK_THROWS_WITH_AS(ScoredRun(p, Metric::accuracy, std::vector<uint32_t>(p.clips - 1, 0)),
+                       doctest::Contains("strata for"), patchbay::Error);
+  std::vector<uint32_t> gap(p.clips, 0);
+  gap[0] = 2;  // stratum 1 holds nothing
+  CHECK_THROWS_WITH_AS(ScoredRun(p, Metric::accuracy, gap), doctest::Contains("must each hold a clip"), patchbay::Error);
+}
+
 TEST_CASE("bootstrap: the percentile interval is numpy.percentile's") {
   const auto g = golden();
   const Interval ci = percentile_interval(g.at("p.values"), 0.95);

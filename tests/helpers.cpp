@@ -93,7 +93,8 @@ std::string id_hash_without_later_options(const ResolvedConfig& config) {
     for (const char* key : {"threads = ", "loader_threads = ", "checkpoint_every_s = ", "cache_dir = ",
                             "init_weights = ", "match_paper_macs = ", "match_by = ",
                             "precision = ", "early_stop_patience = ", "sampler = ",
-                            "epoch_size = ", "ema_decay = ", "average_epochs = "}) {
+                            "epoch_size = ", "ema_decay = ", "average_epochs = ", "init_strict = ",
+                            "init_exclude = "}) {
       dropped = dropped || line.rfind(key, 0) == 0;
     }
     if (!dropped) before += line + "\n";

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Load a patchbay weights file into plain PyTorch models with the original parameter names.
 
-    /usr/bin/python3 tools/load_weights.py W.h5 INPUT.npy [--out LOGITS.npy]
+    /usr/bin/python3 tools/load_weights.py W.h5 INPUT.npy [--out LOGITS.npy] [--save-pth CKPT.pth]
 
 W.h5 comes from `patchbay weights export` (docs/weights.md). The models below are written
 from the original code's structure and names -- AST (YuanGongND/ast: ASTModel with its timm
@@ -9,7 +9,9 @@ DeiT encoder `v`) and AuM (kaistmm/Audio-Mamba-AuM: Vim's VisionMamba, selective
 plain loop) -- and receive the file with load_state_dict(strict=True), so every name and
 shape must match. INPUT.npy is a spectrogram batch, [B, 1, F, T] (patchbay's layout) or
 [B, T, F] (AST's input layout), float32. The logits are printed, one line per example, and
-written to --out as float32 [B, C].
+written to --out as float32 [B, C]. --save-pth writes the plain model's state_dict() with
+torch.save, as the original code publishes its checkpoints (`patchbay weights import` and
+train.init_weights read it back).
 
 The architecture is read from the file: sizes from the tensors' shapes, the stride and the
 AST head count from the file's attributes (stride_freq, stride_time, config). Options
@@ -264,6 +266,7 @@ def main():
     p.add_argument("--heads", type=int, help="AST attention heads (default: from the file's config)")
     p.add_argument("--stride", type=int, nargs=2, metavar=("FREQ", "TIME"),
                    help="patch stride (default: the file's stride_freq, stride_time)")
+    p.add_argument("--save-pth", help="torch.save the loaded model's state_dict() here")
     args = p.parse_args()
 
     with h5py.File(args.weights, "r") as f:
@@ -281,6 +284,8 @@ def main():
         print(" ".join(f"{v:.6f}" for v in row.tolist()))
     if args.out:
         np.save(args.out, logits.numpy().astype(np.float32))
+    if args.save_pth:
+        torch.save(model.state_dict(), args.save_pth)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,14 @@
 // patchbay weights: a trained run's model as an HDF5 file of tensors named as the original
-// PyTorch code names them (export), and what such a file holds (list). Importing is a run
-// option, train.init_weights. Format and name tables: docs/weights.md.
+// PyTorch code names them (export), a checkpoint of the original code brought in, adapted to
+// an experiment's model when asked (import), and what a file holds (list). Starting a run
+// from weights is a run option, train.init_weights. Format and name tables: docs/weights.md.
 #include <iostream>
+#include <optional>
 #include <sstream>
 
-#include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
-#include <torch/serialize.h>
-#include <torch/types.h>
-#include <torch/utils.h>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -18,6 +16,8 @@
 #include "patchbay/model.hpp"
 #include "patchbay/results.hpp"
 #include "patchbay/weights.hpp"
+#include "patchbay/weights_load.hpp"
+#include "trained_model.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -28,6 +28,8 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage:
   patchbay weights export RUN_DIR|CHECKPOINT.pt --out W.h5 [--best|--last] [--json]
+  patchbay weights import CKPT --out W.h5 [--grid RxC] [--for EXPERIMENT.toml --classes N
+                          [--strict] [--exclude GLOBS] [KEY=VALUE...]] [--json]
   patchbay weights list W.h5 [--json]
 
 export  rebuilds a run's model from the configuration its run.h5 records, loads the best
@@ -36,25 +38,100 @@ export  rebuilds a run's model from the configuration its run.h5 records, loads 
         original PyTorch implementation names it (AST: v.blocks.0.attn.qkv.weight, ...;
         AuM: layers.0.mixer.in_proj.weight, ...). RUN_DIR is R.h5.runs/<run id>; a
         CHECKPOINT.pt must sit in its run folder, beside run.h5.
+import  reads a checkpoint as the original code publishes it -- a torch.save file (.pth,
+        .pt: a state dict, also nested under "model" / "state_dict", DataParallel's
+        "module." prefix removed) or an HDF5 state dict -- and writes it as a weights
+        file. --grid RxC records the token grid its positional embedding was trained on
+        (rows along frequency x columns along time; AST on AudioSet: 12x101), which
+        adapting it to another geometry needs. With --for, the tensors are loaded into the
+        model of the experiment's first run (--classes: its dataset's class count) as
+        train.init_weights would -- adapting the positional and patch embeddings, a fresh
+        head for another class count, --exclude's globs left out; --strict: exact fit
+        only --, every tensor's fate is printed, and W.h5 holds that model's weights.
 list    prints the tensors of a weights file: name, shape, dtype, patchbay's name.
 
 Load a file in Python with tools/load_weights.py; start a run from one with
-train.init_weights = "W.h5". Names and format: docs/weights.md.)";
+train.init_weights = "W.h5" (or a .pth directly). Names, format and the adaptation
+methods: docs/weights.md.)";
 
-// Where the run's record lives: R.h5.runs/<id>/run.h5 -> (store R.h5, id).
-std::pair<ResultsStore, std::string> store_of(const fs::path& run_dir) {
-  const fs::path dir = fs::absolute(run_dir).lexically_normal();
-  const fs::path folder = dir.filename().empty() ? dir.parent_path() : dir;
-  const std::string runs = folder.parent_path().string();
-  const std::string suffix = ".runs";
-  if (!fs::exists(folder / "run.h5") || runs.size() <= suffix.size() ||
-      runs.compare(runs.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    throw Error("weights.no_run",
-                fmt::format("'{}' is not a run folder (R.h5.runs/<run id>/ with run.h5): export "
-                            "reads the run's configuration from its run.h5, beside checkpoint.pt",
-                            folder.string()));
+// "12x101" -> (12, 101).
+std::pair<int64_t, int64_t> parse_grid(const std::string& text) {
+  const size_t x = text.find('x');
+  try {
+    size_t used = 0;
+    const int64_t rows = std::stoll(text.substr(0, x), &used);
+    const int64_t cols = x == std::string::npos ? 0 : std::stoll(text.substr(x + 1));
+    if (x != std::string::npos && used == x && rows > 0 && cols > 0) return {rows, cols};
+  } catch (const std::exception&) {
   }
-  return {ResultsStore(runs.substr(0, runs.size() - suffix.size())), folder.filename().string()};
+  throw po::error(fmt::format("--grid '{}': give ROWSxCOLS, e.g. 12x101 (AST on AudioSet's 128 x 1024 input at "
+                              "stride 10)", text));
+}
+
+void print_report(const InitReport& report) {
+  for (const auto& a : report.actions) {
+    fmt::print("  {:<8} {}{}\n", to_string(a.kind), a.name, a.detail.empty() ? "" : ": " + a.detail);
+  }
+  fmt::print("# {}\n", report.summary());
+}
+
+int run_import(const std::vector<std::string>& args) {
+  auto desc = common_options("patchbay weights import options");
+  desc.add_options()("out,o", po::value<std::string>(), "write the weights file here (required)")(
+      "grid", po::value<std::string>(), "the checkpoint's positional token grid, ROWSxCOLS")(
+      "for", po::value<std::string>(), "adapt to the model of this experiment's first run")(
+      "classes", po::value<int64_t>(), "with --for: the dataset's class count")(
+      "strict", "with --for: every tensor must fit exactly")(
+      "exclude", po::value<std::string>()->default_value(""), "with --for: comma-separated globs of tensor "
+      "names to leave out");
+  const auto p = parse(args, desc);
+  if (wants_help(p, kUsage, desc)) return kExitOk;
+  if (p.positional.empty()) throw po::error("name a checkpoint (.pth, .pt or .h5) to import");
+  if (!p.vm.count("out")) throw po::error("--out W.h5 is required");
+  if (!p.vm.count("for") && p.positional.size() > 1) throw po::error("KEY=VALUE overrides need --for");
+  if (!p.vm.count("for") && (p.vm.count("classes") || p.vm.count("strict"))) {
+    throw po::error("--classes and --strict go with --for EXPERIMENT.toml");
+  }
+  std::optional<std::pair<int64_t, int64_t>> grid;
+  if (p.vm.count("grid")) grid = parse_grid(p.vm["grid"].as<std::string>());
+  WeightsSource src = read_weights_source(p.positional[0]);
+  if (grid) src.grid = grid;
+  const fs::path out = p.vm["out"].as<std::string>();
+  if (!p.vm.count("for")) {
+    write_weights_source(src, out);
+    fmt::print("{}: {} tensors from {}: {}{}\n", out.string(), src.tensors.size(), src.file.string(), src.format,
+               src.grid ? fmt::format(", grid {}x{}", src.grid->first, src.grid->second) : "");
+    return kExitOk;
+  }
+  if (!p.vm.count("classes") || p.vm["classes"].as<int64_t>() < 1) {
+    throw po::error("--for needs --classes N (1 or more): the class count of the experiment's dataset");
+  }
+  Registry registry;
+  load_plugins(registry, p);
+  const auto exp = load_experiment(p.vm["for"].as<std::string>(),
+                                   std::vector<std::string>(p.positional.begin() + 1, p.positional.end()), registry);
+  const ResolvedConfig& config = exp.runs.front().config;
+  torch::manual_seed(static_cast<uint64_t>(config.train.get_int("seed")));  // fresh tensors as the run's
+  Model model = build_model(config, registry, p.vm["classes"].as<int64_t>());
+  const InitReport report = load_weights(model, src, {p.vm.count("strict") > 0,
+                                                      split_patterns(p.vm["exclude"].as<std::string>())});
+  const std::string source = fmt::format("{} ({}), imported for {}: {}", src.file.string(), src.format,
+                                         p.vm["for"].as<std::string>(), report.summary());
+  export_weights(model, out, source, config.to_toml());
+  if (p.vm.count("json")) {
+    json actions = json::array();
+    for (const auto& a : report.actions) {
+      actions.push_back({{"name", a.name}, {"patchbay_name", a.patchbay}, {"action", to_string(a.kind)},
+                         {"detail", a.detail}});
+    }
+    std::cout << json{{"out", out.string()}, {"source", src.file.string()}, {"format", src.format},
+                      {"summary", report.summary()}, {"tensors", actions}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  fmt::print("{}: patcher '{}' + backbone '{}' from {} ({})\n", out.string(), model.patcher_name, model.backbone_name,
+             src.file.string(), src.format);
+  print_report(report);
+  return kExitOk;
 }
 
 int run_export(const std::vector<std::string>& args) {
@@ -68,73 +145,18 @@ int run_export(const std::vector<std::string>& args) {
   if (p.vm.count("best") && p.vm.count("last")) throw po::error("--best and --last exclude each other");
   const bool last = p.vm.count("last") > 0;
 
-  const fs::path given = p.positional[0];
-  if (!fs::exists(given)) {
-    throw Error("weights.no_run", fmt::format("'{}' does not exist; name a run folder "
-                                              "(R.h5.runs/<run id>) or its checkpoint.pt", given.string()));
-  }
-  const bool is_dir = fs::is_directory(given);
-  const fs::path run_dir = is_dir ? given : fs::absolute(given).parent_path();
-  const fs::path checkpoint = is_dir ? given / "checkpoint.pt" : given;
-  const auto [store, id] = store_of(run_dir);
-  const auto rec = store.read_run(id);
-  if (!rec || rec->config_toml.empty()) {
-    throw Error("weights.no_run", fmt::format("run '{}' records no configuration in its run.h5", id));
-  }
-  if (!fs::exists(checkpoint)) {
-    throw Error("weights.no_checkpoint",
-                fmt::format("run '{}' has no checkpoint '{}' (status {}): the trainer writes it after "
-                            "each epoch; run the experiment first", id, checkpoint.string(),
-                            to_string(rec->status)));
-  }
-
   Registry registry;
   load_plugins(registry, p);
-  const auto exp = load_experiment_text(without_plugin_versions(rec->config_toml),
-                                        (run_dir / "run.h5").string(), {}, registry);
-  const ResolvedConfig& config = exp.runs.front().config;
-  int64_t num_classes = static_cast<int64_t>(rec->class_names.size());
-  if (num_classes == 0 && rec->final.count("num_classes")) {
-    num_classes = static_cast<int64_t>(rec->final.at("num_classes"));
+  const fs::path given = p.positional[0];
+  if (fs::is_regular_file(given) && given.extension() == ".h5") {
+    throw po::error(fmt::format("'{}' is a weights file already; export reads a run folder (R.h5.runs/<run id>) "
+                                "or its checkpoint.pt", given.string()));
   }
-  Model model = build_model(config, registry, num_classes);
-
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(checkpoint.string());
-  } catch (const c10::Error& e) {  // LibTorch's message, without its stack trace
-    throw Error("weights.checkpoint",
-                fmt::format("cannot read checkpoint '{}': it is truncated or not a checkpoint ({}); "
-                            "export another run's, or run the experiment again to rewrite it",
-                            checkpoint.string(), e.what_without_backtrace()));
-  }
-  const std::string prefix = last ? "model/" : "best/";
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : model.named_state()) {
-      at::Tensor v;
-      try {
-        archive.read(prefix + name, v, /*is_buffer=*/true);
-      } catch (const c10::Error&) {
-        throw Error("weights.checkpoint",
-                    fmt::format("checkpoint '{}' has no tensor '{}{}': it was not written for the "
-                                "model run.h5 describes", checkpoint.string(), prefix, name));
-      }
-      if (v.sizes() != t.sizes()) {
-        throw Error("weights.checkpoint",
-                    fmt::format("checkpoint '{}' holds '{}{}' as [{}] but the model built from run.h5 "
-                                "has [{}]", checkpoint.string(), prefix, name, fmt::join(v.sizes(), ", "),
-                                fmt::join(t.sizes(), ", ")));
-      }
-      t.copy_(v);
-    }
-  }
-  at::Tensor epoch;
-  archive.read(last ? "epoch" : "best_epoch", epoch, true);
-  const std::string source = fmt::format("{} ({} epoch {}) of run {}", checkpoint.string(),
-                                         last ? "last" : "best", epoch.item<int64_t>(), id);
+  const TrainedModel trained = load_trained_model(given, registry, last ? Epoch::last : Epoch::best);
+  const Model& model = trained.model;
+  const std::string& source = trained.source;
   const fs::path out = p.vm["out"].as<std::string>();
-  export_weights(model, out, source, rec->config_toml);
+  export_weights(model, out, source, trained.config_toml, trained.has_inference ? &trained.inference : nullptr);
 
   const auto names = weight_names(model);
   int64_t values = 0;
@@ -197,8 +219,9 @@ int run_weights(const std::vector<std::string>& args) {
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "export") return run_export(rest);
+  if (args[0] == "import") return run_import(rest);
   if (args[0] == "list") return run_list(rest);
-  throw po::error(fmt::format("unknown subcommand '{}' (export, list)", args[0]));
+  throw po::error(fmt::format("unknown subcommand '{}' (export, import, list)", args[0]));
 }
 
 }  // namespace patchbay::cli

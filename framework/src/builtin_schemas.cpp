@@ -105,8 +105,14 @@ const OptionSchema& train_schema() {
                  "float32), or fp16 (CUDA only)");
     s.add_string("device", "cpu", "LibTorch device; this version trains on \"cpu\" only and refuses "
                  "any other value");
-    s.add_string("init_weights", "", "start from this weights file (patchbay weights export; "
-                 "relative to the experiment file) instead of random initialisation; \"\": none");
+    s.add_string("init_weights", "", "start from these weights instead of random initialisation: a "
+                 "weights file (patchbay weights export / import) or a torch.save checkpoint (.pth), "
+                 "relative to the experiment file; \"\": none");
+    s.add_bool("init_strict", false, "init_weights must fit exactly (every tensor by name and shape); "
+               "false: the positional and patch embeddings adapt to this geometry and a head of "
+               "another class count starts fresh (docs/weights.md)");
+    s.add_string("init_exclude", "", "comma-separated globs of init_weights' tensor names to leave "
+                 "out (those of the model start fresh), e.g. \"mlp_head.*\"");
     return s;
   }();
   return schema;

@@ -193,6 +193,8 @@ void write_table(std::string& out, const char* section, const Options& options,
     // Added after runs existed: unset, it leaves their ids as they were.
     if (identity && std::string(section) == "train" &&
         ((k == "init_weights" && v == OptionValue{std::string()}) ||
+         (k == "init_strict" && v == OptionValue{false}) ||
+         (k == "init_exclude" && v == OptionValue{std::string()}) ||
          (k == "precision" && v == OptionValue{std::string("fp32")}) ||
          (k == "early_stop_patience" && v == OptionValue{int64_t{0}}) ||
          (k == "sampler" && v == OptionValue{std::string("shuffle")}) ||

@@ -28,6 +28,7 @@
 #include "patchbay/model.hpp"
 #include "patchbay/version.hpp"
 #include "patchbay/weights.hpp"
+#include "patchbay/weights_load.hpp"
 #include "train/averaging.hpp"
 #include "train/batches.hpp"
 #include "train/checkpoint.hpp"
@@ -343,7 +344,14 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   torch::manual_seed(static_cast<uint64_t>(t.get_int("seed")));
   Model model = build_model(c, registry, data.num_classes);
   if (const fs::path init = t.get_string("init_weights"); !init.empty()) {
-    import_weights(model, init.is_relative() ? opts.base_dir / init : init);
+    const auto loaded = load_weights(model, read_weights_source(init.is_relative() ? opts.base_dir / init : init),
+                                     {t.get_bool("init_strict"), split_patterns(t.get_string("init_exclude"))});
+    log::info("run {}: init_weights {}: {}{}{}", run.id, init.string(), loaded.summary(),
+              loaded.details().empty() ? "" : "\n", loaded.details());
+    for (const auto kind : {InitAction::Kind::loaded, InitAction::Kind::adapted, InitAction::Kind::fresh,
+                            InitAction::Kind::ignored}) {
+      rec.final[std::string("init_") + to_string(kind)] = static_cast<double>(loaded.count(kind));
+    }
   }
   const Cost cost = model.cost();
   rec.final["tokens"] = static_cast<double>(model.grid().tokens());

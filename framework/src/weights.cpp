@@ -15,13 +15,12 @@
 #include "h5.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/version.hpp"
+#include "patchbay/weights_load.hpp"
 
 namespace fs = std::filesystem;
 
 namespace patchbay {
 namespace {
-
-std::string shape_text(at::IntArrayRef sizes) { return fmt::format("[{}]", fmt::join(sizes, ", ")); }
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -52,10 +51,6 @@ std::map<std::string, std::string> checked_map(const std::vector<std::pair<std::
   return out;
 }
 
-std::string describe(const Model& model) {
-  return fmt::format("this model (patcher '{}', backbone '{}')", model.patcher_name, model.backbone_name);
-}
-
 std::string dtype_of(hid_t dataset) {
   h5::Handle type(H5Dget_type(dataset), "get a dataset's type");
   const size_t bits = 8 * H5Tget_size(type.id());
@@ -67,6 +62,25 @@ std::string dtype_of(hid_t dataset) {
 }
 
 std::vector<int64_t> to_int64(const std::vector<hsize_t>& dims) { return {dims.begin(), dims.end()}; }
+
+// One tensor as a float32 (floating point) or int64 (integer) dataset.
+void write_tensor(hid_t root, const std::string& name, const at::Tensor& tensor, const std::string& patchbay_name) {
+  auto t = tensor.detach().to(torch::kCPU);
+  const std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  h5::Handle ds;
+  if (t.is_floating_point()) {
+    t = t.to(torch::kFloat).contiguous();
+    ds = h5::write_nd(root, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t.data_ptr(), dims);
+  } else if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false)) {
+    t = t.to(torch::kLong).contiguous();
+    ds = h5::write_nd(root, name, H5T_STD_I64LE, H5T_NATIVE_INT64, t.data_ptr(), dims);
+  } else {
+    throw Error("weights.unsupported",
+                fmt::format("tensor '{}' is {}, which a weights file does not hold (floating "
+                            "point and integer tensors only)", name, c10::toString(t.scalar_type())));
+  }
+  if (!patchbay_name.empty()) h5::write_attr(ds.id(), "patchbay_name", patchbay_name);
+}
 
 }  // namespace
 
@@ -110,8 +124,18 @@ std::vector<WeightName> weight_names(const Model& model) {
 }
 
 void export_weights(const Model& model, const fs::path& file, const std::string& source,
-                    const std::string& config_toml) {
+                    const std::string& config_toml, const InferenceInfo* inference) {
   const auto names = weight_names(model);
+  std::string class_names;
+  if (inference) {
+    for (const auto& c : inference->class_names) {
+      if (c.find('\n') != std::string::npos) {
+        throw Error("weights.class_name", fmt::format("class name '{}' holds a newline, which a weights file "
+                                                      "cannot record; rename the class", c));
+      }
+      class_names += (class_names.empty() ? "" : "\n") + c;
+    }
+  }
   replace_file(file, "weights file", [&](const fs::path& temp) {
     auto f = h5::create_file(temp);
     const hid_t root = f.id();
@@ -129,96 +153,35 @@ void export_weights(const Model& model, const fs::path& file, const std::string&
         {"patch_time", g.patch_time},   {"stride_freq", g.stride_freq}, {"stride_time", g.stride_time},
         {"tokens", g.tokens()},         {"num_classes", model.num_classes}};
     for (const auto& [key, value] : geometry) h5::write_attr(root, key, value);
-    for (const auto& w : names) {
-      auto t = w.tensor.detach().to(torch::kCPU);
-      const std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-      h5::Handle ds;
-      if (t.is_floating_point()) {
-        t = t.to(torch::kFloat).contiguous();
-        ds = h5::write_nd(root, w.file, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t.data_ptr(), dims);
-      } else if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false)) {
-        t = t.to(torch::kLong).contiguous();
-        ds = h5::write_nd(root, w.file, H5T_STD_I64LE, H5T_NATIVE_INT64, t.data_ptr(), dims);
-      } else {
-        throw Error("weights.unsupported",
-                    fmt::format("tensor '{}' is {}, which a weights file does not hold (floating "
-                                "point and integer tensors only)", w.patchbay, c10::toString(t.scalar_type())));
-      }
-      h5::write_attr(ds.id(), "patchbay_name", w.patchbay);
+    if (inference) {
+      h5::write_attr(root, "class_names", class_names);
+      h5::write_attr(root, "multi_label", int64_t{inference->multi_label ? 1 : 0});
+      h5::write_attr(root, "norm_mean", inference->norm_mean);
+      h5::write_attr(root, "norm_std", inference->norm_std);
     }
+    for (const auto& w : names) write_tensor(root, w.file, w.tensor, w.patchbay);
     h5::flush(root);  // a full disk fails here, loudly, not at close
   });
 }
 
+void write_weights_source(const WeightsSource& source, const fs::path& file) {
+  replace_file(file, "weights file", [&](const fs::path& temp) {
+    auto f = h5::create_file(temp);
+    const hid_t root = f.id();
+    h5::write_attr(root, "names", "original");
+    h5::write_attr(root, "source", fmt::format("{} ({})", source.file.string(), source.format));
+    h5::write_attr(root, "patchbay_version", version());
+    if (source.grid) {
+      h5::write_attr(root, "grid_rows", source.grid->first);
+      h5::write_attr(root, "grid_cols", source.grid->second);
+    }
+    for (const auto& [name, t] : source.tensors) write_tensor(root, name, t, "");
+    h5::flush(root);
+  });
+}
+
 void import_weights(Model& model, const fs::path& file) {
-  if (!fs::exists(file)) {
-    throw Error("weights.not_found", fmt::format("weights file '{}' does not exist; write one with "
-                                                 "'patchbay weights export'", file.string()));
-  }
-  const auto names = weight_names(model);
-  h5::Handle f;
-  try {
-    f = h5::open_file_read(file);
-  } catch (const Error&) {
-    throw Error("weights.unreadable", fmt::format("'{}' is not an HDF5 file; weights files are "
-                                                  "written by 'patchbay weights export'", file.string()));
-  }
-  const std::string where = file.string();
-  std::vector<std::string> problems;
-  std::set<std::string> wanted;
-  for (const auto& w : names) {
-    wanted.insert(w.file);
-    if (!h5::exists(f.id(), w.file) || !h5::is_dataset(f.id(), w.file)) {
-      problems.push_back(fmt::format("'{}' has no tensor '{}' ({} {}), which {} needs", where, w.file,
-                                     w.patchbay, shape_text(w.tensor.sizes()), describe(model)));
-      continue;
-    }
-    auto ds = h5::open_dataset(f.id(), w.file);
-    const auto cls = h5::type_class(ds.id());
-    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
-      throw Error("weights.unreadable", fmt::format("tensor '{}' in '{}' is not numeric ({}); weights "
-                                                    "files hold numbers", w.file, where, dtype_of(ds.id())));
-    }
-    const auto shape = to_int64(h5::shape_of(ds.id()));
-    if (at::IntArrayRef(shape) != w.tensor.sizes()) {
-      problems.push_back(fmt::format("tensor '{}' is {} in '{}' but {} in {} ({})", w.file,
-                                     shape_text(shape), where, shape_text(w.tensor.sizes()),
-                                     describe(model), w.patchbay));
-    }
-  }
-  for (const auto& name : h5::children(f.id())) {
-    if (wanted.count(name)) continue;
-    std::string shape;
-    if (h5::is_dataset(f.id(), name)) {
-      shape = " " + shape_text(to_int64(h5::shape_of(h5::open_dataset(f.id(), name).id())));
-    }
-    problems.push_back(fmt::format("'{}' holds tensor '{}'{}, which {} does not have", where, name,
-                                   shape, describe(model)));
-  }
-  if (!problems.empty()) {
-    const std::string more =
-        problems.size() > 1 ? fmt::format(" ({} more mismatched tensor{})", problems.size() - 1,
-                                          problems.size() > 2 ? "s" : "")
-                            : "";
-    throw Error("weights.mismatch",
-                fmt::format("{}{}; a weights file fits only a model of the same architecture: the "
-                            "same backbone and options (preset, embed_dim, depth, ...), patcher "
-                            "geometry, input size (frontend.num_mel_bins, target_frames) and number "
-                            "of classes; compare with 'patchbay weights list {}'",
-                            problems.front(), more, where));
-  }
-  // Everything fits: read it all, then change the model.
-  std::vector<at::Tensor> loaded;
-  loaded.reserve(names.size());
-  for (const auto& w : names) {
-    auto ds = h5::open_dataset(f.id(), w.file);
-    const bool integral = at::isIntegralType(w.tensor.scalar_type(), /*includeBool=*/true);
-    auto t = torch::empty(w.tensor.sizes(), integral ? torch::kLong : torch::kFloat);
-    h5::read_nd(ds.id(), integral ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, t.data_ptr());
-    loaded.push_back(std::move(t));
-  }
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < names.size(); ++i) names[i].tensor.copy_(loaded[i]);
+  load_weights(model, read_weights_source(file), InitOptions{/*strict=*/true, {}});
 }
 
 WeightsIndex read_weights_index(const fs::path& file) {
@@ -250,6 +213,30 @@ WeightsIndex read_weights_index(const fs::path& file) {
     index.tensors.push_back(std::move(t));
   }
   return index;
+}
+
+std::optional<InferenceInfo> inference_info(const WeightsIndex& index) {
+  const auto at = [&](const char* key) -> const std::string* {
+    const auto it = index.attrs.find(key);
+    return it == index.attrs.end() ? nullptr : &it->second;
+  };
+  const std::string *names = at("class_names"), *multi = at("multi_label"), *mean = at("norm_mean"),
+                    *std = at("norm_std");
+  if (!names || !multi || !mean || !std) return std::nullopt;
+  InferenceInfo info;
+  for (size_t start = 0; start <= names->size();) {
+    const size_t end = std::min(names->find('\n', start), names->size());
+    info.class_names.push_back(names->substr(start, end - start));
+    start = end + 1;
+  }
+  try {
+    info.multi_label = std::stod(*multi) != 0.0;
+    info.norm_mean = std::stod(*mean);
+    info.norm_std = std::stod(*std);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return info;
 }
 
 }  // namespace patchbay

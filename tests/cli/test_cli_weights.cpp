@@ -200,3 +200,84 @@ TEST_CASE("cli: weights export and list refuse what they cannot use") {
   CHECK(r.out.find("patchbay weights export RUN_DIR|CHECKPOINT.pt") != std::string::npos);
 }
 }
+
+TEST_SUITE("cli") {
+TEST_CASE("cli: weights import brings a torch.save checkpoint in, adapts it to FFTP, and a run starts from it") {
+  // A square-patch AST trained here stands for a published checkpoint: exported, then saved by
+  // Python's torch.save as AST publishes its own (DataParallel's prefix, nested).
+  test::TempDir dir;
+  const std::string square = "[patcher]\nplugin = \"square\"\npatch_size = 16\nstride = 8\n";
+  std::string toml;
+  {
+    std::ifstream in(write_experiment(dir.path() / "sq.toml", kAst, "epochs = 1\n"));
+    toml.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = toml.find("[patcher]");
+  toml.replace(at, toml.find("[backbone]") - at, square + "\n");
+  std::ofstream(dir.path() / "sq.toml") << toml;
+  auto r = test::run(cli() + " run " + quoted(dir.path() / "sq.toml") + " --results " + quoted(dir.path() / "sq.h5"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto [sq_dir, sq_config] = only_run(dir.path() / "sq.h5");
+  r = test::run(cli() + " weights export " + quoted(sq_dir) + " --out " + quoted(dir.path() / "sq_w.h5"));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  r = test::run("cd " + quoted(dir.path()) + " && /usr/bin/python3 -c \"import h5py, torch, collections; "
+                "f = h5py.File('sq_w.h5', 'r'); torch.save({'model': collections.OrderedDict(('module.' + k, "
+                "torch.from_numpy(v[()])) for k, v in f.items()), 'epoch': 1}, 'published.pth')\"");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+
+  // A plain conversion records the grid (32 bins x 100 frames, 16 x 16 at stride 8: 3 x 11).
+  r = test::run(cli() + " weights import " + quoted(dir.path() / "published.pth") + " --grid 3x11 --out " +
+                quoted(dir.path() / "plain.h5"));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK_MESSAGE(r.out.find("torch.save checkpoint (state dict under 'model', prefix 'module.' removed), grid 3x11") !=
+                std::string::npos, r.out);
+  const auto index = read_weights_index(dir.path() / "plain.h5");
+  CHECK(index.attrs.at("grid_rows") == "3");
+  CHECK(index.attrs.at("grid_cols") == "11");
+  const auto plain = imported(sq_config, dir.path() / "plain.h5");  // every tensor, strictly
+  CHECK(plain.size() == 23);
+
+  // Adapted to the FFTP experiment (fftp 16 frames stride 8: 1 x 11), with its report.
+  const fs::path fftp_toml = write_experiment(dir.path() / "ff.toml", kAst,
+                                              "epochs = 1\ninit_weights = \"published.pth\"\n");
+  r = test::run(cli() + " weights import " + quoted(dir.path() / "published.pth") + " --grid 3x11 --for " +
+                quoted(fftp_toml) + " --classes 3 --out " + quoted(dir.path() / "ff_init.h5"));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK_MESSAGE(r.out.find("adapted  v.pos_embed: positional grid 3x11 -> 1x11: mean over the frequency rows") !=
+                std::string::npos, r.out);
+  CHECK(r.out.find("adapted  v.patch_embed.proj.weight: patch kernel 16x16 -> 32x16: frequency tiled 2 times") !=
+        std::string::npos);
+  CHECK(r.out.find("# 21 loaded, 2 adapted, 0 fresh, 0 ignored") != std::string::npos);
+  r = test::run(cli() + " weights import " + quoted(dir.path() / "published.pth") + " --grid 3x11 --for " +
+                quoted(fftp_toml) + " --classes 3 --strict --out " + quoted(dir.path() / "strict.h5"));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("error [weights.mismatch]: tensor 'v.patch_embed.proj.weight' is [32, 1, 16, 16]") != std::string::npos);
+  r = test::run(cli() + " weights import " + quoted(dir.path() / "published.pth") + " --out x.h5 --classes 3");
+  CHECK(r.code == 2);
+  r = test::run(cli() + " weights import " + quoted(dir.path() / "published.pth") + " --grid 3by11 --out x.h5");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("give ROWSxCOLS") != std::string::npos);
+
+  // A run straight from the .pth fails, saying how to give the grid; from the conversion it
+  // trains, and records what happened to the tensors.
+  r = test::run(cli() + " run " + quoted(fftp_toml) + " --results " + quoted(dir.path() / "ff.h5"));
+  CHECK(r.code != 0);
+  {
+    const ResultsStore store(dir.path() / "ff.h5");
+    const auto rec = store.read_run(store.read_experiment()->run_ids[0]);
+    CHECK(rec->status == RunStatus::failed);
+    CHECK_MESSAGE(rec->reason.find("weights import") != std::string::npos, rec->reason);
+  }
+  const fs::path converted = write_experiment(dir.path() / "ff2.toml", kAst, "epochs = 1\ninit_weights = \"plain.h5\"\n");
+  r = test::run(cli() + " run " + quoted(converted) + " --results " + quoted(dir.path() / "ff2.h5"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const ResultsStore store(dir.path() / "ff2.h5");
+  const auto rec = store.read_run(store.read_experiment()->run_ids[0]);
+  CHECK(rec->final.at("init_loaded") == 21);
+  CHECK(rec->final.at("init_adapted") == 2);
+  CHECK(rec->final.at("init_fresh") == 0);
+  // init_strict refuses the same file.
+  r = test::run(cli() + " run " + quoted(converted) + " train.init_strict=true --results " + quoted(dir.path() / "ff3.h5"));
+  CHECK(r.code != 0);
+}
+}

@@ -262,6 +262,10 @@ TEST_CASE("weights: train.init_weights is recorded; unset, it leaves run ids as 
   CHECK(unset.hash() != set.hash());
   // The id is the hash of the text the configuration had before the option existed.
   CHECK(test::id_hash_without_later_options(unset) == unset.hash());
+  // init_strict and init_exclude: the same at their defaults, part of the id when set.
+  CHECK(load("init_strict = false\ninit_exclude = \"\"\n").hash() == unset.hash());
+  CHECK(load("init_weights = \"w.h5\"\ninit_strict = true\n").hash() != set.hash());
+  CHECK(load("init_weights = \"w.h5\"\ninit_exclude = \"mlp_head.*\"\n").hash() != set.hash());
 }
 
 TEST_CASE("weights: a plugin whose name list misses a tensor is refused") {

@@ -19,7 +19,7 @@
 // format_version, names ("original" or "patchbay"), architecture (the backbone plugin),
 // patcher (the patcher plugin), source, config (the resolved TOML; may be empty),
 // patchbay_version, and the geometry as int64: freq_bins, frames, patch_freq, patch_time,
-// stride_freq, stride_time, tokens, num_classes. In Python,
+// stride_freq, stride_time, tokens, num_classes; and, from a run, InferenceInfo's below. In Python,
 // {k: torch.from_numpy(v[()]) for k, v in h5py.File(path).items()} is a state_dict.
 //
 // import_weights reads any flat HDF5 file of numeric datasets (h5py-written state dicts
@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,14 +58,29 @@ struct WeightName {
 // Throws PluginError "weights.bad_mapping".
 PATCHBAY_API std::vector<WeightName> weight_names(const Model& model);
 
-// Writes every tensor of the model's state (see the header comment). `source` says where the
-// weights come from; `config_toml` is the model's resolved configuration ("" when unknown).
-// The file is written beside its target and renamed into place.
-PATCHBAY_API void export_weights(const Model& model, const std::filesystem::path& file,
-                                 const std::string& source, const std::string& config_toml = "");
+// What inference needs beyond the tensors and the configuration (patchbay predict): written
+// as root attributes class_names (the names joined by newlines, in label order),
+// multi_label (int64 0/1), norm_mean and norm_std (float64: the front end's normalisation,
+// (x - norm_mean) / (2 norm_std), with the statistics the run trained with).
+struct InferenceInfo {
+  std::vector<std::string> class_names;
+  bool multi_label = false;
+  double norm_mean = 0.0, norm_std = 0.5;
+};
 
-// Copies every tensor of the model's state from `file`, matched by name, after checking them
-// all: nothing is changed when anything is missing, unexpected or of another shape.
+// Writes every tensor of the model's state (see the header comment). `source` says where the
+// weights come from; `config_toml` is the model's resolved configuration ("" when unknown);
+// `inference`, when given, adds its attributes (Error "weights.class_name" for a class name
+// holding a newline). The file is written beside its target and renamed into place.
+PATCHBAY_API void export_weights(const Model& model, const std::filesystem::path& file,
+                                 const std::string& source, const std::string& config_toml = "",
+                                 const InferenceInfo* inference = nullptr);
+
+
+// Copies every tensor of the model's state from `file` (a weights file, any flat HDF5 state
+// dict, or a torch.save checkpoint), matched by name, after checking them all: nothing is
+// changed when anything is missing, unexpected or of another shape. load_weights
+// (weights_load.hpp) is the same with geometry adaptation and a report.
 PATCHBAY_API void import_weights(Model& model, const std::filesystem::path& file);
 
 struct StoredTensor {
@@ -81,5 +97,9 @@ struct WeightsIndex {
 
 // What a weights file holds, without reading the data.
 PATCHBAY_API WeightsIndex read_weights_index(const std::filesystem::path& file);
+
+// The inference attributes of a weights file's index (read_weights_index), or nothing when
+// any of them is missing (a file exported before they existed, or written elsewhere).
+PATCHBAY_API std::optional<InferenceInfo> inference_info(const WeightsIndex& index);
 
 }  // namespace patchbay

@@ -31,7 +31,8 @@
 //    DatasetGenerator (a new virtual signature); Masker::check(MaskContext) added.
 // 7: the TokenDropper kind (Registrar::add_token_dropper) and Backbone::drops_tokens() /
 //    forward_kept() added (new virtuals).
-#define PATCHBAY_PLUGIN_ABI_VERSION 7
+// 8: Backbone::weight_layout() added (loading weights trained on another geometry).
+#define PATCHBAY_PLUGIN_ABI_VERSION 8
 #define PATCHBAY_PLUGIN_ENTRY_SYMBOL "patchbay_plugin_entry"
 
 #define PATCHBAY_STRINGIFY_IMPL(x) #x

@@ -173,6 +173,19 @@ struct BackboneContext {
   int64_t num_classes = 2;   // C
 };
 
+// Backbone::weight_layout(): where the geometry enters a backbone's state.
+struct WeightLayout {
+  // module() name of the positional embedding, [1, S + N, D]: N rows for the grid's tokens
+  // (frequency-major, as PatchGrid orders them) and S for class / distillation tokens; ""
+  // when the backbone has none.
+  std::string pos_embed;
+  int64_t special_tokens = 0;     // S
+  bool specials_in_middle = false;  // false: rows 0 .. S-1 (AST, DeiT); true: at N / 2 (AuM, Vim)
+  // Original names that published checkpoints of this architecture hold but the model never
+  // uses (AST's timm encoder keeps two ImageNet heads): skipped, and reported as ignored.
+  std::vector<std::string> unused_originals;
+};
+
 class PATCHBAY_API Backbone {
  public:
   virtual ~Backbone();
@@ -205,6 +218,10 @@ class PATCHBAY_API Backbone {
   // does (lecun_normal_, zero bias); the default keeps the patcher's own initialisation
   // (AST: PyTorch's Conv2d default, as AST's from-scratch patch embedding).
   virtual void init_patcher(Patcher& /*patcher*/) const {}
+  // How the backbone's weights depend on the geometry, for loading weights trained on another
+  // one (train.init_weights, `patchbay weights import --for`; docs/weights.md). The default
+  // declares nothing: such tensors then load only at their exact shape.
+  virtual WeightLayout weight_layout() const { return {}; }
 };
 
 }  // namespace patchbay

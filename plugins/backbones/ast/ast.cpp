@@ -177,6 +177,11 @@ class Ast final : public patchbay::Backbone {
     return out;
   }
   std::string original_patcher_prefix() const override { return "v."; }
+  // ASTModel's pos_embed holds the class and distillation tokens' rows first (timm's DeiT),
+  // then the 12 x 101 grid's; its v.head / v.head_dist are DeiT's unused ImageNet heads.
+  patchbay::WeightLayout weight_layout() const override {
+    return {"pos_embed", 2, false, {"v.head.weight", "v.head.bias", "v.head_dist.weight", "v.head_dist.bias"}};
+  }
 
   patchbay::Cost cost() const override {
     const int64_t t = ctx_.grid.tokens() + 2, d = shape_.dim, h = shape_.hidden;

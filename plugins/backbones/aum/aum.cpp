@@ -291,6 +291,9 @@ class Aum final : public patchbay::Backbone {
     return out;
   }
   std::string original_patcher_prefix() const override { return ""; }
+  // Vim / AuM insert the class token in the middle of the sequence (token_position = M // 2
+  // in Vim's models_mamba.py), and its positional embedding row with it.
+  patchbay::WeightLayout weight_layout() const override { return {"pos_embed", 1, true, {}}; }
 
   // AuM's VisionMamba applies segm_init_weights to its patch embedding
   // (kaistmm/Audio-Mamba-AuM src/models/mamba_models.py, after Vim's models_mamba.py):

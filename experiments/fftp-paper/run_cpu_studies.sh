@@ -6,7 +6,8 @@
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
 #   studies: cost tuning tuned keywords-300 patch-shape stride square-longer masking masking-budget
-#   masking-longer backbones instruments (default: all, in that order, then figures)
+#   masking-longer backbones instruments transfer (default: all, in that order, then figures)
+#   transfer: pretrains cpu/transfer-pretrain.toml, exports its best epoch, then cpu/transfer.toml
 #   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
 #   figures: copy the plots the write-up shows from the studies' reports into figures/
 #   NICE=19 to run at the lowest CPU priority on a shared machine.
@@ -17,7 +18,7 @@ build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
 [ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 patch-shape stride square-longer masking masking-budget
-                                     masking-longer backbones instruments figures)
+                                     masking-longer backbones instruments transfer figures)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results
@@ -61,6 +62,13 @@ PY
     "${run[@]}" cost experiments/fftp-paper/cpu/cost-paper-rows.toml --classes 527 --batch 0 \
       --repeats 5 train.threads=1 | tee results/fftp-cost-paper-rows.txt
     continue
+  fi
+  if [ "$s" = transfer ]; then
+    # The source checkpoint: square AST-tiny on instruments, its best epoch on validation.
+    "${run[@]}" run experiments/fftp-paper/cpu/transfer-pretrain.toml
+    pre=results/fftp-cpu-transfer-pretrain.h5
+    id=$(/usr/bin/python3 -c "import h5py, sys; print(h5py.File(sys.argv[1], 'r')['table']['id'].asstr()[0])" "$pre")
+    "${run[@]}" weights export "$pre.runs/$id" --out results/fftp-transfer-square-instruments.h5
   fi
   if [ "$s" = tuned ]; then
     /usr/bin/python3 "$here/pick_tuned.py" results/fftp-cpu-tuning.h5 \

@@ -213,6 +213,10 @@ int run_predict(const std::vector<std::string>& args) {
     if (progress && (i % 50 == 0 || i + 1 == clips.size())) fmt::print(stderr, "predict: {}/{} clips\n", i + 1, clips.size());
     ClipScores s;
     try {
+      if (!fs::is_regular_file(clip)) {
+        throw DataError("predict.no_clip", fmt::format("'{}' is not a file{}", clip.string(),
+                                                       fs::exists(clip) ? "" : " (it does not exist)"));
+      }
       s = predictor.classify(clip);
     } catch (const DataError& e) {
       fmt::print(stderr, "patchbay predict: error [{}]: {}\n", e.id(), e.what());

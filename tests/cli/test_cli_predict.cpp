@@ -69,26 +69,38 @@ std::map<std::string, double> scores_of(const json& top) {
   return out;
 }
 
+// A mono clip's samples (the keyword clips are mono).
+std::vector<float> samples_of(const fs::path& clip) {
+  SF_INFO info{};
+  SNDFILE* in = sf_open(clip.string().c_str(), SFM_READ, &info);
+  REQUIRE(in != nullptr);
+  REQUIRE(info.channels == 1);
+  std::vector<float> samples(static_cast<size_t>(info.frames));
+  sf_readf_float(in, samples.data(), info.frames);
+  sf_close(in);
+  return samples;
+}
+
+// Writes interleaved samples with libsndfile (format: SF_FORMAT_WAV | SF_FORMAT_PCM_16, ...).
+void write_clip(const std::vector<float>& interleaved, const fs::path& out, int format, int rate, int channels) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = channels;
+  info.format = format;
+  SNDFILE* o = sf_open(out.string().c_str(), SFM_WRITE, &info);
+  REQUIRE_MESSAGE(o != nullptr, sf_strerror(nullptr));
+  sf_writef_float(o, interleaved.data(), static_cast<sf_count_t>(interleaved.size() / static_cast<size_t>(channels)));
+  sf_close(o);
+}
+
 // Writes `clips` one after another as one mono 16 kHz WAV.
 void concatenate(const std::vector<fs::path>& clips, const fs::path& out) {
   std::vector<float> all;
   for (const auto& c : clips) {
-    SF_INFO info{};
-    SNDFILE* in = sf_open(c.string().c_str(), SFM_READ, &info);
-    REQUIRE(in != nullptr);
-    std::vector<float> samples(static_cast<size_t>(info.frames));
-    sf_readf_float(in, samples.data(), info.frames);
-    sf_close(in);
+    const auto samples = samples_of(c);
     all.insert(all.end(), samples.begin(), samples.end());
   }
-  SF_INFO info{};
-  info.samplerate = 16000;
-  info.channels = 1;
-  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-  SNDFILE* o = sf_open(out.string().c_str(), SFM_WRITE, &info);
-  REQUIRE(o != nullptr);
-  sf_writef_float(o, all.data(), static_cast<sf_count_t>(all.size()));
-  sf_close(o);
+  write_clip(all, out, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1);
 }
 
 }  // namespace
@@ -188,6 +200,19 @@ TEST_CASE("cli: predict classifies long clips in windows and folders as their au
   REQUIRE(folder["clips"].size() == 2);
   CHECK(folder["clips"][0]["path"].get<std::string>().find("b.wav") != std::string::npos);
   CHECK(folder["clips"][1]["path"].get<std::string>().find("sub/a.wav") != std::string::npos);
+
+  // Another format, rate and channel count: OGG Vorbis, 22.05 kHz, stereo (the samples of a
+  // 16 kHz clip on both channels, so 0.73 s at this rate; the front end resamples and mixes).
+  const auto mono = samples_of(parts[0]);
+  std::vector<float> stereo;
+  for (const float v : mono) stereo.insert(stereo.end(), {v, v});
+  const fs::path ogg = dir.path() / "clip.ogg";
+  write_clip(stereo, ogg, SF_FORMAT_OGG | SF_FORMAT_VORBIS, 22050, 2);
+  const json vorbis = predict_json(quoted(t.weights), quoted(ogg));
+  REQUIRE(vorbis["clips"].size() == 1);
+  double sum = 0.0;
+  for (const auto& [name, score] : scores_of(vorbis["clips"][0]["top"])) sum += score;
+  CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));
 }
 
 TEST_CASE("cli: predict names bad clips and incomplete models, and classifies the rest") {
@@ -203,6 +228,9 @@ TEST_CASE("cli: predict names bad clips and incomplete models, and classifies th
   CHECK(out["clips"].size() == 1);
   CHECK(out["errors"].size() == 2);
   CHECK(out["errors"][0]["path"].get<std::string>().find("bad.wav") != std::string::npos);
+  CHECK(out["errors"][1]["id"] == "predict.no_clip");
+  CHECK(out["errors"][1]["error"].get<std::string>().find("missing.wav' is not a file (it does not exist)") !=
+        std::string::npos);
   CHECK_MESSAGE(r.err.find("2 of 3 clips could not be read") != std::string::npos, r.err);
 
   // A weights file without what inference needs says what is missing and what to do.

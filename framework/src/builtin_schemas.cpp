@@ -112,7 +112,7 @@ const OptionSchema& train_schema() {
                "false: the positional and patch embeddings adapt to this geometry and a head of "
                "another class count starts fresh (docs/weights.md)");
     s.add_string("init_exclude", "", "comma-separated globs of init_weights' tensor names to leave "
-                 "out (those of the model start fresh), e.g. \"mlp_head.*\"");
+                 "out (those of the model start fresh; init_strict too), e.g. \"mlp_head.*\"");
     return s;
   }();
   return schema;

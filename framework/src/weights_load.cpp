@@ -94,7 +94,7 @@ class Loader {
     Decision d;
     d.action.name = w.file;
     d.action.patchbay = w.patchbay;
-    if (!options_.strict && matches(options_.exclude, w.file)) return fresh(d, "excluded (init_exclude)");
+    if (matches(options_.exclude, w.file)) return fresh(d, "excluded (init_exclude)");
     const auto it = source_.tensors.find(w.file);
     if (it == source_.tensors.end()) {
       d.problem = fmt::format("'{}' has no tensor '{}' ({} {}), which {} needs", where(), w.file, w.patchbay,
@@ -132,7 +132,7 @@ class Loader {
       Decision d;
       d.action.name = name;
       d.action.kind = InitAction::Kind::ignored;
-      if (!options_.strict && matches(options_.exclude, name)) {
+      if (matches(options_.exclude, name)) {
         d.action.detail = "excluded (init_exclude)";
       } else if (!options_.strict && unused.count(name)) {
         d.action.detail = fmt::format("backbone '{}' never uses it", model_.backbone_name);

@@ -200,6 +200,10 @@ TEST_CASE("weights load: another class count gets a fresh head; init_exclude; an
   // strict: the same file is a mismatch.
   const auto strict = error_of([&] { load_weights(seven, read_weights_source(dir.path() / "w.h5"), {true, {}}); });
   CHECK(strict.find("weights.mismatch: tensor 'mlp_head.1.weight' is [5, 64]") == 0);
+  // ... unless init_exclude names the head: an explicit choice, honoured in strict mode too.
+  const auto strict_excluded = load_weights(seven, read_weights_source(dir.path() / "w.h5"), {true, {"mlp_head.1.*"}});
+  CHECK(strict_excluded.count(InitAction::Kind::fresh) == 2);
+  CHECK(strict_excluded.details().find("fresh    mlp_head.1.bias: excluded (init_exclude)") != std::string::npos);
 
   // init_exclude: the whole head (and the norm before it) start fresh, even at equal shapes.
   Model same = model_of(c, 5, 3);

@@ -23,7 +23,8 @@
 // - ignored: a file tensor the model has no use for: matching `exclude`, or declared unused
 //   by the backbone (WeightLayout::unused_originals: AST's v.head, v.head_dist).
 // Anything else -- a tensor missing from the file, one the model does not have, a shape
-// that no rule adapts -- is a mismatch. `strict = true` allows "loaded" only.
+// that no rule adapts -- is a mismatch. `strict = true` allows "loaded" only, and what
+// `exclude` names (an explicit choice, honoured in both modes).
 //
 // Errors: Error "weights.mismatch" (every mismatch counted, the first named, nothing
 // changed), "weights.grid_unknown" (the positional embedding must be resized but the file

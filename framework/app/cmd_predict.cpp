@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <set>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>

@@ -1,6 +1,7 @@
 #include "trained_model.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
@@ -11,6 +12,8 @@
 
 #include "cli_common.hpp"
 #include "patchbay/error.hpp"
+#include "patchbay/results.hpp"
+#include "patchbay/weights_load.hpp"
 
 namespace fs = std::filesystem;
 
@@ -33,15 +36,16 @@ std::pair<ResultsStore, std::string> store_of(const fs::path& run_dir) {
   return {ResultsStore(runs.substr(0, runs.size() - suffix.size())), folder.filename().string()};
 }
 
-Model model_from_toml(const std::string& config_toml, const std::string& where, const Registry& registry,
+// The model and front end a resolved configuration (a run's or a weights file's) describes.
+struct Built {
+  Model model;
+  FbankOptions frontend;
+};
+Built build_from_toml(const std::string& config_toml, const std::string& where, const Registry& registry,
                       int64_t num_classes) {
   const auto exp = load_experiment_text(without_plugin_versions(config_toml), where, {}, registry);
-  return build_model(exp.runs.front().config, registry, num_classes);
-}
-
-FbankOptions frontend_of(const std::string& config_toml, const std::string& where, const Registry& registry) {
-  const auto exp = load_experiment_text(without_plugin_versions(config_toml), where, {}, registry);
-  return FbankOptions::from(exp.runs.front().config.frontend);
+  const ResolvedConfig& config = exp.runs.front().config;
+  return {build_model(config, registry, num_classes), FbankOptions::from(config.frontend)};
 }
 
 // Loads `prefix` + each state name of the model from checkpoint.pt; returns the epoch.
@@ -79,13 +83,13 @@ int64_t load_checkpoint(Model& model, const fs::path& checkpoint, Epoch epoch) {
 }
 
 TrainedModel from_weights_file(const fs::path& file, const Registry& registry) {
-  const WeightsIndex index = read_weights_index(file);
+  const WeightsSource source = read_weights_source(file);
   std::vector<std::string> missing;
   for (const char* key : {"config", "class_names", "multi_label", "norm_mean", "norm_std"}) {
-    const auto it = index.attrs.find(key);
-    if (it == index.attrs.end() || (std::string(key) == "config" && it->second.empty())) missing.push_back(key);
+    const auto it = source.attrs.find(key);
+    if (it == source.attrs.end() || (std::string(key) == "config" && it->second.empty())) missing.push_back(key);
   }
-  const auto info = inference_info(index);
+  const auto info = inference_info(source.attrs);
   if (!missing.empty() || !info) {
     const std::string what = missing.empty()
                                  ? "readable inference attributes (multi_label, norm_mean, norm_std hold no numbers)"
@@ -96,14 +100,17 @@ TrainedModel from_weights_file(const fs::path& file, const Registry& registry) {
                             "RUN_DIR --out W.h5` records them), or predict from the run folder itself",
                             file.string(), what));
   }
-  const std::string& config = index.attrs.at("config");
-  TrainedModel out{model_from_toml(config, file.string(), registry, static_cast<int64_t>(info->class_names.size())),
-                   config, frontend_of(config, file.string(), registry), *info, true, file.string()};
-  import_weights(out.model, file);
-  return out;
+  const std::string& config = source.attrs.at("config");
+  Built built = build_from_toml(config, file.string(), registry, static_cast<int64_t>(info->class_names.size()));
+  load_weights(built.model, source, InitOptions{/*strict=*/true, {}});
+  return {std::move(built.model), config, built.frontend, *info, true, file.string()};
 }
 
-}  // namespace
+// A run folder's (or its checkpoint.pt's) folder, checkpoint and run record.
+struct RunFolder {
+  fs::path dir, checkpoint;
+  RunRecord record;
+};
 
 RunFolder open_run_folder(const fs::path& given) {
   if (!fs::exists(given)) {
@@ -128,6 +135,8 @@ RunFolder open_run_folder(const fs::path& given) {
   return out;
 }
 
+// The run's class names, multi_label and normalisation statistics; nothing when the record
+// lacks them (a run that never loaded its data).
 std::optional<InferenceInfo> inference_of(const RunRecord& rec) {
   InferenceInfo info;
   info.class_names = rec.class_names;
@@ -142,6 +151,8 @@ std::optional<InferenceInfo> inference_of(const RunRecord& rec) {
   return info;
 }
 
+}  // namespace
+
 TrainedModel load_trained_model(const fs::path& model, const Registry& registry, Epoch epoch) {
   if (fs::is_regular_file(model) && model.extension() == ".h5") return from_weights_file(model, registry);
   const RunFolder run = open_run_folder(model);
@@ -151,8 +162,8 @@ TrainedModel load_trained_model(const fs::path& model, const Registry& registry,
   if (num_classes == 0 && run.record.final.count("num_classes")) {
     num_classes = static_cast<int64_t>(run.record.final.at("num_classes"));
   }
-  TrainedModel out{model_from_toml(run.record.config_toml, where, registry, num_classes), run.record.config_toml,
-                   frontend_of(run.record.config_toml, where, registry), info.value_or(InferenceInfo{}),
+  Built built = build_from_toml(run.record.config_toml, where, registry, num_classes);
+  TrainedModel out{std::move(built.model), run.record.config_toml, built.frontend, info.value_or(InferenceInfo{}),
                    info.has_value(), ""};
   const int64_t e = load_checkpoint(out.model, run.checkpoint, epoch);
   out.source = fmt::format("{} ({} epoch {}) of run {}", run.checkpoint.string(),

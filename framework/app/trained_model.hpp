@@ -12,7 +12,7 @@
 // class names, multi-label and the normalisation statistics come from run.h5. A path
 // ending in .h5 that is a file is a weights file; anything else a run folder.
 // From a weights file (weights.hpp's format): the model is rebuilt from its `config`
-// attribute and loaded with import_weights; the rest from its inference attributes
+// attribute and loaded strictly (read once: weights_load.hpp); the rest from its inference attributes
 // (class_names, multi_label, norm_mean, norm_std), which `weights export` writes from a run.
 //
 // Errors: Error "weights.no_run" (not a run folder, no configuration recorded),
@@ -21,13 +21,11 @@
 // the message says which and what to do), plus those of weights.hpp and build_model.
 #pragma once
 #include <filesystem>
-#include <optional>
 #include <string>
 
 #include "patchbay/fbank.hpp"
 #include "patchbay/model.hpp"
 #include "patchbay/registry.hpp"
-#include "patchbay/results.hpp"
 #include "patchbay/weights.hpp"
 
 namespace patchbay::cli {
@@ -42,17 +40,6 @@ struct TrainedModel {
   bool has_inference = false;  // false: a run that recorded no class names or statistics
   std::string source;        // "checkpoint.pt (best epoch 7) of run abc", or the weights file
 };
-
-// A run folder's (or its checkpoint.pt's) run record, with its results store.
-struct RunFolder {
-  std::filesystem::path dir, checkpoint;
-  RunRecord record;
-};
-RunFolder open_run_folder(const std::filesystem::path& run_dir_or_checkpoint);
-
-// The run's inference information from its record (class names, multi_label, norm_*);
-// nothing when the record lacks them (a run that never loaded its data).
-std::optional<InferenceInfo> inference_of(const RunRecord& record);
 
 TrainedModel load_trained_model(const std::filesystem::path& model, const Registry& registry, Epoch epoch);
 

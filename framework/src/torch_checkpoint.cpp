@@ -3,7 +3,6 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include <set>
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -458,10 +457,7 @@ TorchCheckpoint read_torch_checkpoint(const fs::path& file) {
   }
   if (all_prefixed) out.removed_prefix = "module.";
   for (const auto& [k, v] : state->entries) {
-    if (v->kind != Value::Kind::tensor) {
-      out.ignored.push_back(k->text);
-      continue;
-    }
+    if (v->kind != Value::Kind::tensor) continue;  // an int an old training loop left in it
     std::string name = k->text.substr(out.removed_prefix.size());
     if (!out.tensors.emplace(name, v->tensor).second) {
       throw Error("weights.unreadable", fmt::format("'{}' holds the tensor '{}' twice", file.string(), name));

@@ -346,8 +346,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   if (const fs::path init = t.get_string("init_weights"); !init.empty()) {
     const auto loaded = load_weights(model, read_weights_source(init.is_relative() ? opts.base_dir / init : init),
                                      {t.get_bool("init_strict"), split_patterns(t.get_string("init_exclude"))});
+    const std::string details = loaded.details();
     log::info("run {}: init_weights {}: {}{}{}", run.id, init.string(), loaded.summary(),
-              loaded.details().empty() ? "" : "\n", loaded.details());
+              details.empty() ? "" : "\n", details);
     for (const auto kind : {InitAction::Kind::loaded, InitAction::Kind::adapted, InitAction::Kind::fresh,
                             InitAction::Kind::ignored}) {
       rec.final[std::string("init_") + to_string(kind)] = static_cast<double>(loaded.count(kind));

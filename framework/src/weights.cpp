@@ -215,10 +215,10 @@ WeightsIndex read_weights_index(const fs::path& file) {
   return index;
 }
 
-std::optional<InferenceInfo> inference_info(const WeightsIndex& index) {
+std::optional<InferenceInfo> inference_info(const std::map<std::string, std::string>& attrs) {
   const auto at = [&](const char* key) -> const std::string* {
-    const auto it = index.attrs.find(key);
-    return it == index.attrs.end() ? nullptr : &it->second;
+    const auto it = attrs.find(key);
+    return it == attrs.end() ? nullptr : &it->second;
   };
   const std::string *names = at("class_names"), *multi = at("multi_label"), *mean = at("norm_mean"),
                     *std = at("norm_std");

@@ -183,6 +183,11 @@ TEST_CASE("cli: predict classifies long clips in windows and folders as their au
   for (const auto& [name, score] : scores_of(mean["clips"][0]["top"])) {
     CHECK(score == doctest::Approx(window_mean.at(name)).epsilon(1e-5));
   }
+  // Batches of 2 windows (3 forward passes) score as one batch of 5 does.
+  const json batched = predict_json(quoted(t.weights), quoted(long_clip), "--batch 2");
+  for (const auto& [name, score] : scores_of(batched["clips"][0]["top"])) {
+    CHECK(score == doctest::Approx(scores_of(mean["clips"][0]["top"]).at(name)).epsilon(1e-6));
+  }
   const json max = predict_json(quoted(t.weights), quoted(long_clip), "--aggregate max --hop 1");
   REQUIRE(max["clips"][0]["windows"].size() == 3);  // 0, 100, 198
   for (const auto& [name, score] : scores_of(max["clips"][0]["top"])) {
@@ -253,6 +258,17 @@ TEST_CASE("cli: predict names bad clips and incomplete models, and classifies th
   CHECK(r.err.find("give mean or max") != std::string::npos);
   r = test::run(cli() + " predict " + quoted(t.weights) + " " + quoted(good) + " --window 0");
   CHECK(r.code == 2);
+  r = test::run(cli() + " predict " + quoted(t.weights) + " " + quoted(good) + " --window 1.5");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.err.find("the model takes at most 1 s (100 frames)") != std::string::npos, r.err);
+  r = test::run(cli() + " predict " + quoted(t.weights) + " " + quoted(good) + " --top-k 0");
+  CHECK(r.code == 2);
+  // A folder without audio is named, not taken for zero clips.
+  fs::create_directories(dir.path() / "empty");
+  std::ofstream(dir.path() / "empty" / "notes.txt") << "no audio";
+  r = test::run(cli() + " predict " + quoted(t.weights) + " " + quoted(dir.path() / "empty"));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [predict.no_clips]: folder") != std::string::npos, r.err);
   r = test::run(cli() + " predict --help");
   CHECK(r.code == 0);
   CHECK(r.out.find("Usage: patchbay predict MODEL") != std::string::npos);

@@ -15,7 +15,8 @@
 // state dict (LibTorch 2.x fixed the first). The unpickler executes nothing: a class other
 // than those a state dict uses (OrderedDict, the tensor and parameter rebuild functions,
 // the typed storages) becomes an opaque value, which is an error only where a tensor is
-// needed. Tensors keep their dtype (float32, float16, bfloat16, float64, integer, bool).
+// needed. Entries of the state dict that are no tensors are skipped. Tensors keep their
+// dtype (float32, float16, bfloat16, float64, integer, bool).
 //
 // Errors: Error "weights.not_found" (no such file), "weights.unreadable" (not a zip
 // checkpoint -- the message says how to re-save one in the legacy format --, a damaged
@@ -27,7 +28,6 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <vector>
 
 #include "patchbay/export.hpp"
 
@@ -37,7 +37,6 @@ struct TorchCheckpoint {
   std::map<std::string, at::Tensor> tensors;  // name (prefix removed) -> tensor
   std::string nested_under;                   // "" or the key the state dict was found under
   std::string removed_prefix;                 // "" or "module."
-  std::vector<std::string> ignored;           // entries of the state dict that are no tensors
 };
 
 // True when `file` starts like a zip archive (what torch.save writes since PyTorch 1.6).

@@ -98,8 +98,9 @@ struct WeightsIndex {
 // What a weights file holds, without reading the data.
 PATCHBAY_API WeightsIndex read_weights_index(const std::filesystem::path& file);
 
-// The inference attributes of a weights file's index (read_weights_index), or nothing when
-// any of them is missing (a file exported before they existed, or written elsewhere).
-PATCHBAY_API std::optional<InferenceInfo> inference_info(const WeightsIndex& index);
+// The inference attributes among a weights file's root attributes (WeightsIndex::attrs,
+// WeightsSource::attrs), or nothing when any of them is missing or unreadable (a file
+// exported before they existed, or written elsewhere).
+PATCHBAY_API std::optional<InferenceInfo> inference_info(const std::map<std::string, std::string>& attrs);
 
 }  // namespace patchbay

@@ -1,9 +1,13 @@
 // The keywords generator (contract in keywords.hpp). Signal chain per clip (docs/datasets.md):
-// espeak-ng at 22050 Hz -> 16 kHz (libsoxr) -> trim silence (-40 dB re. the loudest 10 ms
-// frame) -> peak-normalise -> random offset in 1 s (crop a longer word) -> peak level
-// U(level_min, level_max) dBFS -> usually a random second of generated noise at SNR
-// U(snr_min, snr_max) dB measured on the speech -> 16-bit.
+// espeak-ng at 22050 Hz -> 16 kHz (libsoxr) -> [a band-limited channel] -> trim silence
+// (-40 dB re. the loudest 10 ms frame) -> [a room] -> peak-normalise -> random offset in 1 s
+// (crop a longer word) -> peak level U(level_min, level_max) dBFS -> usually a random second
+// of generated noise [or babble] at SNR U(snr_min, snr_max) dB measured on the speech ->
+// 16-bit. The bracketed steps are off by default; their draws come from a stream of their
+// own, so turning them on leaves every other draw of a clip as it was.
 #include "keywords.hpp"
+
+#include "acoustics.hpp"
 
 #include <espeak-ng/speak_lib.h>
 #include <sys/socket.h>
@@ -290,7 +294,10 @@ std::map<std::string, SplitId> split_timbres(const std::vector<Voice>& voices,
   std::vector<std::pair<uint64_t, std::string>> ranked;
   std::set<std::string> seen;
   for (const auto& v : voices) {
-    if (seen.insert(v.timbre).second) ranked.emplace_back(stable_hash("keywords-group:" + v.timbre), v.timbre);
+    // split_seed 0 keeps the ranking of every set made before the option existed.
+    const std::string key = o.split_seed == 0 ? "keywords-group:" + v.timbre
+                                              : fmt::format("keywords-group:{}:{}", o.split_seed, v.timbre);
+    if (seen.insert(v.timbre).second) ranked.emplace_back(stable_hash(key), v.timbre);
   }
   std::sort(ranked.begin(), ranked.end());
   const auto groups = static_cast<double>(ranked.size());
@@ -396,6 +403,89 @@ std::vector<std::pair<std::string, std::vector<float>>> make_noises(uint64_t see
   return noises;
 }
 
+// One word's recording, resampled to 16 kHz: [a band-limited channel] -> trim the silence
+// -> [a room]. Empty when the word is silent. `r` is the clip's recording stream.
+std::vector<float> record(std::vector<float> speech, const KeywordsOptions& o, Rng& r) {
+  if (r.chance(o.channel_probability)) {
+    const double high_pass = r.uniform(80.0, 400.0);  // one draw per statement: a fixed order
+    const double low_pass = r.uniform(2800.0, 7500.0);
+    acoustics::band_limit(speech, kRate, high_pass, low_pass);
+  }
+  speech = trim_silence(speech);
+  if (!speech.empty() && r.chance(o.reverb_probability)) {
+    const double rt60 = r.uniform(0.15, 0.8);
+    const double predelay = r.uniform(0.0, 0.02);
+    const double drr_db = r.uniform(-2.0, 10.0);
+    speech = acoustics::convolve(speech, acoustics::room_response(r, kRate, rt60, predelay, drr_db));
+  }
+  return speech;
+}
+
+// Babble: talkers saying common words that are not keywords (the generator's own words are
+// left out too), so babble never holds a label.
+const std::vector<std::string>& babble_words() {
+  static const std::vector<std::string> words = {
+      "the", "morning", "water", "people", "because", "little", "number", "between", "family", "picture",
+      "question", "another", "children", "evening", "garden", "history", "important", "kitchen", "letter",
+      "market", "minute", "paper", "river", "summer", "table", "window", "yellow", "together", "without",
+      "doctor", "island", "money", "orange", "pencil", "station", "weather"};
+  return words;
+}
+
+constexpr int kBabbleTracks = 3, kBabbleTalkers = 4;
+constexpr int64_t kBabbleSeconds = 4;
+
+// A split's babble: kBabbleTracks tracks of kBabbleSeconds, each kBabbleTalkers voices of
+// that split talking at once (a word every ~0.5 s at its own level), peak-normalised to 0.5
+// as the generated noises are.
+std::vector<std::vector<float>> make_babble(EspeakWorker& espeak, const std::vector<const Voice*>& pool,
+                                            const KeywordsOptions& o, SplitId split) {
+  std::vector<std::vector<float>> tracks;
+  if (pool.empty()) return tracks;
+  std::vector<std::string> words;
+  for (const auto& w : babble_words()) {
+    if (std::find(o.words.begin(), o.words.end(), w) == o.words.end()) words.push_back(w);
+  }
+  const auto len = static_cast<size_t>(kBabbleSeconds * kRate);
+  for (int t = 0; t < kBabbleTracks; ++t) {
+    std::vector<float> track(len, 0.0f);
+    for (int k = 0; k < kBabbleTalkers; ++k) {
+      Rng r = stream(o.seed, fmt::format("babble:{}:{}", static_cast<int>(split), t), static_cast<uint64_t>(k));
+      const Voice& v = *pool[r.below(pool.size())];
+      auto at = static_cast<size_t>(r.uniform(0.0, 0.5) * kRate);
+      while (at < len) {
+        const std::string& word = r.pick(words);
+        const auto espeak_noise = static_cast<unsigned>(r.below(1ULL << 31));
+        const std::vector<float> x = trim_silence(resample_to_16k(
+            synthesise(espeak, v, word, v.pitch, v.rate, v.range, espeak_noise), espeak.rate(), "babble"));
+        float peak = 0;
+        for (float s : x) peak = std::max(peak, std::fabs(s));
+        const double gain = peak > 0 ? r.uniform(0.3, 1.0) / peak : 0.0;
+        for (size_t i = 0; i < x.size() && at + i < len; ++i) track[at + i] += static_cast<float>(x[i] * gain);
+        at += x.size() + static_cast<size_t>(r.uniform(0.05, 0.3) * kRate);
+      }
+    }
+    float peak = 0;
+    for (float s : track) peak = std::max(peak, std::fabs(s));
+    if (peak > 0) {
+      for (float& s : track) s *= 0.5f / peak;
+    }
+    tracks.push_back(std::move(track));
+  }
+  return tracks;
+}
+
+// The recording-realism options in README.txt; nothing when all are off, so such a set's
+// README is the one earlier versions wrote.
+std::string realism_text(const KeywordsOptions& o) {
+  if (o.split_seed == 0 && o.channel_probability == 0 && o.reverb_probability == 0 && o.babble_share == 0) return "";
+  return fmt::format("  split_seed = {} (0: the ranking above; else by FNV-1a(\"keywords-group:<split_seed>:\" + timbre))\n"
+                     "  channel_probability = {} (high-pass U(80, 400) Hz, low-pass U(2.8, 7.5) kHz)\n"
+                     "  reverb_probability = {} (RT60 U(0.15, 0.8) s, pre-delay U(0, 20) ms, DRR U(-2, 10) dB)\n"
+                     "  babble_share = {} (of the noisy clips; {} talkers of the clip's split)\n",
+                     o.split_seed, o.channel_probability, o.reverb_probability, o.babble_share, kBabbleTalkers);
+}
+
 void write_wav(const fs::path& file, const std::vector<float>& x) {
   datasets::write_wav16(file, x, kRate, "keywords");
 }
@@ -430,6 +520,10 @@ void check_options(const KeywordsOptions& o) {
     bad("noise_probability must be in [0, 1]");
   }
   if (!(o.snr_min_db <= o.snr_max_db)) bad("snr_min_db must not exceed snr_max_db");
+  for (const auto& [name, p] : {std::pair<const char*, double>{"channel_probability", o.channel_probability},
+                                {"reverb_probability", o.reverb_probability}, {"babble_share", o.babble_share}}) {
+    if (!(p >= 0 && p <= 1)) bad(fmt::format("{} is {}; give a share in [0, 1]", name, p));
+  }
   if (!(o.level_min_dbfs <= o.level_max_dbfs && o.level_max_dbfs <= 0)) {
     bad("need level_min_dbfs <= level_max_dbfs <= 0");
   }
@@ -473,6 +567,11 @@ KeywordsSummary generate_keywords(const KeywordsOptions& o, const fs::path& out_
     write_wav(out_dir / "_background_noise_" / (kind + "_noise.wav"), x);
   }
 
+  std::vector<std::vector<float>> babble_tracks[3];
+  if (o.babble_share > 0) {
+    for (int s = 0; s < 3; ++s) babble_tracks[s] = make_babble(espeak, pools[s], o, static_cast<SplitId>(s));
+  }
+
   const int n_test = pools[kTest].empty() ? 0 : held_out_clips(o.per_class, o.test_share);
   const int n_valid = pools[kValid].empty() ? 0 : held_out_clips(o.per_class, o.valid_share);
   std::vector<std::string> lists[3];
@@ -493,8 +592,10 @@ KeywordsSummary generate_keywords(const KeywordsOptions& o, const fs::path& out_
       const auto espeak_noise = static_cast<unsigned>(rng.below(1ULL << 31));
 
       const std::string what = fmt::format("'{}' by {}", word, v.name);
-      std::vector<float> speech = trim_silence(
-          resample_to_16k(synthesise(espeak, v, word, pitch, rate, range, espeak_noise), espeak.rate(), what));
+      Rng recording = stream(o.seed, "recording:" + word, static_cast<uint64_t>(n));
+      std::vector<float> speech = record(
+          resample_to_16k(synthesise(espeak, v, word, pitch, rate, range, espeak_noise), espeak.rate(), what),
+          o, recording);
       if (speech.empty()) {
         throw DataError("keywords.espeak", fmt::format("libespeak-ng produced silence for {}; "
                                                        "check espeak-ng-data", what));
@@ -508,7 +609,8 @@ KeywordsSummary generate_keywords(const KeywordsOptions& o, const fs::path& out_
       for (size_t i = 0; i < speech.size(); ++i) clip[offset + i] = static_cast<float>(speech[i] * gain);
 
       if (rng.uniform() < o.noise_probability) {
-        const auto& noise = noises[rng.below(noises.size())].second;
+        const bool babble = !babble_tracks[split].empty() && recording.chance(o.babble_share);
+        const auto& noise = babble ? recording.pick(babble_tracks[split]) : noises[rng.below(noises.size())].second;
         const auto at = static_cast<size_t>(rng.below(noise.size() - kClip + 1));
         const double snr = rng.uniform(o.snr_min_db, o.snr_max_db);
         const double speech_rms = rms(clip.data() + offset, speech.size());
@@ -567,7 +669,8 @@ KeywordsSummary generate_keywords(const KeywordsOptions& o, const fs::path& out_
          << "\n  words = " << fmt::format("{}", fmt::join(o.words, ",")) << "\n  valid_share = "
          << o.valid_share << "\n  test_share = " << o.test_share << "\n  noise_probability = "
          << o.noise_probability << "\n  snr_db = [" << o.snr_min_db << ", " << o.snr_max_db
-         << "]\n  level_dbfs = [" << o.level_min_dbfs << ", " << o.level_max_dbfs << "]\n\n"
+         << "]\n  level_dbfs = [" << o.level_min_dbfs << ", " << o.level_max_dbfs << "]\n"
+         << realism_text(o) << "\n"
          << "Clips: train " << summary.train.clips << ", validation " << summary.valid.clips
          << ", test " << summary.test.clips << "\n";
   write_text(out_dir / "README.txt", readme.str());

@@ -12,8 +12,10 @@
 //
 // A voice is an espeak-ng English accent x a voice variant ("timbre"), with a personal pitch
 // and rate, jittered per clip. Splits are speaker-disjoint by timbre: a timbre with all its
-// accents is one speaker group, ranked by a stable hash of its name (independent of the seed)
-// so ~10 % of the groups are validation and ~10 % test; no voice appears in two splits.
+// accents is one speaker group, ranked by a stable hash of its name and split_seed
+// (independent of the seed) so ~10 % of the groups are validation and ~10 % test; no voice
+// appears in two splits. Optional recording effects (a band-limited channel, a room,
+// babble) make it a closer proxy of real speech (KeywordsOptions).
 // The speaker id in a file name is 8 hex digits of a stable hash of the voice's name.
 //
 // Determinism: the same options give byte-identical files (on the same espeak-ng data), also
@@ -55,6 +57,20 @@ struct KeywordsOptions {
   double noise_probability = 0.8;                       // share of clips with background noise
   double snr_min_db = 0.0, snr_max_db = 25.0;           // speech-to-noise ratio, on the speech
   double level_min_dbfs = -30.0, level_max_dbfs = -1.0; // the word's peak level
+  // Recording realism (docs/datasets.md, "Keywords"), off by default: a set made with all
+  // four at their defaults is byte for byte the one earlier versions made.
+  // Which timbres are held out: 0 ranks them by a fixed hash (every earlier set); another
+  // value re-draws the held-out voice families, so studies can vary the test voices.
+  uint64_t split_seed = 0;
+  // Share of clips heard through a band-limited channel: Butterworth high-pass U(80, 400) Hz
+  // and low-pass U(2.8, 7.5) kHz, before the silence is trimmed.
+  double channel_probability = 0.0;
+  // Share of clips spoken in a synthetic room: a decaying-noise impulse response with RT60
+  // U(0.15, 0.8) s, pre-delay U(0, 20) ms, direct-to-reverberant ratio U(-2, 10) dB.
+  double reverb_probability = 0.0;
+  // Of the clips with background noise, the share whose noise is babble: other voices of
+  // the clip's own split (no voice crosses splits) talking over each other in filler words.
+  double babble_share = 0.0;
   bool overwrite = false;  // replace an earlier keywords output in out_dir
   // Called after each clip with (clips done, clips total); may be empty.
   std::function<void(int64_t, int64_t)> progress;

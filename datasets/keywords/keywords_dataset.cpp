@@ -27,15 +27,41 @@ std::vector<std::string> words_of(const Options& o) {
   return words.empty() ? speech_commands_v2_words() : words;
 }
 
+// The recording-realism options (keywords.hpp), all off by default.
+void add_realism_options(OptionSchema& s) {
+  s.add_int("split_seed", 0, "which voice families (timbres) are held out for validation and test: 0 the "
+            "fixed ranking, another value another draw (vary it to put the test voices in a CI)",
+            Range::at_least(0));
+  s.add_real("channel_probability", 0.0, "share of clips through a band-limited channel (high-pass "
+             "80-400 Hz, low-pass 2.8-7.5 kHz)", Range::between(0.0, 1.0));
+  s.add_real("reverb_probability", 0.0, "share of clips in a synthetic room (RT60 0.15-0.8 s)",
+             Range::between(0.0, 1.0));
+  s.add_real("babble_share", 0.0, "of the clips with background noise, the share whose noise is "
+             "babble (other voices of the same split)", Range::between(0.0, 1.0));
+}
+
+bool realism_on(const Options& o) {
+  return o.get_int("split_seed") != 0 || o.get_real("channel_probability") != 0 ||
+         o.get_real("reverb_probability") != 0 || o.get_real("babble_share") != 0;
+}
+
+// Empty with realism off, so the sets made before it existed keep their folders and markers.
+std::string realism_key(const Options& o) {
+  if (!realism_on(o)) return "";
+  return fmt::format("split_seed = {}\nchannel_probability = {}\nreverb_probability = {}\nbabble_share = {}\n",
+                     o.get_int("split_seed"), o.get_real("channel_probability"), o.get_real("reverb_probability"),
+                     o.get_real("babble_share"));
+}
+
 std::string marker_text(const Options& o) {
-  return fmt::format("generator = \"{}\"\nper_class = {}\nseed = {}\nwords = [\"{}\"]\n",
+  return fmt::format("generator = \"{}\"\nper_class = {}\nseed = {}\nwords = [\"{}\"]\n{}",
                      kKeywordsGeneratorVersion, o.get_int("per_class"), o.get_int("seed"),
-                     fmt::join(words_of(o), "\", \""));
+                     fmt::join(words_of(o), "\", \""), realism_key(o));
 }
 
 fs::path default_root(const Options& o) {
   return generated_root("keywords", kKeywordsGeneratorVersion, o.get_int("per_class"), o.get_int("seed"),
-                        fmt::format("{}", fmt::join(words_of(o), ",")));
+                        fmt::format("{}{}", fmt::join(words_of(o), ","), realism_key(o)));
 }
 
 // The generator's settings from the options the dataset and `patchbay data` share.
@@ -44,6 +70,10 @@ KeywordsOptions settings_of(const Options& o) {
   k.per_class = static_cast<int>(o.get_int("per_class"));
   k.seed = static_cast<uint64_t>(o.get_int("seed"));
   k.words = words_of(o);
+  k.split_seed = static_cast<uint64_t>(o.get_int("split_seed"));
+  k.channel_probability = o.get_real("channel_probability");
+  k.reverb_probability = o.get_real("reverb_probability");
+  k.babble_share = o.get_real("babble_share");
   return k;
 }
 
@@ -106,6 +136,7 @@ DatasetGenerator generator() {
   s.add_int("seed", 0, "random seed (same seed, same bytes)", Range::at_least(0));
   s.add({"words", OptionType::string_list, OptionValue{std::vector<std::string>{}},
          "words (classes), in label order (default: the 35 of Speech Commands V2)", {}, {}});
+  add_realism_options(s);
   return {kGeneratorUsage, s, &generate_into};
 }
 
@@ -118,6 +149,7 @@ void register_keywords_dataset(patchbay::Registrar& registrar) {
   s.add_int("seed", 0, "generator seed: the same seed gives byte-identical clips", Range::at_least(0));
   s.add({"words", OptionType::string_list, OptionValue{std::vector<std::string>{}},
          "words (classes) to generate, in label order (empty: the 35 Speech Commands V2 words)", {}, {}});
+  add_realism_options(s);
   s.add_string("root", "", "folder of the generated dataset (empty: a cache folder under "
                "$PATCHBAY_DATA_DIR or ~/.cache/patchbay/datasets)");
   add_on_bad_clip_option(s);

@@ -186,3 +186,124 @@ TEST_CASE("keywords dataset plugin: generated once on first use, reused, refused
   CHECK(cached->clips(Split::train).front().path.string().find((dir.path() / "cache").string()) == 0);
 }
 }
+
+// Recording realism: the acoustics on their own, then in the generator.
+#include "acoustics.hpp"
+#include "patchbay_datasets/generator.hpp"
+
+namespace {
+
+double sine_gain_db(double hz, double high_pass, double low_pass) {
+  std::vector<float> x(16000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(2 * M_PI * hz * static_cast<double>(i) / 16000.0));
+  const std::vector<float> in = x;
+  acoustics::band_limit(x, 16000, high_pass, low_pass);
+  double e_in = 0, e_out = 0;
+  for (size_t i = 4000; i < x.size(); ++i) {  // past the filters' start-up
+    e_in += double(in[i]) * in[i];
+    e_out += double(x[i]) * x[i];
+  }
+  return 10 * std::log10(e_out / e_in);
+}
+
+std::string file_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("keywords acoustics: the channel passes the voice band, the room decays as told, convolution is exact") {
+  // Butterworth: -3 dB at the corners, flat between, ~12 dB per octave outside.
+  CHECK(std::abs(sine_gain_db(1000, 200, 4000)) < 0.3);
+  CHECK(sine_gain_db(200, 200, 4000) == doctest::Approx(-3.0).epsilon(0.05));
+  CHECK(sine_gain_db(4000, 200, 4000) == doctest::Approx(-3.0).epsilon(0.05));
+  CHECK(sine_gain_db(50, 200, 4000) < -20.0);
+  CHECK(sine_gain_db(7500, 200, 4000) < -9.0);
+  std::vector<float> bad(10);
+  CHECK_THROWS_AS(acoustics::band_limit(bad, 16000, 4000, 200), std::invalid_argument);
+
+  datasets::Rng rng(3);
+  const auto h = acoustics::room_response(rng, 16000, 0.5, 0.01, 4.0);
+  REQUIRE(h.size() == 160 + 8000);
+  CHECK(h[0] == 1.0f);
+  for (size_t i = 1; i < 160; ++i) CHECK(h[i] == 0.0f);  // the pre-delay
+  double tail = 0, first = 0, last = 0;
+  for (size_t i = 160; i < h.size(); ++i) {
+    tail += double(h[i]) * h[i];
+    if (i < 160 + 800) first += double(h[i]) * h[i];
+    if (i >= h.size() - 800) last += double(h[i]) * h[i];
+  }
+  CHECK(10 * std::log10(1.0 / tail) == doctest::Approx(4.0).epsilon(1e-3));  // direct-to-reverberant
+  // Energy falls 60 dB over the tail: 54 dB between its first and last tenths (±3 of noise).
+  CHECK(10 * std::log10(first / last) == doctest::Approx(54.0).epsilon(0.06));
+
+  std::vector<float> x(37), k(11);
+  for (auto& v : x) v = static_cast<float>(rng.gaussian());
+  for (auto& v : k) v = static_cast<float>(rng.gaussian());
+  const auto y = acoustics::convolve(x, k);
+  REQUIRE(y.size() == 47);
+  double worst = 0;
+  for (size_t n = 0; n < y.size(); ++n) {
+    double direct = 0;
+    for (size_t j = 0; j < k.size(); ++j) {
+      if (n >= j && n - j < x.size()) direct += double(x[n - j]) * k[j];
+    }
+    worst = std::max(worst, std::abs(direct - y[n]));
+  }
+  CHECK(worst < 1e-5);
+}
+
+TEST_CASE("keywords: channel, room and babble change every clip they touch and nothing else; split_seed re-draws the held-out voices") {
+  test::TempDir dir;
+  KeywordsOptions plain = small(1);
+  plain.noise_probability = 1.0;
+  generate_keywords(plain, dir.path() / "plain");
+  const auto base = snapshot(dir.path() / "plain");
+  const auto variant = [&](const char* name, auto set) {
+    KeywordsOptions o = plain;
+    set(o);
+    generate_keywords(o, dir.path() / name);
+    return snapshot(dir.path() / name);
+  };
+  const auto channel = variant("channel", [](KeywordsOptions& o) { o.channel_probability = 1.0; });
+  const auto room = variant("room", [](KeywordsOptions& o) { o.reverb_probability = 1.0; });
+  const auto babble = variant("babble", [](KeywordsOptions& o) { o.babble_share = 1.0; });
+  for (const auto* changed : {&channel, &room, &babble}) {
+    REQUIRE(changed->size() == base.size());
+    size_t clips_changed = 0;
+    for (const auto& [path, bytes] : base) {
+      CAPTURE(path);
+      REQUIRE(changed->count(path) == 1);  // the same speakers and file names
+      const bool clip = path.rfind("_background_noise_", 0) != 0 && path.size() > 4 &&
+                        path.compare(path.size() - 4, 4, ".wav") == 0;
+      if (clip) {
+        clips_changed += changed->at(path) != bytes;
+      } else if (path != "README.txt") {
+        CHECK(changed->at(path) == bytes);  // the lists and the noises
+      }
+    }
+    CHECK(clips_changed == 18);
+  }
+  CHECK(file_text(dir.path() / "room" / "README.txt").find("reverb_probability = 1") != std::string::npos);
+  CHECK(file_text(dir.path() / "plain" / "README.txt").find("reverb_probability") == std::string::npos);
+
+  // Another split_seed holds out other timbres, still speaker-disjoint.
+  const auto redrawn = variant("split", [](KeywordsOptions& o) { o.split_seed = 5; });
+  CHECK(file_text(dir.path() / "split" / "testing_list.txt") != file_text(dir.path() / "plain" / "testing_list.txt"));
+  std::map<std::string, std::string> split_of_speaker;
+  for (const char* list : {"testing_list.txt", "validation_list.txt"}) {
+    std::istringstream lines(file_text(dir.path() / "split" / list));
+    for (std::string clip; std::getline(lines, clip);) {
+      const auto it = split_of_speaker.emplace(speaker_of(clip), list).first;
+      CHECK_MESSAGE(it->second == list, clip << " shares a speaker with " << it->second);
+    }
+  }
+  CHECK(redrawn.size() >= base.size() - 3);  // file names follow the speakers
+
+  KeywordsOptions bad = plain;
+  bad.babble_share = 1.5;
+  CHECK_THROWS_WITH_AS(generate_keywords(bad, dir.path() / "bad"), doctest::Contains("babble_share is 1.5"), ConfigError);
+}
+}

@@ -5,7 +5,7 @@
 # Runs another study already finished with the same configuration are copied (run --reuse).
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
-#   studies: cost tuning tuned keywords-300 patch-shape stride square-longer masking masking-budget
+#   studies: cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
 #   masking-longer backbones instruments instruments-converge transfer (default: all, in that order, then figures)
 #   transfer: pretrains cpu/transfer-pretrain.toml, exports its best epoch, then cpu/transfer.toml
 #   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 patch-shape stride square-longer masking masking-budget
+[ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
                                      masking-longer backbones instruments instruments-converge transfer figures)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"

@@ -14,6 +14,7 @@
 #include <torch/nn/module.h>
 
 #include "patchbay/config.hpp"
+#include "patchbay/device.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/model.hpp"
 
@@ -33,7 +34,8 @@ int run_cost(const std::vector<std::string>& args) {
                     "[--repeats N] [--batch B]\n\nBuilds each planned run's patcher and backbone (no data, "
                     "no training) and reports tokens, parameters, paper MACs (Linear + Conv "
                     "multiply-accumulates, the FFTP paper's \"GFLOPs\"), full FLOPs, the median "
-                    "CPU latency of a batch-1 forward pass on random input and the inference "
+                    "latency of a batch-1 forward pass (on the run's train.device, in its "
+                    "train.precision) on random input and the inference "
                     "throughput at --batch. Threads: the run's train.threads (0: all cores).",
                  desc)) {
     return kExitOk;
@@ -53,6 +55,10 @@ int run_cost(const std::vector<std::string>& args) {
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     torch::manual_seed(c.train.get_int("seed"));
     Model model = build_model(c, registry, classes);
+    // On the run's train.device (synchronised there) and in its train.precision.
+    const c10::Device device = device_of(c.train.get_string("device"));
+    require_device(device);
+    model.to(device);
     const Latency latency = measure_latency(model, batch, repeats);
     const Cost cost = model.cost();
     rows.push_back({{"id", run.id},
@@ -66,7 +72,9 @@ int run_cost(const std::vector<std::string>& args) {
                     {"latency_ms_median", latency.batch1_ms},
                     {"throughput_batch", batch},
                     {"throughput_per_s", latency.throughput},
-                    {"threads", latency.threads}});
+                    {"threads", latency.threads},
+                    {"device", device.str()},
+                    {"precision", to_string(model.precision)}});
     if (!model.matched_option.empty()) rows.back()["matched_" + model.matched_option] = model.matched_value;
   }
   if (p.vm.count("json")) {

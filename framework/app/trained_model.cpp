@@ -52,7 +52,7 @@ Built build_from_toml(const std::string& config_toml, const std::string& where, 
 int64_t load_checkpoint(Model& model, const fs::path& checkpoint, Epoch epoch) {
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(checkpoint.string());
+    archive.load_from(checkpoint.string(), torch::kCPU);  // a GPU run's checkpoint too
   } catch (const c10::Error& e) {  // LibTorch's message, without its stack trace
     throw Error("weights.checkpoint",
                 fmt::format("cannot read checkpoint '{}': it is truncated or not a checkpoint ({}); "

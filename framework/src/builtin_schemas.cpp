@@ -100,11 +100,11 @@ const OptionSchema& train_schema() {
                "epoch; the last epoch is always written); a killed run resumes from the last one",
                Range::at_least(0));
     s.add_choice("precision", "fp32", {"fp32", "bf16", "fp16"},
-                 "number format of the forward passes: fp32, bf16 (CPU autocast: matrix products "
+                 "number format of the forward passes: fp32, bf16 (autocast on the model's device: matrix products "
                  "in bfloat16, norms and losses in float32; parameters and optimiser state stay "
-                 "float32), or fp16 (CUDA only)");
-    s.add_string("device", "cpu", "LibTorch device; this version trains on \"cpu\" only and refuses "
-                 "any other value");
+                 "float32), or fp16 (CUDA only, with a dynamic loss scale)");
+    s.add_string("device", "cpu", "where the model computes: \"cpu\", \"cuda\" or \"cuda:N\" (a CUDA "
+                 "LibTorch; README, \"GPUs\"); data, masks and metrics stay on the CPU");
     s.add_string("init_weights", "", "start from these weights instead of random initialisation: a "
                  "weights file (patchbay weights export / import) or a torch.save checkpoint (.pth), "
                  "relative to the experiment file; \"\": none");

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "patchbay/device.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/hash.hpp"
 #include "config_internal.hpp"
@@ -116,21 +117,27 @@ void merge_point_diagnostics(const std::vector<Diagnostics>& per_run,
   }
 }
 
-// train.device: every tensor of a run lives on the CPU in this version, so any other device
-// is refused here rather than accepted and trained on the CPU.
+// train.device and train.precision: the text of the device is checked here, before anything
+// runs; whether a CUDA device exists is asked where the run starts (trainer.cpp), since a
+// sweep may be planned on a machine without the GPUs it runs on (a Slurm login node).
 void check_device(const Options& train, const TableView& view, const Locator& where, Diagnostics& diags) {
-  const std::string& device = train.get_string("device");
-  if (device == "cpu" && train.get_string("precision") == "fp16") {
-    const toml::node* node = view.get("precision");
-    diags.add(node ? where.at("train.precision", node->source()) : where.file(), "config.unsupported_precision",
-              "train.precision = \"fp16\" needs a CUDA device (LibTorch has no fp16 autocast on the CPU); "
-              "use \"bf16\" on the CPU, or \"fp32\"");
+  const std::string& name = train.get_string("device");
+  const auto at_key = [&](const char* key) {
+    const toml::node* node = view.get(key);
+    return node ? where.at(std::string("train.") + key, node->source()) : where.file();
+  };
+  c10::Device device(c10::DeviceType::CPU);
+  try {
+    device = device_of(name);
+  } catch (const ConfigError& e) {
+    diags.add(at_key("device"), e.id(), e.what());
+    return;
   }
-  if (device == "cpu") return;
-  const toml::node* node = view.get("device");
-  diags.add(node ? where.at("train.device", node->source()) : where.file(), "config.unsupported_device",
-            fmt::format("train.device = \"{}\" is not supported: this build of patchbay trains on the "
-                        "CPU only (\"cpu\"); remove the option or set train.device = \"cpu\"", device));
+  if (device.is_cpu() && train.get_string("precision") == "fp16") {
+    diags.add(at_key("precision"), "config.unsupported_precision",
+              "train.precision = \"fp16\" needs a CUDA device (LibTorch has no fp16 autocast on the CPU); "
+              "use \"bf16\" on the CPU, or \"fp32\", or set train.device = \"cuda\"");
+  }
 }
 
 ResolvedConfig resolve_point(const Views& views, const Registry& registry, const Locator& where,

@@ -10,6 +10,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "patchbay/device.hpp"
 #include "patchbay/error.hpp"
 
 namespace patchbay {
@@ -19,9 +20,10 @@ at::Tensor Model::forward(const at::Tensor& spec) { return forward(spec, at::Ten
 at::Tensor Model::forward(const at::Tensor& spec, const at::Tensor& keep) {
   at::Tensor logits;
   {
-    const AutocastScope autocast(precision);
-    const at::Tensor tokens = patcher->forward(spec);
-    logits = keep.defined() ? backbone->forward_kept(tokens, keep) : backbone->forward(tokens);
+    const AutocastScope autocast(precision, device.type());
+    // Batches are made (and masked) on the CPU; the copy to a GPU is the step's only one.
+    const at::Tensor tokens = patcher->forward(spec.to(device, /*non_blocking=*/true));
+    logits = keep.defined() ? backbone->forward_kept(tokens, keep.to(device)) : backbone->forward(tokens);
   }
   // The loss and the metrics in float32, as autocast computes losses.
   if (logits.scalar_type() != at::kFloat) logits = logits.to(at::kFloat);
@@ -78,6 +80,12 @@ std::vector<at::Tensor> Model::parameters() const {
   std::vector<at::Tensor> out;
   for (const auto& [name, p] : named_parameters()) out.push_back(p);
   return out;
+}
+
+void Model::to(const c10::Device& to) {
+  patcher->module().to(to);
+  backbone->module().to(to);
+  device = to;
 }
 
 void Model::train(bool on) {
@@ -222,11 +230,13 @@ namespace {
 
 double median_forward_ms(Model& model, int64_t batch, int repeats) {
   const auto& g = model.grid();
-  const auto input = torch::randn({batch, 1, g.freq_bins, g.frames});
+  const auto input = torch::randn({batch, 1, g.freq_bins, g.frames}, torch::TensorOptions().device(model.device));
   std::vector<double> ms;
   for (int i = 0; i < repeats + 2; ++i) {
+    synchronize(model.device);
     const auto t0 = std::chrono::steady_clock::now();
     const auto logits = model.forward(input);
+    synchronize(model.device);  // CUDA returns before its kernels finish
     const auto t1 = std::chrono::steady_clock::now();
     if (i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }

@@ -1,13 +1,13 @@
 #include "patchbay/precision.hpp"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <fmt/format.h>
 #include <torch/library.h>
 #include <torch/version.h>
 
 #include "patchbay/error.hpp"
+#include "torch_compat.hpp"
 
 namespace patchbay {
 
@@ -61,22 +61,27 @@ TORCH_LIBRARY_IMPL(aten, AutocastCPU, m) {
 
 }  // namespace
 
-// As torch.autocast("cpu", dtype=torch.bfloat16) enters and exits (torch/amp/autocast_mode.py).
-AutocastScope::AutocastScope(Precision precision) {
-  if (precision != Precision::bf16) return;
+// As torch.autocast(device_type, dtype) enters and exits (torch/amp/autocast_mode.py).
+AutocastScope::AutocastScope(Precision precision, c10::DeviceType device) : device_(device) {
+  if (precision == Precision::fp32) return;
+  if (precision == Precision::fp16 && device == c10::DeviceType::CPU) {
+    throw ConfigError("config.unsupported_precision",
+                      "train.precision = \"fp16\" needs a CUDA device (LibTorch has no fp16 autocast on the "
+                      "CPU); use \"bf16\" on the CPU, or \"fp32\"");
+  }
   active_ = true;
-  was_enabled_ = at::autocast::is_cpu_enabled();
-  previous_dtype_ = static_cast<int>(at::autocast::get_autocast_cpu_dtype());
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  was_enabled_ = compat::autocast_enabled(device);
+  previous_dtype_ = static_cast<int>(compat::autocast_dtype(device));
+  compat::set_autocast_enabled(device, true);
+  compat::set_autocast_dtype(device, precision == Precision::bf16 ? at::kBFloat16 : at::kHalf);
   at::autocast::increment_nesting();
 }
 
 AutocastScope::~AutocastScope() {
   if (!active_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_cpu_enabled(was_enabled_);
-  at::autocast::set_autocast_cpu_dtype(static_cast<at::ScalarType>(previous_dtype_));
+  compat::set_autocast_enabled(device_, was_enabled_);
+  compat::set_autocast_dtype(device_, static_cast<at::ScalarType>(previous_dtype_));
 }
 
 }  // namespace patchbay

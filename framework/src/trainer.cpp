@@ -20,6 +20,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "patchbay/device.hpp"
 #include "patchbay/distributed.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/features.hpp"
@@ -33,6 +34,7 @@
 #include "train/batches.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/grad_scaler.hpp"
 #include "train/lr_schedule.hpp"
 #include "train/sampling.hpp"
 
@@ -183,6 +185,7 @@ struct Loop {
   MaskContext mask_context;
   const EpochSampler& sampler;
   double ema_decay;  // 0: no moving average
+  GradScaler& scaler;  // fp16's loss scale (off otherwise)
 };
 
 struct EpochTotals {
@@ -244,9 +247,10 @@ EpochTotals train_epoch(const Loop& l, const BatchMaker& maker, at::Generator& g
     if (n > 0) {
       // The token dropper draws after the masker, one choice for the batch (PaSST).
       const auto logits = l.model.forward(spec.unsqueeze(1), l.model.draw_keep(generator));
+      const at::Tensor targets = b.targets.to(l.model.device, /*non_blocking=*/true);
       loss = l.data.multi_label
-                 ? F::binary_cross_entropy_with_logits(logits, b.targets)
-                 : F::cross_entropy(logits, b.targets, F::CrossEntropyFuncOptions().label_smoothing(l.smoothing));
+                 ? F::binary_cross_entropy_with_logits(logits, targets)
+                 : F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().label_smoothing(l.smoothing));
       loss_value = loss.item<double>();
     }
     int64_t step_examples = n;
@@ -269,7 +273,7 @@ EpochTotals train_epoch(const Loop& l, const BatchMaker& maker, at::Generator& g
                                    "train.lr or set train.grad_clip", loss_value, step + 1, epoch),
                        step + 1};
     }
-    if (n > 0) loss.backward();
+    if (n > 0) l.scaler.scale(loss).backward();
     if (l.dist) {
       // Each rank's gradient is the mean over its n examples: weighted by n and divided by
       // the step's examples, the sum is the combined batch's mean gradient, also when the
@@ -277,8 +281,12 @@ EpochTotals train_epoch(const Loop& l, const BatchMaker& maker, at::Generator& g
       l.dist->reduce_gradients(l.model.parameters(), static_cast<double>(n), static_cast<double>(step_examples),
                                fmt::format("all-reducing step {}'s gradients", step + 1));
     }
+    // fp16: the gradients back at their true size before clipping; a step whose gradients
+    // overflowed is skipped (and the scale halved), as PyTorch's GradScaler.step does.
+    const bool finite = l.scaler.unscale(l.model.parameters());
     if (l.grad_clip > 0.0) torch::nn::utils::clip_grad_norm_(l.model.parameters(), l.grad_clip);
-    l.optimizer.step();
+    if (finite) l.optimizer.step();
+    l.scaler.update(finite);
     if (l.ema_decay > 0) ema_update(ema, l.model, l.ema_decay);
     ++step;
     e.step_seconds += seconds_since(step_start);
@@ -365,7 +373,19 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   if (!model.matched_option.empty()) {
     rec.final["matched_" + model.matched_option] = static_cast<double>(model.matched_value);
   }
+  // Built and initialised on the CPU (the same initial weights on every device), then moved
+  // before the optimiser is made, so its state lives with the parameters.
+  const c10::Device device = device_of(t.get_string("device"));
+  require_device(device);
+  if (!device.is_cpu() && opts.distributed) {
+    throw ConfigError("dist.device", fmt::format("patchbay run-dist trains over Gloo on CPUs; train.device = "
+                                                 "\"{}\" is for `patchbay run` on one GPU; set train.device = "
+                                                 "\"cpu\" for run-dist", device.str()));
+  }
+  seed_device(device, static_cast<uint64_t>(t.get_int("seed")));
+  model.to(device);
   const auto optimizer = make_optimizer(t, model);
+  GradScaler scaler(model.precision == Precision::fp16);
 
   const int64_t epochs = t.get_int("epochs");
   const int64_t batch_size = t.get_int("batch_size");
@@ -403,7 +423,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
                   steps_per_epoch, epochs * steps_per_epoch, LrSchedule::from(t), use_map,
                   use_map ? "mAP" : "acc", t.get_real("grad_clip"), t.get_real("label_smoothing"),
                   t.get_real("mixup"), t.get_real("mixup_alpha"), loader_threads, mask_context, sampler,
-                  t.get_real("ema_decay")};
+                  t.get_real("ema_decay"), scaler};
   const BatchMaker train_maker(data.train, data.norm, mixup_mode, data.fbank);
   const BatchMaker valid_maker(data.valid.size() > 0 ? data.valid : data.train, data.norm, MixupMode::spectrogram,
                                data.fbank);
@@ -430,6 +450,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   const bool resumable = !opts.checkpoint.empty() && fs::exists(opts.checkpoint) && !rec.curves.empty();
   if (resumable && writer) {
     state = load_checkpoint(opts.checkpoint, model, *optimizer);
+    if (state.scaler.has_value()) scaler.set_state(*state.scaler);
     log::info("run {}: resuming after epoch {} (step {})", run.id, state.epoch, state.step);
   }
   if (dist) share_resume(*dist, model, *optimizer, state, t.get_int("seed"), run.id);
@@ -509,6 +530,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     if (writer && !opts.checkpoint.empty() &&
         (epoch == epochs || patience_ran_out() || seconds_since(last_checkpoint) >= checkpoint_every_s)) {
       last_checkpoint = Clock::now();
+      if (scaler.enabled()) state.scaler = scaler.state();
       save_checkpoint(opts.checkpoint, model, *optimizer, state);
     }
     if (opts.after_checkpoint) opts.after_checkpoint(epoch);

@@ -188,13 +188,18 @@ TEST_CASE("config: validation messages (verbatim)") {
         "'stride'? (options: patch_frames, stride)");
 }
 
-TEST_CASE("config: a train.device this build cannot use is refused, not trained on the CPU") {
-  CHECK(error_of(kBase, {"train.device=cuda:0"}) ==
-        "config.unsupported_device: command line 'train.device=cuda:0': train.device = \"cuda:0\" is "
-        "not supported: this build of patchbay trains on the CPU only (\"cpu\"); remove the option "
-        "or set train.device = \"cpu\"");
-  CHECK(error_of(kBase + "\n[train]\ndevice = \"cuda\"\n").rfind("config.unsupported_device: exp.toml:16:10: ", 0) == 0);
-  CHECK(load(kBase, {"train.device=cpu"}).runs.size() == 1);
+TEST_CASE("config: train.device is checked as text where it is written; the device itself when a run starts") {
+  CHECK(error_of(kBase, {"train.device=gpu"}) ==
+        "config.bad_device: command line 'train.device=gpu': train.device = \"gpu\": expected \"cpu\", "
+        "\"cuda\" or \"cuda:N\" (N a device number, e.g. \"cuda:1\")");
+  CHECK(error_of(kBase + "\n[train]\ndevice = \"cuda:one\"\n").rfind("config.bad_device: exp.toml:16:10: ", 0) == 0);
+  // A sweep may be planned where its GPUs are not (a login node): the plan accepts CUDA.
+  for (const char* device : {"cpu", "cuda", "cuda:0", "cuda:3"}) {
+    CAPTURE(device);
+    CHECK(load(kBase, {std::string("train.device=") + device}).runs.size() == 1);
+  }
+  // Each device is its own computation, so its own run.
+  CHECK(load(kBase, {"train.device=cuda"}).runs.front().id != load(kBase).runs.front().id);
 }
 
 TEST_CASE("config: NaN and Inf are refused for every number") {

@@ -94,6 +94,10 @@ TEST_CASE("precision: fp16 on the CPU is refused where the option is written") {
   CHECK_THROWS_WITH_AS(load_experiment_text(text, "exp.toml", {}, test::linked_registry()),
                        doctest::Contains("exp.toml:9:13: train.precision = \"fp16\" needs a CUDA device"),
                        ConfigError);
+  // With a CUDA device it plans (the device itself is asked when the run starts).
+  CHECK(load_experiment_text(text, "exp.toml", {"train.device=cuda"}, test::linked_registry()).runs.size() == 1);
+  // And the autocast scope refuses it on the CPU too, whoever asks.
+  CHECK_THROWS_AS(AutocastScope(Precision::fp16, c10::DeviceType::CPU), ConfigError);
   // fp32, the default, leaves the run id as it was before the option existed; bf16 is another run.
   const auto base = config_of("plugin = \"linear_probe\"", "fp32");
   CHECK(base.hash() == test::id_hash_without_later_options(base));

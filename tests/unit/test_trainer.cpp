@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/cuda.h>
 #include <torch/nn.h>
 
 #include <fstream>
@@ -437,5 +438,80 @@ TEST_CASE("trainer: an unreadable checkpoint restarts the run, which then equals
     CHECK(again.curves[i].valid_loss == fresh.curves[i].valid_loss);
   }
   CHECK(again.test_logits == fresh.test_logits);
+}
+}
+
+TEST_SUITE("unit") {
+TEST_CASE("trainer: a run on a CUDA device this machine lacks is FAILED with the reason, nothing trained") {
+  if (torch::cuda::is_available()) {
+    MESSAGE("this LibTorch sees a CUDA device: the CUDA cases below test it instead");
+    return;
+  }
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  const RunRecord r = train(text, {"train.device=cuda"});
+  CHECK(r.status == RunStatus::failed);
+  CHECK(r.reason.find("[config.device_unavailable]") == 0);
+  CHECK(r.reason.find("train.device = \"cuda\"") != std::string::npos);
+  CHECK(r.curves.empty());
+}
+
+// The CUDA cases run where LibTorch sees a GPU (tools/gpu-check.sh builds them against a CUDA
+// LibTorch); on a CPU-only LibTorch each says it was skipped.
+TEST_CASE("trainer: on CUDA a run learns, draws the CPU run's masks, and its checkpoint resumes exactly") {
+  if (!torch::cuda::is_available()) {
+    MESSAGE("skipped: this LibTorch sees no CUDA device");
+    return;
+  }
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()), "mixup = 0.5\n");
+  const std::vector<std::string> specmask = {"masker.plugin=specmask", "masker.budget=64"};
+  auto on = [&](const std::string& device, std::vector<std::string> more = {}) {
+    more.insert(more.end(), specmask.begin(), specmask.end());
+    more.push_back("train.device=" + device);
+    return more;
+  };
+  const RunRecord cpu = train(text, on("cpu"));
+  const RunRecord gpu = train(text, on("cuda"));
+  REQUIRE_MESSAGE(gpu.status == RunStatus::completed, gpu.reason);
+  CHECK(gpu.final.at("test_accuracy") >= 0.9);
+  // Shuffle, mixup and masks are drawn on the CPU: the same cells on both devices.
+  CHECK(gpu.final.at("masked_cells_per_example") == cpu.final.at("masked_cells_per_example"));
+  CHECK(gpu.curves.front().train_loss == doctest::Approx(cpu.curves.front().train_loss).epsilon(1e-3));
+  // Stopped after epoch 2's checkpoint and resumed (the checkpoint read back onto the GPU):
+  // the uninterrupted run's numbers, up to CUDA's non-deterministic reductions.
+  const auto settings = on("cuda", {"train.checkpoint_every_s=0"});
+  const RunRecord whole = train(text, settings);
+  const fs::path checkpoint = dir.path() / "checkpoint.pt";
+  const auto& registry = test::linked_registry();
+  TrainerOptions stop;
+  stop.checkpoint = checkpoint;
+  stop.measure_latency = false;
+  stop.after_checkpoint = [](int64_t epoch) {
+    if (epoch == 2) throw std::runtime_error("stopped for the test");
+  };
+  const RunRecord stopped =
+      train_run(load_experiment_text(text, "tones.toml", settings, registry).runs.front(), registry, stop, RunRecord{});
+  REQUIRE(stopped.curves.size() == 2);
+  const RunRecord resumed = train(text, settings, checkpoint, stopped);
+  REQUIRE_MESSAGE(resumed.status == RunStatus::completed, resumed.reason);
+  REQUIRE(resumed.curves.size() == whole.curves.size());
+  CHECK(resumed.curves.back().train_loss == doctest::Approx(whole.curves.back().train_loss).epsilon(1e-4));
+  CHECK(resumed.final.at("test_loss") == doctest::Approx(whole.final.at("test_loss")).epsilon(1e-4));
+}
+
+TEST_CASE("trainer: on CUDA, bf16 and fp16 (with its loss scale) learn the easy set") {
+  if (!torch::cuda::is_available()) {
+    MESSAGE("skipped: this LibTorch sees no CUDA device");
+    return;
+  }
+  test::TempDir dir;
+  const auto text = tone_experiment(write_tone_set(dir.path()));
+  for (const char* precision : {"bf16", "fp16"}) {
+    CAPTURE(precision);
+    const RunRecord r = train(text, {"train.device=cuda", std::string("train.precision=") + precision});
+    REQUIRE_MESSAGE(r.status == RunStatus::completed, r.reason);
+    CHECK(r.final.at("test_accuracy") >= 0.9);  // chance: 0.5
+  }
 }
 }

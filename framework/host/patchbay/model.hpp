@@ -13,6 +13,7 @@
 // loaded). Errors: whatever the factories throw (ConfigError, ShapeError, PluginError).
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <memory>
@@ -43,9 +44,15 @@ struct PATCHBAY_API Model {
   int64_t matched_value = 0;
   // train.precision: forward() runs under this autocast (precision.hpp).
   Precision precision = Precision::fp32;
+  // Where the parameters live (device.hpp); build_model builds on the CPU, to() moves.
+  c10::Device device = c10::Device(c10::DeviceType::CPU);
 
-  // spec [B, 1, F, T] -> float32 logits [B, C], the forward pass in `precision`; throws
-  // ShapeError "shape.logits" naming the backbone when the logits are not [B, C].
+  // Moves the patcher's and backbone's parameters and buffers to `to` (before an optimiser
+  // is made from them: it keeps its state where the parameters are).
+  void to(const c10::Device& to);
+  // spec [B, 1, F, T] on any device -> float32 logits [B, C] on `device`, the forward pass in
+  // `precision`; throws ShapeError "shape.logits" naming the backbone when the logits are not
+  // [B, C].
   at::Tensor forward(const at::Tensor& spec);
   // As forward, with only the tokens at `keep` (int64 [K], from draw_keep) passed on by the
   // backbone (Backbone::forward_kept); an undefined `keep` is forward(spec).

@@ -40,6 +40,10 @@ void save_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer
   archive.write("masked", torch::tensor({state.masked_sum, state.masked_count, state.full_frequency_sum}, torch::kDouble), true);
   // A distributed run: every rank's generator state, [world, state bytes] (row 0 = "rng").
   if (state.rank_rngs.defined()) archive.write("rank_rng", state.rank_rngs, true);
+  if (state.scaler) {
+    archive.write("scaler", torch::tensor({state.scaler->scale, static_cast<double>(state.scaler->growth_tracker)},
+                                          torch::kDouble), true);
+  }
   replace_file(file, "checkpoint", [&](const fs::path& temp) { archive.save_to(temp.string()); });
 }
 
@@ -58,7 +62,7 @@ namespace {
 
 TrainState read_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer& optimizer) {
   torch::serialize::InputArchive archive;
-  archive.load_from(file.string());
+  archive.load_from(file.string(), model.device);  // written on any device, read onto the model's
   TrainState r;
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : model.named_state()) {
@@ -75,7 +79,7 @@ TrainState read_checkpoint(const fs::path& file, Model& model, torch::optim::Opt
   at::Tensor rng, epoch, step, best_score, best_epoch, masked;
   archive.read("rng", rng, true);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(rng);
+  generator.set_state(rng.to(torch::kCPU));
   archive.read("epoch", epoch, true);
   archive.read("step", step, true);
   archive.read("best_score", best_score, true);
@@ -89,7 +93,11 @@ TrainState read_checkpoint(const fs::path& file, Model& model, torch::optim::Opt
   r.masked_count = masked[1].item<double>();
   r.full_frequency_sum = masked.numel() > 2 ? masked[2].item<double>() : 0.0;  // older checkpoints: 2
   at::Tensor rank_rngs;
-  if (archive.try_read("rank_rng", rank_rngs, true)) r.rank_rngs = rank_rngs;
+  if (archive.try_read("rank_rng", rank_rngs, true)) r.rank_rngs = rank_rngs.to(torch::kCPU);
+  at::Tensor scaler;
+  if (archive.try_read("scaler", scaler, true)) {
+    r.scaler = GradScaler::State{scaler[0].item<double>(), static_cast<int64_t>(scaler[1].item<double>())};
+  }
   // The weight averages, when the run keeps them (older checkpoints have none).
   at::Tensor averaged;
   if (archive.try_read("averaged", averaged, true)) r.averaged = averaged.item<int64_t>();

@@ -8,17 +8,22 @@
 // The checkpoint (a torch::serialize archive) holds the model's state, the best weights so
 // far, the optimiser's state, the default CPU generator's state, the position (epoch, step),
 // the best epoch and score, the masked-cell sums, the weight averages when on (EMA, the
-// epoch-range sum and its count) and, for a distributed run, every rank's generator state. Restoring all of it makes a resumed run end exactly as an uninterrupted
-// one (trainer.hpp).
+// epoch-range sum and its count), fp16's loss scale and, for a distributed run, every rank's
+// generator state. Restoring all of it makes a resumed run end exactly as an uninterrupted
+// one on the CPU (trainer.hpp; on CUDA, README.md "GPUs" says what is not bit-exact).
+// Checkpoints load on any device: the tensors are mapped to the model's.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <optional>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+
+#include "train/grad_scaler.hpp"
 
 namespace torch::optim {
 class Optimizer;
@@ -41,6 +46,7 @@ struct TrainState {
   NamedTensors average_sum;                     // train.average_epochs: the sum so far (float64)
   int64_t averaged = 0;                         // epochs in average_sum
   at::Tensor rank_rngs;  // [world, bytes] generator states of a distributed run's ranks
+  std::optional<GradScaler::State> scaler;  // fp16 runs: the loss scale when saved
 };
 
 // A checkpoint that exists but cannot be read (truncated, corrupt, another model's). The

@@ -35,7 +35,8 @@ Evaluation evaluate(Model& model, const SplitData& data, const BatchMaker& maker
   for (int64_t i = rank; i < data.size(); i += world) order.push_back(i);
   Prefetcher batches(maker, order, {}, s.batch_size, s.loader_threads);
   std::vector<at::Tensor> logits;
-  while (!batches.done()) logits.push_back(model.forward(batches.next().spec.unsqueeze(1)));
+  // The metrics are computed on the CPU, whatever device the model is on.
+  while (!batches.done()) logits.push_back(model.forward(batches.next().spec.unsqueeze(1)).to(torch::kCPU));
   const int64_t classes = data.multi_hot.size(1);
   at::Tensor local = logits.empty() ? torch::zeros({0, classes}) : torch::cat(logits);
   if (dist) {

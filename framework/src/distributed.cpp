@@ -22,6 +22,7 @@
 #include "patchbay/error.hpp"
 #include "patchbay/log.hpp"
 #include "patchbay/results.hpp"  // host_name()
+#include "torch_compat.hpp"
 
 namespace patchbay {
 namespace {
@@ -151,6 +152,7 @@ std::shared_ptr<Distributed> Distributed::connect(const DistributedConfig& confi
     so.numWorkers = static_cast<std::size_t>(config.world_size);
     so.waitWorkers = false;
     so.timeout = timeout;
+    compat::use_classic_tcp_store(so);
     impl->store = c10::make_intrusive<c10d::TCPStore>(config.addr, so);
 
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);

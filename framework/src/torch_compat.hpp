@@ -8,6 +8,9 @@
 #include <c10/core/ScalarType.h>
 #include <torch/version.h>
 
+#include <type_traits>
+#include <utility>
+
 #define PATCHBAY_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -54,6 +57,20 @@ inline void set_autocast_dtype(c10::DeviceType device, at::ScalarType dtype) {
     at::autocast::set_autocast_gpu_dtype(dtype);
   }
 #endif
+}
+
+// c10d::TCPStoreOptions: 2.4 made the libuv server the default, and a LibTorch built without
+// libuv (Debian 13's 2.6) then refuses every rendezvous ("use_libuv was requested but
+// PyTorch was build without libuv support"). The classic server is in every build, and is
+// the one 1.13 has, so patchbay asks for it wherever the option exists.
+template <class StoreOptions, class = void>
+struct has_use_libuv : std::false_type {};
+template <class StoreOptions>
+struct has_use_libuv<StoreOptions, std::void_t<decltype(std::declval<StoreOptions&>().useLibUV)>> : std::true_type {};
+
+template <class StoreOptions>
+void use_classic_tcp_store(StoreOptions& options) {
+  if constexpr (has_use_libuv<StoreOptions>::value) options.useLibUV = false;
 }
 
 }  // namespace patchbay::compat

@@ -184,11 +184,11 @@ TEST_CASE("results: publish builds the table and summary grids from the run file
       "f = h5py.File('" + store.file().string() + "', 'r')\n"
       "t = f['table']\n"
       "print(list(t['status'].asstr()[()]))\n"
-      "print(list(t['patcher.stride'][()]))\n"
+      "print(t['patcher.stride'][()].tolist())\n"  // tolist: numpy 2 prints np.float64(4.0) in a list
       "g = f['summary/test_accuracy']\n"
       "print(g.shape, [d.label for d in g.dims])\n"
       "print([[None if math.isnan(x) else x for x in row] for row in g[()].tolist()])\n"
-      "print(list(g.dims[0][0][()]))\n"
+      "print(g.dims[0][0][()].tolist())\n"
       "print(f['runs/d-stride8_s1'].attrs['status'])\n"
       "print(f.attrs['schema'], f.attrs['schema_version'])\n";
   std::ofstream(dir.path() / "check.py") << py;

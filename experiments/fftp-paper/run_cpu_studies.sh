@@ -6,7 +6,7 @@
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
 #   studies: cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
-#   masking-longer backbones instruments instruments-converge transfer (default: all, in that order, then figures)
+#   masking-longer masking-converge backbones instruments instruments-converge transfer (default: all, in that order, then figures)
 #   transfer: pretrains cpu/transfer-pretrain.toml, exports its best epoch, then cpu/transfer.toml
 #   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
 #   figures: copy the plots the write-up shows from the studies' reports into figures/
@@ -18,7 +18,7 @@ build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
 [ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
-                                     masking-longer backbones instruments instruments-converge transfer figures)
+                                     masking-longer masking-converge backbones instruments instruments-converge transfer figures)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results

@@ -434,6 +434,7 @@ const std::vector<std::string>& babble_words() {
 
 constexpr int kBabbleTracks = 3, kBabbleTalkers = 4;
 constexpr int64_t kBabbleSeconds = 4;
+constexpr double kBabbleOverFloorDb = 15.0;  // babble's level above the noise under it
 
 // A split's babble: kBabbleTracks tracks of kBabbleSeconds, each kBabbleTalkers voices of
 // that split talking at once (a word every ~0.5 s at its own level), peak-normalised to 0.5
@@ -482,8 +483,9 @@ std::string realism_text(const KeywordsOptions& o) {
   return fmt::format("  split_seed = {} (0: the ranking above; else by FNV-1a(\"keywords-group:<split_seed>:\" + timbre))\n"
                      "  channel_probability = {} (high-pass U(80, 400) Hz, low-pass U(2.8, 7.5) kHz)\n"
                      "  reverb_probability = {} (RT60 U(0.15, 0.8) s, pre-delay U(0, 20) ms, DRR U(-2, 10) dB)\n"
-                     "  babble_share = {} (of the noisy clips; {} talkers of the clip's split)\n",
-                     o.split_seed, o.channel_probability, o.reverb_probability, o.babble_share, kBabbleTalkers);
+                     "  babble_share = {} (of the noisy clips; {} talkers of the clip's split, {} dB over the noise)\n",
+                     o.split_seed, o.channel_probability, o.reverb_probability, o.babble_share, kBabbleTalkers,
+                     kBabbleOverFloorDb);
 }
 
 void write_wav(const fs::path& file, const std::vector<float>& x) {
@@ -609,14 +611,24 @@ KeywordsSummary generate_keywords(const KeywordsOptions& o, const fs::path& out_
       for (size_t i = 0; i < speech.size(); ++i) clip[offset + i] = static_cast<float>(speech[i] * gain);
 
       if (rng.uniform() < o.noise_probability) {
-        const bool babble = !babble_tracks[split].empty() && recording.chance(o.babble_share);
-        const auto& noise = babble ? recording.pick(babble_tracks[split]) : noises[rng.below(noises.size())].second;
+        const auto& noise = noises[rng.below(noises.size())].second;
         const auto at = static_cast<size_t>(rng.below(noise.size() - kClip + 1));
         const double snr = rng.uniform(o.snr_min_db, o.snr_max_db);
+        std::vector<float> background(noise.begin() + static_cast<std::ptrdiff_t>(at),
+                                      noise.begin() + static_cast<std::ptrdiff_t>(at + kClip));
+        if (!babble_tracks[split].empty() && recording.chance(o.babble_share)) {
+          // Babble over the noise, the noise kBabbleOverFloorDb below it: talkers pause, a
+          // recording's floor does not.
+          const auto& track = recording.pick(babble_tracks[split]);
+          const auto from = static_cast<size_t>(recording.below(track.size() - kClip + 1));
+          const double floor_rms = rms(background.data(), kClip), babble_rms = rms(track.data() + from, kClip);
+          const double kb = babble_rms > 0 ? floor_rms * std::pow(10.0, kBabbleOverFloorDb / 20.0) / babble_rms : 0;
+          for (int64_t i = 0; i < kClip; ++i) background[i] += static_cast<float>(track[from + i] * kb);
+        }
         const double speech_rms = rms(clip.data() + offset, speech.size());
-        const double noise_rms = rms(noise.data() + at, kClip);
+        const double noise_rms = rms(background.data(), kClip);
         const double k = noise_rms > 0 ? speech_rms / (noise_rms * std::pow(10.0, snr / 20.0)) : 0;
-        for (int64_t i = 0; i < kClip; ++i) clip[i] += static_cast<float>(noise[at + i] * k);
+        for (int64_t i = 0; i < kClip; ++i) clip[i] += static_cast<float>(background[i] * k);
       }
       for (float& s : clip) s = std::clamp(s, -1.0f, 32767.0f / 32768.0f);
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,6 +79,19 @@ size_t remove_stale_temporaries(const fs::path& folder, const std::string& targe
     if (fs::remove(it->path(), e2)) ++removed;
   }
   return removed;
+}
+
+void write_whole_file(const fs::path& file, const void* data, size_t size) {
+  errno = 0;
+  std::FILE* f = std::fopen(file.c_str(), "wb");
+  int error = f == nullptr ? errno : 0;
+  if (f != nullptr) {
+    if (std::fwrite(data, 1, size, f) != size) error = errno ? errno : EIO;
+    if (std::fclose(f) != 0 && error == 0) error = errno ? errno : EIO;  // buffered bytes meet the disk here
+  }
+  if (error != 0) {
+    throw Error("io.write", fmt::format("cannot write '{}': {}", file.string(), std::strerror(error)));
+  }
 }
 
 void sync_path(const fs::path& path) {

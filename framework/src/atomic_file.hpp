@@ -40,6 +40,11 @@ PATCHBAY_API size_t remove_stale_temporaries(const std::filesystem::path& folder
                                              const std::string& target_prefix,
                                              std::chrono::seconds older_than = std::chrono::seconds(0));
 
+// Writes `size` bytes to `file` (created or truncated) with the C library, for writers that
+// build a file in memory first (the results file, checkpoints): a full disk then fails in a
+// write patchbay checks, not inside a library that may crash on it. Throws Error "io.write"
+// with the system's reason (replace_file turns a full disk into "io.disk_full").
+PATCHBAY_API void write_whole_file(const std::filesystem::path& file, const void* data, size_t size);
 // fsync a file or folder by path; errors ignored (durability is best effort, the rename is
 // what must be atomic).
 PATCHBAY_API void sync_path(const std::filesystem::path& path);

@@ -82,6 +82,23 @@ Handle create_file(const std::filesystem::path& path) {
                 "create file '" + path.string() + "'");
 }
 
+Handle create_memory_file(const std::string& name) {
+  quiet();
+  Handle access(H5Pcreate(H5P_FILE_ACCESS), "make file access properties");
+  check_status(H5Pset_fapl_core(access.id(), 1 << 20, /*backing_store=*/0), "choose the in-memory file driver");
+  return Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.id()),
+                "create in-memory file '" + name + "'");
+}
+
+std::vector<unsigned char> file_image(hid_t file) {
+  flush(file);
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  if (size < 0) fail("measure a file image");
+  std::vector<unsigned char> bytes(static_cast<size_t>(size));
+  if (H5Fget_file_image(file, bytes.data(), bytes.size()) != size) fail("copy a file image");
+  return bytes;
+}
+
 Handle open_file_read(const std::filesystem::path& path) {
   quiet();
   return Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open file '" + path.string() + "'");

@@ -41,6 +41,12 @@ class Handle {
 void quiet();
 
 Handle create_file(const std::filesystem::path& path);       // truncates
+// A file that lives in memory (HDF5's core driver, no backing store) until file_image takes
+// its bytes: HDF5 itself then never meets a full disk. Its 1.10 H5Ocopy has crashed (a
+// segfault in H5T_close_real), not failed, when the disk filled in the middle of a copy.
+Handle create_memory_file(const std::string& name);
+// The complete image of an open file, flushed first: what the file on disk would hold.
+std::vector<unsigned char> file_image(hid_t file);
 Handle open_file_read(const std::filesystem::path& path);
 void flush(hid_t file);
 

@@ -508,7 +508,8 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
   if (!file_.parent_path().empty()) fs::create_directories(file_.parent_path(), ec);
   replace_file(file_, "results file", [&](const fs::path& temp) {
     {
-      auto out = h5::create_file(temp);
+      // Built in memory, then written as one image (h5.hpp says why).
+      auto out = h5::create_memory_file(temp.string());
       h5::write_attr(out.id(), "schema", "patchbay.results");
       h5::write_attr(out.id(), "schema_version", kResultsSchemaVersion);
       h5::write_attr(out.id(), "patchbay_version", std::string(version()));
@@ -658,7 +659,8 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
           }
         }
       }
-      h5::flush(out.id());  // a full disk fails here, loudly, not silently at close
+      const auto image = h5::file_image(out.id());
+      write_whole_file(temp, image.data(), image.size());  // a full disk fails here, in our write
     }
     check_complete(temp, "patchbay.results");
   });

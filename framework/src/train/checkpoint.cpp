@@ -44,7 +44,12 @@ void save_checkpoint(const fs::path& file, Model& model, torch::optim::Optimizer
     archive.write("scaler", torch::tensor({state.scaler->scale, static_cast<double>(state.scaler->growth_tracker)},
                                           torch::kDouble), true);
   }
-  replace_file(file, "checkpoint", [&](const fs::path& temp) { archive.save_to(temp.string()); });
+  // Serialised in memory, then written by us: LibTorch's file writer, on a full disk, throws
+  // again from its destructor while the first error unwinds, and the process aborts.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string image = bytes.str();
+  replace_file(file, "checkpoint", [&](const fs::path& temp) { write_whole_file(temp, image.data(), image.size()); });
 }
 
 

@@ -346,6 +346,15 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   rec.threads = threads;
   rec.loader_threads = loader_threads;
 
+  // The device before the data: a run that cannot have it fails before any features are made.
+  const c10::Device device = device_of(t.get_string("device"));
+  require_device(device);
+  if (!device.is_cpu() && opts.distributed) {
+    throw ConfigError("dist.device", fmt::format("patchbay run-dist trains over Gloo on CPUs; train.device = "
+                                                 "\"{}\" is for `patchbay run` on one GPU; set train.device = "
+                                                 "\"cpu\" for run-dist", device.str()));
+  }
+
   RunData data = load_run_data(run, registry, opts, threads, report, rec);
 
   // Model and optimiser.
@@ -375,13 +384,6 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   }
   // Built and initialised on the CPU (the same initial weights on every device), then moved
   // before the optimiser is made, so its state lives with the parameters.
-  const c10::Device device = device_of(t.get_string("device"));
-  require_device(device);
-  if (!device.is_cpu() && opts.distributed) {
-    throw ConfigError("dist.device", fmt::format("patchbay run-dist trains over Gloo on CPUs; train.device = "
-                                                 "\"{}\" is for `patchbay run` on one GPU; set train.device = "
-                                                 "\"cpu\" for run-dist", device.str()));
-  }
   seed_device(device, static_cast<uint64_t>(t.get_int("seed")));
   model.to(device);
   const auto optimizer = make_optimizer(t, model);

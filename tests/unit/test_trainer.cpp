@@ -442,7 +442,7 @@ TEST_CASE("trainer: an unreadable checkpoint restarts the run, which then equals
 }
 
 TEST_SUITE("unit") {
-TEST_CASE("trainer: a run on a CUDA device this machine lacks is FAILED with the reason, nothing trained") {
+TEST_CASE("trainer: a run on a CUDA device this machine lacks is FAILED with the reason before its data loads") {
   if (torch::cuda::is_available()) {
     MESSAGE("this LibTorch sees a CUDA device: the CUDA cases below test it instead");
     return;
@@ -454,6 +454,7 @@ TEST_CASE("trainer: a run on a CUDA device this machine lacks is FAILED with the
   CHECK(r.reason.find("[config.device_unavailable]") == 0);
   CHECK(r.reason.find("train.device = \"cuda\"") != std::string::npos);
   CHECK(r.curves.empty());
+  CHECK(r.final.count("features_seconds") == 0);  // refused before any features were made
 }
 
 // The CUDA cases run where LibTorch sees a GPU (tools/gpu-check.sh builds them against a CUDA

@@ -36,8 +36,8 @@ void add_realism_options(OptionSchema& s) {
              "80-400 Hz, low-pass 2.8-7.5 kHz)", Range::between(0.0, 1.0));
   s.add_real("reverb_probability", 0.0, "share of clips in a synthetic room (RT60 0.15-0.8 s)",
              Range::between(0.0, 1.0));
-  s.add_real("babble_share", 0.0, "of the clips with background noise, the share whose noise is "
-             "babble (other voices of the same split)", Range::between(0.0, 1.0));
+  s.add_real("babble_share", 0.0, "of the clips with background noise, the share with babble over it "
+             "(other voices of the same split, 15 dB above the noise)", Range::between(0.0, 1.0));
 }
 
 bool realism_on(const Options& o) {

@@ -367,6 +367,13 @@ double rms(const float* x, size_t n) {
   return n ? std::sqrt(s / n) : 0.0;
 }
 
+// The largest |sample|.
+float peak_of(const std::vector<float>& x) {
+  float peak = 0;
+  for (float v : x) peak = std::max(peak, std::fabs(v));
+  return peak;
+}
+
 // Background noises, 10 s each, peak-normalised to 0.5.
 std::vector<std::pair<std::string, std::vector<float>>> make_noises(uint64_t seed) {
   const size_t n = kNoiseSeconds * kRate;
@@ -395,8 +402,7 @@ std::vector<std::pair<std::string, std::vector<float>>> make_noises(uint64_t see
       }
       x[i] = static_cast<float>(y);
     }
-    float peak = 0;
-    for (float v : x) peak = std::max(peak, std::fabs(v));
+    const float peak = peak_of(x);
     for (float& v : x) v *= 0.5f / peak;
     noises.emplace_back(kind, std::move(x));
   }
@@ -459,15 +465,13 @@ std::vector<std::vector<float>> make_babble(EspeakWorker& espeak, const std::vec
         const auto espeak_noise = static_cast<unsigned>(r.below(1ULL << 31));
         const std::vector<float> x = trim_silence(resample_to_16k(
             synthesise(espeak, v, word, v.pitch, v.rate, v.range, espeak_noise), espeak.rate(), "babble"));
-        float peak = 0;
-        for (float s : x) peak = std::max(peak, std::fabs(s));
+        const float peak = peak_of(x);
         const double gain = peak > 0 ? r.uniform(0.3, 1.0) / peak : 0.0;
         for (size_t i = 0; i < x.size() && at + i < len; ++i) track[at + i] += static_cast<float>(x[i] * gain);
         at += x.size() + static_cast<size_t>(r.uniform(0.05, 0.3) * kRate);
       }
     }
-    float peak = 0;
-    for (float s : track) peak = std::max(peak, std::fabs(s));
+    const float peak = peak_of(track);
     if (peak > 0) {
       for (float& s : track) s *= 0.5f / peak;
     }
@@ -479,7 +483,7 @@ std::vector<std::vector<float>> make_babble(EspeakWorker& espeak, const std::vec
 // The recording-realism options in README.txt; nothing when all are off, so such a set's
 // README is the one earlier versions wrote.
 std::string realism_text(const KeywordsOptions& o) {
-  if (o.split_seed == 0 && o.channel_probability == 0 && o.reverb_probability == 0 && o.babble_share == 0) return "";
+  if (!o.realism_on()) return "";
   return fmt::format("  split_seed = {} (0: the ranking above; else by FNV-1a(\"keywords-group:<split_seed>:\" + timbre))\n"
                      "  channel_probability = {} (high-pass U(80, 400) Hz, low-pass U(2.8, 7.5) kHz)\n"
                      "  reverb_probability = {} (RT60 U(0.15, 0.8) s, pre-delay U(0, 20) ms, DRR U(-2, 10) dB)\n"
@@ -603,8 +607,7 @@ KeywordsSummary generate_keywords(const KeywordsOptions& o, const fs::path& out_
                                                        "check espeak-ng-data", what));
       }
       if (static_cast<int64_t>(speech.size()) > kClip) speech.resize(kClip);  // rare: crop
-      float peak = 0;
-      for (float s : speech) peak = std::max(peak, std::fabs(s));
+      const float peak = peak_of(speech);
       const double gain = std::pow(10.0, rng.uniform(o.level_min_dbfs, o.level_max_dbfs) / 20.0) / peak;
       const auto offset = static_cast<size_t>(rng.below(kClip - speech.size() + 1));
       std::vector<float> clip(kClip, 0.0f);

@@ -71,6 +71,10 @@ struct KeywordsOptions {
   // Of the clips with background noise, the share whose noise is babble: other voices of
   // the clip's own split (no voice crosses splits) talking over each other in filler words.
   double babble_share = 0.0;
+  // Whether any of the four above is away from its default.
+  bool realism_on() const {
+    return split_seed != 0 || channel_probability != 0 || reverb_probability != 0 || babble_share != 0;
+  }
   bool overwrite = false;  // replace an earlier keywords output in out_dir
   // Called after each clip with (clips done, clips total); may be empty.
   std::function<void(int64_t, int64_t)> progress;

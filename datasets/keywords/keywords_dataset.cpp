@@ -40,14 +40,11 @@ void add_realism_options(OptionSchema& s) {
              "(other voices of the same split, 15 dB above the noise)", Range::between(0.0, 1.0));
 }
 
-bool realism_on(const Options& o) {
-  return o.get_int("split_seed") != 0 || o.get_real("channel_probability") != 0 ||
-         o.get_real("reverb_probability") != 0 || o.get_real("babble_share") != 0;
-}
+KeywordsOptions settings_of(const Options& o);
 
 // Empty with realism off, so the sets made before it existed keep their folders and markers.
 std::string realism_key(const Options& o) {
-  if (!realism_on(o)) return "";
+  if (!settings_of(o).realism_on()) return "";
   return fmt::format("split_seed = {}\nchannel_probability = {}\nreverb_probability = {}\nbabble_share = {}\n",
                      o.get_int("split_seed"), o.get_real("channel_probability"), o.get_real("reverb_probability"),
                      o.get_real("babble_share"));

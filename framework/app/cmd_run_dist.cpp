@@ -117,6 +117,7 @@ int run_dist(const std::vector<std::string>& args) {
                                   batch, dc.world_size, dc.world_size,
                                   (batch / dc.world_size + 1) * dc.world_size));
   }
+  require_cpu_for_distributed(run->config.train.get_string("device"));  // before any rendezvous
 
   const fs::path results = p.vm.count("results") ? fs::path(p.vm["results"].as<std::string>())
                                                  : fs::path("results") / (exp.name + ".h5");

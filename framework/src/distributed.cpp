@@ -55,6 +55,13 @@ std::string first_line(const std::exception& e) {
 
 }  // namespace
 
+void require_cpu_for_distributed(const std::string& device) {
+  if (device == "cpu") return;
+  throw ConfigError("dist.device", fmt::format("patchbay run-dist trains over Gloo on CPUs; train.device = \"{}\" "
+                                               "is for `patchbay run` on one GPU; set train.device = \"cpu\" for "
+                                               "run-dist", device));
+}
+
 DistributedConfig DistributedConfig::from_environment() {
   DistributedConfig c;
   c.rank = parse_env_int("RANK", c.rank);

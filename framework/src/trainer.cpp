@@ -347,13 +347,9 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   rec.loader_threads = loader_threads;
 
   // The device before the data: a run that cannot have it fails before any features are made.
+  if (opts.distributed) require_cpu_for_distributed(t.get_string("device"));
   const c10::Device device = device_of(t.get_string("device"));
   require_device(device);
-  if (!device.is_cpu() && opts.distributed) {
-    throw ConfigError("dist.device", fmt::format("patchbay run-dist trains over Gloo on CPUs; train.device = "
-                                                 "\"{}\" is for `patchbay run` on one GPU; set train.device = "
-                                                 "\"cpu\" for run-dist", device.str()));
-  }
 
   RunData data = load_run_data(run, registry, opts, threads, report, rec);
 

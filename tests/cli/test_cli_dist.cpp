@@ -201,6 +201,9 @@ TEST_SUITE("cli") {
                             " train.batch_size=15 --dist-rank 0 --dist-world-size 2");
     CHECK(r.code == 1);
     CHECK(r.err.find("dist.batch_size") != std::string::npos);
+    r = patchbay::test::run(cli() + " run-dist " + quoted(exp) + " train.device=cuda --dist-rank 0 --dist-world-size 2");
+    CHECK(r.code == 1);
+    CHECK(r.err.find("dist.device") != std::string::npos);
     r = patchbay::test::run("env -u RANK -u WORLD_SIZE " + cli() + " run-dist " + quoted(exp));
     CHECK(r.code == 2);
     CHECK(r.err.find("cli.missing_rank") != std::string::npos);

@@ -56,6 +56,10 @@ struct DistributedConfig {
   PATCHBAY_API void validate() const;
 };
 
+// Gloo reduces CPU tensors: a distributed run trains on the CPU. Throws ConfigError
+// "dist.device" for train.device = `device` (its text) unless it is "cpu".
+PATCHBAY_API void require_cpu_for_distributed(const std::string& device);
+
 class PATCHBAY_API Distributed {
  public:
   // Rendezvous with the other world_size - 1 ranks; returns when all have joined. Throws

@@ -182,8 +182,19 @@ TEST_CASE("keywords dataset plugin: generated once on first use, reused, refused
   ::setenv("PATCHBAY_DATA_DIR", (dir.path() / "cache").c_str(), 1);
   o.set("root", std::string(""));
   auto cached = registry.make_dataset("keywords", o, DatasetContext{dir.path()});
-  ::unsetenv("PATCHBAY_DATA_DIR");
   CHECK(cached->clips(Split::train).front().path.string().find((dir.path() / "cache").string()) == 0);
+  // Recording realism on: a cache folder of its own, never the clean set's (and back off, the
+  // clean one again).
+  o.set("reverb_probability", 0.5);
+  auto real = registry.make_dataset("keywords", o, DatasetContext{dir.path()});
+  o.set("reverb_probability", 0.0);
+  auto clean = registry.make_dataset("keywords", o, DatasetContext{dir.path()});
+  ::unsetenv("PATCHBAY_DATA_DIR");
+  const auto folder_of = [](const std::shared_ptr<Dataset>& d) { return d->clips(Split::train).front().path.parent_path().parent_path(); };
+  CHECK(folder_of(real) != folder_of(cached));
+  CHECK(folder_of(clean) == folder_of(cached));
+  std::ifstream marker_of_real(folder_of(real) / ".patchbay-keywords");
+  CHECK(std::string(std::istreambuf_iterator<char>(marker_of_real), {}).find("reverb_probability = 0.5") != std::string::npos);
 }
 }
 

@@ -25,19 +25,12 @@ namespace po = boost::program_options;
 namespace patchbay::cli {
 namespace {
 
-size_t find_point(const std::vector<SweepPoint>& points, const std::string& name) {
-  for (size_t i = 0; i < points.size(); ++i) {
-    if (std::to_string(i + 1) == name || points[i].name == name) return i;
-    for (const auto* r : points[i].runs) {
-      if (r->id == name || r->slug == name) return i;
-    }
-  }
-  std::string known;
-  for (size_t i = 0; i < points.size(); ++i) known += fmt::format("\n  {}: {}", i + 1, points[i].name);
+size_t point_named(const std::vector<SweepPoint>& points, const std::string& name) {
+  if (auto i = find_point(points, name)) return *i;
   throw ConfigError("compare.unknown_point",
                     fmt::format("'{}' names no sweep point with completed runs; give a number, a name or a run id "
                                 "or slug. The points:{}",
-                                name, known.empty() ? "\n  (none: no run has completed)" : known));
+                                name, point_list(points)));
 }
 
 nlohmann::json interval_json(const stats::Interval& ci) {
@@ -76,7 +69,7 @@ int run_compare(const std::vector<std::string>& args) {
                                                     "predictions; give test_accuracy, test_mAP or test_auc", metric));
   }
   const auto points = sweep_points(completed_runs(pub), metric);
-  const size_t ia = find_point(points, p.positional[1]), ib = find_point(points, p.positional[2]);
+  const size_t ia = point_named(points, p.positional[1]), ib = point_named(points, p.positional[2]);
   const auto settings = bootstrap_settings(p.vm);
   const auto& a = points[ia];
   const auto& b = points[ib];

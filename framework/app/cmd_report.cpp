@@ -44,7 +44,8 @@ std::string points_section(const std::vector<SweepPoint>& points, const std::str
   std::string md = fmt::format(
       "\n## Sweep points\n\n{0}: mean ± std over the point's runs (seeds, and folds where dataset.fold is swept); n = 1 "
       "where a point has one run. 95 % CI: percentile bootstrap over its runs and test clips ({1} replicates; a "
-      "cross-validated point's runs are its seeds, each the mean of its folds' metrics over their test clips). Δ vs best: the paired "
+      "cross-validated point's runs are its seeds, each the mean of its folds' metrics over their test clips; "
+      "runs that held out other test sets (dataset.split_seed) make one point, resampled over those sets too). Δ vs best: the paired "
       "bootstrap of the difference to the best point (#{2}) on their common test clips; where its interval "
       "holds 0 there is no difference this study can resolve.\n\n"
       "| # | point | paper GMACs | latency ms (median) | masked cells | {0} | 95 % CI | Δ vs best | 95 % CI of Δ | "

@@ -45,10 +45,15 @@ std::vector<stats::ScoredRun> scored(const stats::AlignedPredictions& aligned,
   return out;
 }
 
-std::string missing_note(const stats::AlignedPredictions& aligned, size_t runs) {
-  if (aligned.without_predictions.empty()) return "";
+std::string missing_note(size_t without, size_t runs) {
+  if (without == 0) return "";
   return fmt::format("{} of {} runs have no per-clip test predictions (results written before they were recorded; "
-                     "rerun those runs to include them)", aligned.without_predictions.size(), runs);
+                     "rerun those runs to include them)", without, runs);
+}
+
+// "; " between notes that are not empty.
+void add_note(std::string& note, const std::string& more) {
+  if (!more.empty()) note += (note.empty() ? "" : "; ") + more;
 }
 
 }  // namespace
@@ -86,12 +91,35 @@ double final_of(const RunRecord& r, const std::string& key) {
 
 namespace {
 bool is_fold_axis(const std::string& key) { return key == "dataset.fold"; }
+// Runs that differ in it were tested on different held-out data (the keywords generator's
+// split seed draws other test voices): a point is its runs over every test set.
+bool is_test_set_axis(const std::string& key) { return key == "dataset.split_seed"; }
+
+// A point's runs by the test set they were tested on (dataset.split_seed's value; one set ""
+// when it is not swept), in order of first appearance.
+using RunsBySet = std::vector<std::pair<std::string, std::vector<const RunRecord*>>>;
+RunsBySet by_test_set(const std::vector<const RunRecord*>& runs) {
+  RunsBySet sets;
+  for (const auto* r : runs) {
+    std::string set;
+    for (const auto& [k, v] : r->axes) {
+      if (is_test_set_axis(k)) set = axis_value_text(v);
+    }
+    auto it = std::find_if(sets.begin(), sets.end(), [&](const auto& e) { return e.first == set; });
+    if (it == sets.end()) {
+      sets.push_back({set, {}});
+      it = sets.end() - 1;
+    }
+    it->second.push_back(r);
+  }
+  return sets;
+}
 }  // namespace
 
 std::string point_of(const RunRecord& r) {
   std::string out;
   for (const auto& [k, v] : r.axes) {
-    if (k == "train.seed" || is_fold_axis(k)) continue;
+    if (k == "train.seed" || is_fold_axis(k) || is_test_set_axis(k)) continue;
     out += (out.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
   }
   return out.empty() ? "(base)" : out;
@@ -188,15 +216,23 @@ PointInterval point_interval(const SweepPoint& point, const std::string& metric,
                            metric);
     return out;
   }
-  const JoinedRuns runs = join_folds(point.runs);
-  const auto aligned = stats::align_predictions(runs.runs);
-  out.note = missing_note(aligned, runs.runs.size());
-  if (aligned.runs.empty() || aligned.clip_ids.empty()) {
+  stats::TestSets sets;
+  size_t without = 0, runs_seen = 0;
+  for (const auto& [set, set_runs] : by_test_set(point.runs)) {
+    const JoinedRuns runs = join_folds(set_runs);
+    const auto aligned = stats::align_predictions(runs.runs);
+    without += aligned.without_predictions.size();
+    runs_seen += runs.runs.size();
+    if (aligned.runs.empty() || aligned.clip_ids.empty()) continue;
+    out.clips += aligned.clip_ids.size();
+    sets.push_back(scored(aligned, runs.fold_of_clip, 0, runs.runs.size(), *m));
+  }
+  out.note = missing_note(without, runs_seen);
+  if (sets.empty()) {
     if (out.note.empty()) out.note = "its runs share no test clip";
     return out;
   }
-  out.clips = aligned.clip_ids.size();
-  out.interval = stats::point_interval(scored(aligned, runs.fold_of_clip, 0, runs.runs.size(), *m), settings);
+  out.interval = stats::point_interval(sets, settings);
   return out;
 }
 
@@ -208,19 +244,42 @@ PointComparison compare_points(const SweepPoint& a, const SweepPoint& b, const s
     out.note = fmt::format("{} cannot be recomputed from test predictions", metric);
     return out;
   }
-  const JoinedRuns ja = join_folds(a.runs), jb = join_folds(b.runs);
-  std::vector<const RunRecord*> both = ja.runs;
-  both.insert(both.end(), jb.runs.begin(), jb.runs.end());
-  const auto aligned = stats::align_predictions(both);
-  out.note = missing_note(aligned, both.size());
-  std::vector<std::map<std::string, uint32_t>> folds = ja.fold_of_clip;
-  folds.insert(folds.end(), jb.fold_of_clip.begin(), jb.fold_of_clip.end());
-  const auto ra = scored(aligned, folds, 0, ja.runs.size(), *m);
-  const auto rb = scored(aligned, folds, ja.runs.size(), jb.runs.size(), *m);
-  if (ra.empty() || rb.empty() || aligned.clip_ids.empty()) {
+  const auto sets_a = by_test_set(a.runs), sets_b = by_test_set(b.runs);
+  stats::TestSets ra, rb;
+  size_t without = 0, runs_seen = 0;
+  std::string unpaired;
+  for (const auto& [set, runs_a] : sets_a) {
+    const auto in_b = std::find_if(sets_b.begin(), sets_b.end(), [&](const auto& e) { return e.first == set; });
+    if (in_b == sets_b.end()) {
+      add_note(unpaired, fmt::format("A's runs on dataset.split_seed={} have no counterpart in B", set));
+      continue;
+    }
+    const JoinedRuns ja = join_folds(runs_a), jb = join_folds(in_b->second);
+    std::vector<const RunRecord*> both = ja.runs;
+    both.insert(both.end(), jb.runs.begin(), jb.runs.end());
+    const auto aligned = stats::align_predictions(both);
+    without += aligned.without_predictions.size();
+    runs_seen += both.size();
+    std::vector<std::map<std::string, uint32_t>> folds = ja.fold_of_clip;
+    folds.insert(folds.end(), jb.fold_of_clip.begin(), jb.fold_of_clip.end());
+    auto sa = scored(aligned, folds, 0, ja.runs.size(), *m);
+    auto sb = scored(aligned, folds, ja.runs.size(), jb.runs.size(), *m);
+    if (sa.empty() || sb.empty() || aligned.clip_ids.empty()) continue;
+    ra.push_back(std::move(sa));
+    rb.push_back(std::move(sb));
+  }
+  for (const auto& [set, runs_b] : sets_b) {
+    if (std::none_of(sets_a.begin(), sets_a.end(), [&](const auto& e) { return e.first == set; })) {
+      add_note(unpaired, fmt::format("B's runs on dataset.split_seed={} have no counterpart in A", set));
+    }
+  }
+  out.note = missing_note(without, runs_seen);
+  if (ra.empty()) {
     if (out.note.empty()) out.note = "the two points share no test clip (different test sets)";
+    add_note(out.note, unpaired);
     return out;
   }
+  add_note(out.note, unpaired.empty() ? "" : unpaired + ": left out of the comparison");
   out.difference = stats::paired_difference(ra, rb, settings);
   return out;
 }
@@ -238,6 +297,35 @@ std::optional<size_t> best_point(const std::vector<SweepPoint>& points) {
     if (!best || points[i].mean() > points[*best].mean()) best = i;
   }
   return best;
+}
+
+std::optional<size_t> find_point(const std::vector<SweepPoint>& points, const std::string& name) {
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (std::to_string(i + 1) == name || points[i].name == name) return i;
+    for (const auto* r : points[i].runs) {
+      if (r->id == name || r->slug == name) return i;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string point_list(const std::vector<SweepPoint>& points) {
+  std::string known;
+  for (size_t i = 0; i < points.size(); ++i) known += fmt::format("\n  {}: {}", i + 1, points[i].name);
+  return known.empty() ? "\n  (none: no run has completed)" : known;
+}
+
+std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name) {
+  std::optional<PlannedPoint> found;
+  for (const auto& r : results.runs) {
+    if (r.id == name || r.slug == name || point_of(r) == name) {
+      found = PlannedPoint{point_of(r), 0};
+      break;
+    }
+  }
+  if (!found) return found;
+  for (const auto& r : results.runs) found->runs += point_of(r) == found->name ? 1 : 0;
+  return found;
 }
 
 void add_bootstrap_options(boost::program_options::options_description& desc) {

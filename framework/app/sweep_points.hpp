@@ -2,10 +2,13 @@
 // and `patchbay compare`.
 //
 // A sweep point is the set of COMPLETED runs that share every swept value but the seed
-// (train.seed) and the fold (dataset.fold: a cross-validated point is all its folds). Its metric is summarised as mean ± std over those runs, with a bootstrap
-// 95 % interval over runs and test clips (framework/src/bootstrap.hpp says how), and two
-// points are compared by a paired bootstrap over their common test clips. A point of one
-// run has no seed spread: it is shown "n = 1", never "± 0.000".
+// (train.seed), the fold (dataset.fold: a cross-validated point is all its folds) and the
+// test set (dataset.split_seed: runs that held out other data, e.g. other voices, are one
+// point over all those test sets). Its metric is summarised as mean ± std over those runs,
+// with a bootstrap 95 % interval over runs and test clips (and test sets, when its runs have
+// several; framework/src/bootstrap.hpp says how), and two points are compared by a paired
+// bootstrap over their common test clips, set by set. A point of one run has no seed spread:
+// it is shown "n = 1", never "± 0.000".
 //
 // The interval and comparisons need the runs' per-clip test predictions (runs recorded
 // before patchbay kept them have none) and a metric that can be recomputed from them (test_accuracy, test_mAP, test_auc); otherwise they are undefined
@@ -88,6 +91,19 @@ PointComparison compare_points(const SweepPoint& a, const SweepPoint& b, const s
 
 // The index of the point with the highest mean metric; nullopt when none has one.
 std::optional<size_t> best_point(const std::vector<SweepPoint>& points);
+
+// The point `name` names: its number (1-based, as in the report), its name, or the id or slug
+// of one of its runs; nullopt when none does.
+std::optional<size_t> find_point(const std::vector<SweepPoint>& points, const std::string& name);
+// "\n  1: name\n  2: name ..." for error messages; "\n  (none: no run has completed)" if empty.
+std::string point_list(const std::vector<SweepPoint>& points);
+// The point (name) of the planned runs of `results`, any status, that `name` names as
+// find_point does (numbers aside), and how many runs it has; nullopt when none.
+struct PlannedPoint {
+  std::string name;
+  size_t runs = 0;
+};
+std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name);
 
 // --bootstrap N and --bootstrap-seed S (report and compare), and the settings they give;
 // throws ConfigError "cli.bad_bootstrap" for N outside 100..1000000.

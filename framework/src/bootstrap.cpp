@@ -243,15 +243,62 @@ Interval percentile_interval(std::vector<double> values, double level) {
   return {at((1.0 - level) / 2.0), at((1.0 + level) / 2.0)};
 }
 
+namespace {
+
+// A value of one bootstrap replicate over test sets: `draw_sets` picks the sets (with
+// replacement; none is drawn from the generator for one set, so that one set replays the
+// single-set bootstrap exactly), then per drawn set its clips and `per_set(set, weights)`.
+template <class PerSet>
+double over_drawn_sets(std::mt19937_64& rng, std::vector<std::vector<double>>& weights, PerSet per_set) {
+  const size_t k = weights.size();
+  if (k == 1) {
+    draw_clips(rng, weights[0]);
+    return per_set(0, weights[0]);
+  }
+  std::uniform_int_distribution<size_t> pick(0, k - 1);
+  double sum = 0.0;
+  for (size_t i = 0; i < k; ++i) {
+    const size_t s = pick(rng);
+    draw_clips(rng, weights[s]);
+    sum += per_set(s, weights[s]);
+  }
+  return sum / static_cast<double>(k);
+}
+
+std::vector<std::vector<double>> clip_weights(const TestSets& sets, const char* what) {
+  if (sets.empty()) throw Error("stats.shape", fmt::format("{}: no test set", what));
+  std::vector<std::vector<double>> weights;
+  for (const auto& set : sets) {
+    if (set.empty()) throw Error("stats.shape", fmt::format("{}: a test set without runs", what));
+    check_same_clips(set, set.front().clips(), what);
+    weights.emplace_back(set.front().clips());
+  }
+  return weights;
+}
+
+double mean_over_sets(const TestSets& sets) {
+  double sum = 0.0;
+  for (const auto& set : sets) sum += mean_metric(set);
+  return sum / static_cast<double>(sets.size());
+}
+
+}  // namespace
+
 Interval point_interval(const std::vector<ScoredRun>& runs, const BootstrapSettings& settings) {
   check_settings(settings);
   if (runs.empty()) return {};
-  check_same_clips(runs, runs.front().clips(), "point_interval");
+  return point_interval(TestSets{runs}, settings);
+}
+
+Interval point_interval(const TestSets& sets, const BootstrapSettings& settings) {
+  check_settings(settings);
+  auto weights = clip_weights(sets, "point_interval");
   std::mt19937_64 rng(settings.seed);
-  std::vector<double> weights(runs.front().clips()), replicates(settings.replicates);
+  std::vector<double> replicates(settings.replicates);
   for (auto& value : replicates) {
-    draw_clips(rng, weights);
-    value = drawn_runs_mean(rng, runs, weights);
+    value = over_drawn_sets(rng, weights, [&](size_t s, const std::vector<double>& w) {
+      return drawn_runs_mean(rng, sets[s], w);
+    });
   }
   return percentile_interval(std::move(replicates), settings.level);
 }
@@ -259,19 +306,32 @@ Interval point_interval(const std::vector<ScoredRun>& runs, const BootstrapSetti
 Difference paired_difference(const std::vector<ScoredRun>& a, const std::vector<ScoredRun>& b,
                              const BootstrapSettings& settings) {
   check_settings(settings);
+  if (a.empty() || b.empty()) return {};
+  return paired_difference(TestSets{a}, TestSets{b}, settings);
+}
+
+Difference paired_difference(const TestSets& a, const TestSets& b, const BootstrapSettings& settings) {
+  check_settings(settings);
   Difference d;
-  if (a.empty() || b.empty()) return d;
-  d.clips = a.front().clips();
-  check_same_clips(a, d.clips, "paired_difference");
-  check_same_clips(b, d.clips, "paired_difference");
-  d.estimate = mean_metric(a) - mean_metric(b);
+  if (a.size() != b.size()) {
+    throw Error("stats.shape", fmt::format("paired_difference: A has {} test sets, B {}; pair them set by set",
+                                           a.size(), b.size()));
+  }
+  auto weights = clip_weights(a, "paired_difference");
+  clip_weights(b, "paired_difference");
+  for (size_t s = 0; s < a.size(); ++s) {
+    check_same_clips(b[s], a[s].front().clips(), "paired_difference");
+    d.clips += a[s].front().clips();
+  }
+  d.estimate = mean_over_sets(a) - mean_over_sets(b);
   std::mt19937_64 rng(settings.seed);
-  std::vector<double> weights(d.clips), replicates(settings.replicates);
+  std::vector<double> replicates(settings.replicates);
   size_t higher = 0, counted = 0;
   for (auto& value : replicates) {
-    draw_clips(rng, weights);
-    const double ma = drawn_runs_mean(rng, a, weights);
-    value = ma - drawn_runs_mean(rng, b, weights);
+    value = over_drawn_sets(rng, weights, [&](size_t s, const std::vector<double>& w) {
+      const double ma = drawn_runs_mean(rng, a[s], w);
+      return ma - drawn_runs_mean(rng, b[s], w);
+    });
     if (std::isfinite(value)) {
       ++counted;
       higher += value > 0.0;

@@ -134,4 +134,20 @@ struct Difference {
 PATCHBAY_API Difference paired_difference(const std::vector<ScoredRun>& a, const std::vector<ScoredRun>& b,
                                           const BootstrapSettings& settings);
 
+// Runs tested on different test sets: when each run held out other data (the keywords
+// generator's dataset.split_seed draws other test voices), a point is its test sets, and
+// set k's runs share set k's clips (aligned), no clip being shared between sets. The point's
+// value is the mean over sets of the mean of each set's runs. One replicate draws K sets with
+// replacement from the K; for each drawn set one multiset of its clips and its runs (with
+// replacement); the value is the mean over the drawn sets. So the interval covers what varies
+// between held-out sets (with the seed that trained on the rest) as well as within them; with
+// K = 1 it is exactly the overloads above (the same draws). Error "stats.shape" as above, and
+// for no set or an empty one.
+using TestSets = std::vector<std::vector<ScoredRun>>;
+PATCHBAY_API Interval point_interval(const TestSets& sets, const BootstrapSettings& settings);
+// A - B over the same K test sets: a[k] and b[k] were tested on set k. One draw of sets and,
+// per drawn set, one clip multiset serve both points (the pairing); runs are drawn apart.
+// `clips` of the result counts every set's clips.
+PATCHBAY_API Difference paired_difference(const TestSets& a, const TestSets& b, const BootstrapSettings& settings);
+
 }  // namespace patchbay::stats

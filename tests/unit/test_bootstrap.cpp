@@ -199,4 +199,50 @@ TEST_CASE("bootstrap: bad settings and inconsistent predictions are refused") {
   CHECK(metric_of_final_key("test_mAP") == Metric::mAP);
   CHECK_FALSE(metric_of_final_key("valid_accuracy").has_value());
 }
+
+TEST_CASE("bootstrap: runs tested on different test sets: the interval spans the sets, pairs are set by set") {
+  // A run over `n` clips of set `set`, right on the first `right` of them.
+  const auto run = [](const std::string& set, int n, int right) {
+    std::vector<std::string> ids;
+    std::vector<int> ok;
+    for (int i = 0; i < n; ++i) {
+      ids.push_back(set + std::to_string(i));
+      ok.push_back(i < right);
+    }
+    const auto r = record(set, ids, ok);
+    return ScoredRun(align_predictions({&r}).runs.at(0), Metric::accuracy);
+  };
+  BootstrapSettings s;
+  s.replicates = 1000;
+  // One set: exactly the single-set overloads, draw for draw.
+  const std::vector<ScoredRun> one{run("x", 40, 30), run("x", 40, 26)};
+  const auto single = point_interval(one, s), as_set = point_interval(TestSets{one}, s);
+  CHECK(single.lo == as_set.lo);
+  CHECK(single.hi == as_set.hi);
+  const std::vector<ScoredRun> other{run("x", 40, 20)};
+  const auto d1 = paired_difference(one, other, s), d2 = paired_difference(TestSets{one}, TestSets{other}, s);
+  CHECK(d1.interval.lo == d2.interval.lo);
+  CHECK(d1.estimate == d2.estimate);
+
+  // Two held-out sets, 0.9 on one and 0.5 on the other: the point is 0.7, and its interval
+  // reaches towards both (a replicate may draw one set twice), where resampling only the
+  // clips of both would give about 0.7 ± 0.1.
+  const TestSets point{{run("p", 40, 36)}, {run("q", 40, 20)}};
+  const auto ci = point_interval(point, s);
+  CHECK(ci.lo < 0.58);
+  CHECK(ci.hi > 0.82);
+  // A - B: +0.2 on set p, 0 on set q. Per set both points share the set's clips (paired);
+  // the sets disagree, so the difference (+0.1) is not resolved by two sets.
+  const TestSets a{{run("p", 40, 30)}, {run("q", 40, 20)}}, b{{run("p", 40, 22)}, {run("q", 40, 20)}};
+  const auto d = paired_difference(a, b, s);
+  CHECK(d.estimate == doctest::Approx(0.1));
+  CHECK(d.clips == 80);
+  CHECK(d.interval.lo <= 0.0);
+  // +0.1 on both sets: resolved.
+  const TestSets c{{run("p", 40, 26)}, {run("q", 40, 24)}};
+  CHECK(paired_difference(c, b, s).resolved());
+  // Sets are paired by position: as many on each side, each with runs.
+  CHECK_THROWS_AS(paired_difference(a, TestSets{{run("p", 40, 22)}}, s), patchbay::Error);
+  CHECK_THROWS_AS(point_interval(TestSets{{}}, s), patchbay::Error);
+}
 }

@@ -78,6 +78,43 @@ patchbay::RunRecord record(const std::string& id, patchbay::RunStatus status,
   return r;
 }
 
+// Results with per-clip predictions (no training): 60 test clips, 2 classes (every clip's
+// label is class 0). Point a (two seeds) is right on clips 0-47 and 0-46; b on 2-49 and 1-46
+// (as good, on other clips); c (one run) on 0-19. `unfinished`: also c's seed 1 and d's
+// seed 0 planned and still RUNNING, without predictions.
+void make_paired_results(const fs::path& results, bool unfinished = false) {
+  struct Spec {
+    const char* id;
+    const char* masker;
+    int first, last;  // right on clips first..last
+  };
+  const Spec specs[] = {{"11111111-s0", "a", 0, 47}, {"11111112-s1", "a", 0, 46}, {"22222222-s0", "b", 2, 49},
+                        {"22222223-s1", "b", 1, 46}, {"33333333-s0", "c", 0, 19}};
+  std::vector<std::string> ids;
+  std::vector<patchbay::RunRecord> runs;
+  for (const auto& sp : specs) {
+    const double right = sp.last - sp.first + 1;
+    runs.push_back(record(sp.id, patchbay::RunStatus::completed, "2026-12-03T00:00:00Z", right / 60.0));
+    runs.back().axes = {{"masker", std::string("\"") + sp.masker + "\""}, {"train.seed", std::string(1, sp.id[10])}};
+    for (int i = 0; i < 60; ++i) {
+      runs.back().test_clip_ids.push_back(fmt::format("clip{:02d}", 59 - i));  // any order: matched by id
+      const int clip = 59 - i;
+      const bool ok = clip >= sp.first && clip <= sp.last;
+      runs.back().test_logits.insert(runs.back().test_logits.end(), {ok ? 1.0f : 0.0f, ok ? 0.0f : 1.0f});
+      runs.back().test_targets.insert(runs.back().test_targets.end(), {1, 0});
+    }
+    ids.push_back(sp.id);
+  }
+  if (unfinished) {
+    for (const auto& [id, masker] : {std::pair{"33333334-s1", "c"}, std::pair{"44444444-s0", "d"}}) {
+      runs.push_back(record(id, patchbay::RunStatus::running, "2026-12-03T00:00:00Z"));
+      runs.back().axes = {{"masker", std::string("\"") + masker + "\""}, {"train.seed", std::string(1, id[10])}};
+      ids.push_back(id);
+    }
+  }
+  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+}
+
 }  // namespace
 
 TEST_SUITE("cli") {
@@ -283,32 +320,8 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
 
 TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, paired comparisons, n = 1") {
   patchbay::test::TempDir dir;
-  // 60 test clips, 2 classes (every clip's label is class 0). Point a (two seeds) is right on
-  // clips 0-47 and 0-46; b on 2-49 and 1-46 (as good, on other clips); c (one run) on 0-19.
-  struct Spec {
-    const char* id;
-    const char* masker;
-    int first, last;  // right on clips first..last
-  };
-  const Spec specs[] = {{"11111111-s0", "a", 0, 47}, {"11111112-s1", "a", 0, 46}, {"22222222-s0", "b", 2, 49},
-                        {"22222223-s1", "b", 1, 46}, {"33333333-s0", "c", 0, 19}};
-  std::vector<std::string> ids;
-  std::vector<patchbay::RunRecord> runs;
-  for (const auto& sp : specs) {
-    const double right = sp.last - sp.first + 1;
-    runs.push_back(record(sp.id, patchbay::RunStatus::completed, "2026-12-03T00:00:00Z", right / 60.0));
-    runs.back().axes = {{"masker", std::string("\"") + sp.masker + "\""}, {"train.seed", std::string(1, sp.id[10])}};
-    for (int i = 0; i < 60; ++i) {
-      runs.back().test_clip_ids.push_back(fmt::format("clip{:02d}", 59 - i));  // any order: matched by id
-      const int clip = 59 - i;
-      const bool ok = clip >= sp.first && clip <= sp.last;
-      runs.back().test_logits.insert(runs.back().test_logits.end(), {ok ? 1.0f : 0.0f, ok ? 0.0f : 1.0f});
-      runs.back().test_targets.insert(runs.back().test_targets.end(), {1, 0});
-    }
-    ids.push_back(sp.id);
-  }
   const fs::path results = dir.path() / "r.h5";
-  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+  make_paired_results(results);
   auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
                                quoted(dir.path() / "report"));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
@@ -358,6 +371,176 @@ TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, 
   CHECK(r.err.find("test_accuracy, test_mAP or test_auc") != std::string::npos);
   CHECK(patchbay::test::run(cli() + " report " + quoted(results) + " --bootstrap 5").code == 1);
   CHECK(patchbay::test::run(cli() + " compare " + quoted(results) + " 1").code == 2);
+}
+
+TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, compared set by set") {
+  patchbay::test::TempDir dir;
+  // Maskers a and b, each trained with seed s on split s + 1 (30 clips of its own per split);
+  // a also on split 3, which b never ran.
+  struct Spec {
+    const char* id;
+    const char* masker;
+    int split, right;
+  };
+  const Spec specs[] = {{"11111111-s0", "a", 1, 27}, {"11111112-s1", "a", 2, 24}, {"11111113-s2", "a", 3, 20},
+                        {"22222222-s0", "b", 1, 21}, {"22222223-s1", "b", 2, 18}};
+  std::vector<std::string> ids;
+  std::vector<patchbay::RunRecord> runs;
+  for (const auto& sp : specs) {
+    runs.push_back(record(sp.id, patchbay::RunStatus::completed, "2026-12-07T00:00:00Z", sp.right / 30.0));
+    runs.back().axes = {{"train.seed", std::string(1, sp.id[10])},
+                        {"dataset.split_seed", std::to_string(sp.split)},
+                        {"masker", std::string("\"") + sp.masker + "\""}};
+    for (int i = 0; i < 30; ++i) {
+      runs.back().test_clip_ids.push_back(fmt::format("split{}-clip{:02d}", sp.split, i));
+      const bool ok = i < sp.right;
+      runs.back().test_logits.insert(runs.back().test_logits.end(), {ok ? 1.0f : 0.0f, ok ? 0.0f : 1.0f});
+      runs.back().test_targets.insert(runs.back().test_targets.end(), {1, 0});
+    }
+    ids.push_back(sp.id);
+  }
+  const fs::path results = dir.path() / "r.h5";
+  make_results(results, "voices", "[train]\nlr = 1\n", ids, runs);
+  auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
+                               quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string md = slurp(dir.path() / "report" / "report.md");
+  // One point per masker, over its splits: a = (0.9 + 0.8 + 0.667) / 3, b = (0.7 + 0.6) / 2.
+  CHECK_MESSAGE(md.find("| 1 | masker=a |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("0.789 ± 0.117 (n = 3)") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("| 2 | masker=b |") != std::string::npos, md);
+  CHECK(md.find("split_seed=1") == std::string::npos);
+  // Paired on splits 1 and 2 (60 clips; a - b = 0.2 on both); split 3 has no b, left out.
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " masker=a masker=b --json --bootstrap 500");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto j = json::parse(r.out);
+  CHECK(j["common_clips"] == 60);
+  CHECK(j["difference"].get<double>() == doctest::Approx(0.2));
+  CHECK(j["resolved"].get<bool>());
+  CHECK_MESSAGE(j["note"].get<std::string>().find("A's runs on dataset.split_seed=3 have no counterpart in B") !=
+                    std::string::npos,
+                j.dump());
+}
+
+TEST_CASE("cli: claims places each claim by its paired interval alone: holds, not resolved, differs, pending") {
+  patchbay::test::TempDir dir;
+  const fs::path results = dir.path() / "r.h5";
+  make_paired_results(results, true);
+  const fs::path claims = dir.path() / "claims.toml";
+  std::ofstream(claims) << fmt::format(R"([[claim]]
+text = "a beats c"
+results = "{0}"
+a = "masker=a"
+b = "33333333-s0"
+expect = "a > b"
+source = "a paper | table 2"
+[[claim]]
+text = "c beats a"
+results = "{0}"
+a = "masker=c"
+b = 1
+expect = "a > b"
+[[claim]]
+text = "a beats b"
+results = "{0}"
+a = "masker=a"
+b = "masker=b"
+expect = "a > b"
+[[claim]]
+text = "a and b are level"
+results = "{0}"
+a = "masker=a"
+b = "masker=b"
+expect = "a = b"
+margin = 0.15
+[[claim]]
+text = "a and b within a point"
+results = "{0}"
+a = "masker=a"
+b = "masker=b"
+expect = "a = b"
+margin = 0.01
+[[claim]]
+text = "d beats a"
+results = "{0}"
+a = "44444444-s0"
+b = "masker=a"
+expect = "a > b"
+[[claim]]
+text = "not run yet"
+results = "{1}"
+a = 1
+b = 2
+expect = "a < b"
+command = "patchbay run later.toml"
+)",
+                                       results.string(), (dir.path() / "later.h5").string());
+  auto r = patchbay::test::run(cli() + " claims " + quoted(claims) + " --json --bootstrap 500");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto j = json::parse(r.out);
+  const auto& list = j["claims"];
+  REQUIRE(list.size() == 7);
+  // a - c = 47.5/60 - 20/60 = 0.458, its interval far above 0.
+  CHECK(list[0]["verdict"] == "holds");
+  CHECK(list[0]["difference"].get<double>() == doctest::Approx(47.5 / 60 - 20.0 / 60));
+  CHECK(list[0]["b"]["runs"] == 1);
+  CHECK(list[0]["b"]["planned_runs"] == 2);  // c's seed 1 is still running
+  CHECK(list[1]["verdict"] == "differs");    // the same interval, the other way round
+  // a - b = 0.008 on other clips: the interval holds 0, and lies inside (-0.15, 0.15) but
+  // not inside (-0.01, 0.01).
+  CHECK(list[2]["verdict"] == "not resolved");
+  CHECK(list[3]["verdict"] == "holds");
+  CHECK(list[4]["verdict"] == "not resolved");
+  CHECK(list[4]["expect"] == "A = B within 0.01");
+  CHECK(list[5]["verdict"] == "pending");
+  CHECK_MESSAGE(list[5]["why"].get<std::string>().find("no run of 'masker=d' has completed yet (0 of 1)") !=
+                    std::string::npos,
+                list[5].dump());
+  CHECK(list[6]["verdict"] == "pending");
+  CHECK(list[6]["why"].get<std::string>().find("no results file") != std::string::npos);
+
+  // Markdown: one table per verdict, the pending ones with what to run; "|" escaped in cells.
+  r = patchbay::test::run(cli() + " claims " + quoted(claims) + " --bootstrap 500 --out " +
+                          quoted(dir.path() / "claims.md"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string md = slurp(dir.path() / "claims.md");
+  CHECK_MESSAGE(md.find("## Holds (2)") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("## Not resolved (2)") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("## Differs (1)") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("## Pending (2)") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("| a beats c | A > B, test_accuracy (a paper \\| table 2) | 0.792 ± 0.012 (n = 2) | "
+                        "0.333 (n = 1 of 2) | +0.458 [") != std::string::npos,
+                md);
+  CHECK_MESSAGE(md.find("`patchbay run later.toml`") != std::string::npos, md);
+
+  // Bad input: every problem at once, each with its line; a point no run has.
+  std::ofstream(claims) << fmt::format(R"([[claim]]
+text = "x"
+results = "{0}"
+a = "masker=a"
+expect = "a >> b"
+colour = "red"
+[[claim]]
+text = "y"
+results = "{0}"
+a = "masker=a"
+b = "masker=b"
+expect = "a = b"
+)",
+                                       results.string());
+  r = patchbay::test::run(cli() + " claims " + quoted(claims));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("claims.toml:1: this [[claim]] has no 'b'") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("claims.toml:5: expect = \"a >> b\"") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("claims.toml:6: unknown key 'colour'") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("claims.toml:7: expect = \"a = b\" needs margin > 0") != std::string::npos, r.err);
+  std::ofstream(claims) << fmt::format("[[claim]]\ntext = \"x\"\nresults = \"{}\"\na = \"masker=z\"\n"
+                                       "b = 1\nexpect = \"a > b\"\n",
+                                       results.string());
+  r = patchbay::test::run(cli() + " claims " + quoted(claims));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("claims.toml:1: 'masker=z' names no sweep point") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("2: masker=b") != std::string::npos, r.err);
 }
 
 TEST_CASE("cli: report of multi-label results has a per-class AP table") {

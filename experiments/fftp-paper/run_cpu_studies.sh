@@ -6,10 +6,11 @@
 #
 # Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
 #   studies: cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
-#   masking-longer masking-converge backbones instruments instruments-converge transfer (default: all, in that order, then figures)
+#   masking-longer masking-converge backbones instruments instruments-converge transfer (default: all, in that order, then figures and claims)
 #   transfer: pretrains cpu/transfer-pretrain.toml, exports its best epoch, then cpu/transfer.toml
 #   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
 #   figures: copy the plots the write-up shows from the studies' reports into figures/
+#   claims: test the write-up's claims (claims.toml) on the results so far: results/fftp-claims.md
 #   NICE=19 to run at the lowest CPU priority on a shared machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,8 @@ build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 studies=("$@")
 [ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
-                                     masking-longer masking-converge backbones instruments instruments-converge transfer figures)
+                                     masking-longer masking-converge backbones instruments instruments-converge transfer figures
+                                     claims)
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results
@@ -33,6 +35,10 @@ for s in "${studies[@]}"; do
       src="results/fftp-cpu-${f%%/*}-report/${f#*/}.png"
       if [ -e "$src" ]; then cp "$src" "$here/figures/${f%%/*}-${f#*/}.png"; else echo "no $src (run that study first)"; fi
     done
+    continue
+  fi
+  if [ "$s" = claims ]; then
+    "${run[@]}" claims experiments/fftp-paper/claims.toml --out results/fftp-claims.md
     continue
   fi
   if [ "$s" = cost ]; then

@@ -40,6 +40,7 @@ struct Side {
 struct Outcome {
   Verdict verdict = Verdict::pending;
   std::string why;  // pending: what is missing
+  std::string note;  // the comparison's caveat (runs without a counterpart left out, ...)
   std::string metric;
   Side a, b;
   stats::Difference difference;
@@ -124,6 +125,7 @@ Outcome evaluate(const Claim& claim, ResultsCache& cache, const stats::Bootstrap
   }
   const auto c = compare_points(points[*ia], points[*ib], out.metric, settings);
   out.difference = c.difference;
+  out.note = c.note;
   if (!c.difference.interval.defined()) {
     out.why = "not comparable: " + c.note;
     return out;
@@ -158,6 +160,7 @@ nlohmann::json claims_json(const std::vector<Claim>& claims, const std::vector<O
       j["difference_ci95"] = {o.difference.interval.lo, o.difference.interval.hi};
       j["common_clips"] = o.difference.clips;
       j["wall_hours"] = o.wall_hours;
+      j["note"] = o.note;
     }
     list.push_back(j);
   }
@@ -196,6 +199,13 @@ std::string claims_markdown(const std::string& file, const std::vector<Claim>& c
       "on the machines that ran them.\n",
       file, claims.size(), settings.replicates, settings.seed);
   for (Verdict v : {Verdict::holds, Verdict::not_resolved, Verdict::differs}) md += verdict_table(claims, outcomes, v);
+  std::string notes;
+  for (size_t i = 0; i < claims.size(); ++i) {
+    if (outcomes[i].verdict != Verdict::pending && !outcomes[i].note.empty()) {
+      notes += fmt::format("- {}: {}\n", claims[i].text, outcomes[i].note);
+    }
+  }
+  if (!notes.empty()) md += "\nNotes:\n\n" + notes;
   std::string pending;
   size_t n = 0;
   for (size_t i = 0; i < claims.size(); ++i) {

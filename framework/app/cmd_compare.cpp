@@ -108,7 +108,7 @@ int run_compare(const std::vector<std::string>& args) {
                100.0 * c.difference.share_a_higher);
   }
   fmt::print("  {}\n", verdict);
-  for (const auto* note : {&ca.note, &cb.note}) {
+  for (const auto* note : {&ca.note, &cb.note, &c.note}) {
     if (!note->empty()) fmt::print("  note: {}\n", *note);
   }
   return kExitOk;

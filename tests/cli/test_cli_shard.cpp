@@ -420,6 +420,9 @@ TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, 
   CHECK_MESSAGE(j["note"].get<std::string>().find("A's runs on dataset.split_seed=3 have no counterpart in B") !=
                     std::string::npos,
                 j.dump());
+  r = patchbay::test::run(cli() + " compare " + quoted(results) + " masker=a masker=b --bootstrap 500");
+  CHECK_MESSAGE(r.out.find("note: A's runs on dataset.split_seed=3 have no counterpart in B") != std::string::npos,
+                r.out);
 }
 
 TEST_CASE("cli: claims places each claim by its paired interval alone: holds, not resolved, differs, pending") {

@@ -38,18 +38,21 @@ class Problems {
   std::vector<std::string> list_;
 };
 
-// A string key, or a point given as a number (its row in `patchbay report`).
+// A string key; `point`: a sweep point, which must be named, not numbered (a report's
+// numbers change as runs complete).
 bool read_text(const toml::table& t, const char* key, std::string& out, bool point, Problems& problems) {
   const toml::node* node = t.get(key);
   if (!node) return false;
-  if (auto s = node->value<std::string>(); s && node->is_string()) {
-    out = *s;
+  if (node->is_string()) {
+    out = *node->value<std::string>();
   } else if (point && node->is_integer()) {
-    out = std::to_string(*node->value<int64_t>());
+    problems.add(node->source(), fmt::format("{} = {}: name the point by the slug of one of its runs (`patchbay plan "
+                                             "FILE` lists them) or its name as `patchbay report` prints it; a report's "
+                                             "numbers change as runs complete",
+                                             key, *node->value<int64_t>()));
   } else {
     problems.add(node->source(), fmt::format("'{}' must be {}", key,
-                                             point ? "a point: its number in `patchbay report`, its name, or a "
-                                                     "run id or slug (a string)"
+                                             point ? "a point: the slug of one of its runs or its name (a string)"
                                                    : "a string in quotes"));
   }
   return true;
@@ -109,6 +112,15 @@ Claim read_claim(const toml::table& t, Problems& problems) {
     } else {
       c.margin = *v;
     }
+  }
+  if (t.contains("metric") && c.metric != "auto" && c.metric != "test_accuracy" && c.metric != "test_mAP" &&
+      c.metric != "test_auc") {
+    problems.add(t.get("metric")->source(), fmt::format("metric = \"{}\": a claim is tested on the runs' test "
+                                                        "predictions; give auto, test_accuracy, test_mAP or test_auc",
+                                                        c.metric));
+  }
+  if (!c.a.empty() && c.a == c.b) {
+    problems.add(t.get("b")->source(), "a and b name the same point; a claim compares two");
   }
   if (c.expect == Expectation::equal && !(c.margin > 0) && t.contains("expect")) {
     problems.add(t.source(), "expect = \"a = b\" needs margin > 0: an interval can lie inside (-margin, margin), "

@@ -5,8 +5,8 @@
 //   [[claim]]
 //   text    = "FFTP st 4 beats square at equal paper MACs"   # what the write-up says
 //   results = "results/fftp-cpu-instruments-converge.h5"     # relative to the working folder
-//   a       = "patcher=fftp-patch_frames16-stride4"           # a point, as `patchbay compare` takes it
-//   b       = 3
+//   a       = "fftp-patch-frames16-stride4_s0"   # a point: a run's slug (any seed) or the point's name
+//   b       = "square-patch-size16x16-stride10x10_lr0.0005_match-paper-macs135468288_s0"
 //   expect  = "a > b"        # "a > b", "a < b", or "a = b" (then margin is required)
 //   margin  = 0.0            # optional: "a > b" means a - b > margin; "a = b" |a - b| < margin
 //   metric  = "auto"         # optional: test_accuracy, test_mAP or test_auc
@@ -38,7 +38,8 @@ struct Claim {
 
 // Reads and checks every claim of `file`. Throws ConfigError "claims.syntax" for TOML that
 // does not parse and "claims.bad" listing every problem found, each as FILE:LINE: what was
-// wrong and what is expected (a missing key, an unknown one, a wrong type, a bad `expect`).
+// wrong and what is expected (a missing key, an unknown one, a wrong type, a bad `expect` or
+// metric, a point given by number, a and b the same).
 std::vector<Claim> read_claims(const std::filesystem::path& file);
 
 enum class Verdict { holds, not_resolved, differs, pending };

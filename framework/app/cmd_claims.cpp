@@ -45,7 +45,26 @@ struct Outcome {
   Side a, b;
   stats::Difference difference;
   double wall_hours = 0.0;  // the completed runs of both points, summed
+  // Held-out test sets (dataset.split_seed) the comparison rests on, of those the two points'
+  // planned runs cover; 1 of 1 when the study holds out one test set.
+  size_t sets_compared = 0, sets_planned = 0;
 };
+
+// The distinct test sets of the planned runs (any status) of points `a` and `b`.
+size_t planned_test_sets(const PublishedResults& pub, const std::string& a, const std::string& b) {
+  std::vector<const RunRecord*> runs;
+  for (const auto& r : pub.runs) {
+    const std::string p = point_of(r);
+    if (p == a || p == b) runs.push_back(&r);
+  }
+  return test_sets_of(runs).size();
+}
+
+// The clips compared, and the test sets when the study holds out several: "1050 (1 of 3 sets)".
+std::string clips_text(const Outcome& o) {
+  if (o.sets_planned <= 1) return std::to_string(o.difference.clips);
+  return fmt::format("{} ({} of {} sets)", o.difference.clips, o.sets_compared, o.sets_planned);
+}
 
 // Text for a Markdown table cell: a "|" would end the cell.
 std::string cell(const std::string& text) {
@@ -100,31 +119,29 @@ Outcome evaluate(const Claim& claim, ResultsCache& cache, const stats::Bootstrap
                  const std::string& claims_file) {
   Outcome out;
   if (!fs::exists(claim.results)) {
-    out.why = fmt::format("no results file {}", claim.results);
+    out.why = fmt::format("no results file {} (paths are relative to the working folder, here {})", claim.results,
+                          fs::current_path().string());
     return out;
   }
   const PublishedResults& pub = cache.get(claim.results);
-  out.metric = chosen_metric(pub, claim.metric);
-  if (!stats::metric_of_final_key(out.metric)) {
-    throw ConfigError("claims.metric", fmt::format("{}:{}: metric = \"{}\": a claim is tested on the runs' test "
-                                                   "predictions; give test_accuracy, test_mAP or test_auc",
-                                                   claims_file, claim.line, claim.metric));
-  }
+  out.metric = chosen_metric(pub, claim.metric);  // read_claims checked the name
   const auto points = sweep_points(completed_runs(pub), out.metric);
   std::string why_a, why_b;
   const auto ia = locate(claim, claim.a, points, pub, claims_file, why_a);
   const auto ib = locate(claim, claim.b, points, pub, claims_file, why_b);
   if (!ia || !ib) {
-    out.why = !ia ? why_a : why_b;
+    out.why = why_a.empty() || why_b.empty() ? why_a + why_b : why_a + "; " + why_b;
     return out;
   }
   out.a = side_of(points[*ia], pub);
   out.b = side_of(points[*ib], pub);
+  out.sets_planned = planned_test_sets(pub, out.a.name, out.b.name);
   for (const auto* p : {&points[*ia], &points[*ib]}) {
     for (const auto* r : p->runs) out.wall_hours += r->wall_seconds / 3600.0;
   }
   const auto c = compare_points(points[*ia], points[*ib], out.metric, settings);
   out.difference = c.difference;
+  out.sets_compared = c.difference.sets;
   out.note = c.note;
   if (!c.difference.interval.defined()) {
     out.why = "not comparable: " + c.note;
@@ -159,6 +176,8 @@ nlohmann::json claims_json(const std::vector<Claim>& claims, const std::vector<O
       j["difference"] = number_json(o.difference.estimate);
       j["difference_ci95"] = {o.difference.interval.lo, o.difference.interval.hi};
       j["common_clips"] = o.difference.clips;
+      j["sets_compared"] = o.sets_compared;
+      j["sets_planned"] = o.sets_planned;
       j["wall_hours"] = o.wall_hours;
       j["note"] = o.note;
     }
@@ -178,7 +197,7 @@ std::string verdict_table(const std::vector<Claim>& claims, const std::vector<Ou
     const std::string source = c.source.empty() ? "" : fmt::format(" ({})", cell(c.source));
     rows += fmt::format("| {} | {}, {}{} | {} | {} | {:+.3f} [{:.3f}, {:.3f}] | {} | {:.1f} h | `{}` |\n", cell(c.text),
                         expectation_text(c), o.metric, source, side_text(o.a), side_text(o.b), o.difference.estimate,
-                        o.difference.interval.lo, o.difference.interval.hi, o.difference.clips, o.wall_hours,
+                        o.difference.interval.lo, o.difference.interval.hi, clips_text(o), o.wall_hours,
                         c.results);
   }
   const char* title = verdict == Verdict::holds ? "Holds" : verdict == Verdict::differs ? "Differs" : "Not resolved";
@@ -193,7 +212,8 @@ std::string claims_markdown(const std::string& file, const std::vector<Claim>& c
   std::string md = fmt::format(
       "# Claims\n\n`patchbay claims {}`: {} claims, each the difference A - B of two sweep points' test metric "
       "(A and B: mean ± std over their runs; n = 1 of 3 when runs are still missing), its paired bootstrap 95 % "
-      "interval over their common test clips and runs ({} replicates, seed {}), and the verdict that interval "
+      "interval over their common test clips and runs, and over the held-out test sets where a study has several "
+      "(k of K sets: those both points were tested on) ({} replicates, seed {}), and the verdict that interval "
       "alone gives against what the claim expects: **holds** (all of it inside), **differs** (all of it "
       "outside), **not resolved** (across the edge). Compute: the wall hours of both points' completed runs, "
       "on the machines that ran them.\n",

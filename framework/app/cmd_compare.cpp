@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "sweep_points.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -108,9 +109,13 @@ int run_compare(const std::vector<std::string>& args) {
                100.0 * c.difference.share_a_higher);
   }
   fmt::print("  {}\n", verdict);
+  std::vector<std::string> printed;  // a point's note may come back in the comparison's
   for (const auto* note : {&ca.note, &cb.note, &c.note}) {
-    if (!note->empty()) fmt::print("  note: {}\n", *note);
+    if (note->empty() || std::find(printed.begin(), printed.end(), *note) != printed.end()) continue;
+    printed.push_back(*note);
+    fmt::print("  note: {}\n", *note);
   }
+
   return kExitOk;
 }
 

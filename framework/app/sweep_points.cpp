@@ -218,16 +218,22 @@ PointInterval point_interval(const SweepPoint& point, const std::string& metric,
   }
   stats::TestSets sets;
   size_t without = 0, runs_seen = 0;
+  std::string dropped;
   for (const auto& [set, set_runs] : by_test_set(point.runs)) {
     const JoinedRuns runs = join_folds(set_runs);
     const auto aligned = stats::align_predictions(runs.runs);
     without += aligned.without_predictions.size();
     runs_seen += runs.runs.size();
-    if (aligned.runs.empty() || aligned.clip_ids.empty()) continue;
+    if (aligned.runs.empty() || aligned.clip_ids.empty()) {
+      if (!set.empty()) add_note(dropped, fmt::format("its runs on dataset.split_seed={} share no test clip with "
+                                                      "predictions: left out", set));
+      continue;
+    }
     out.clips += aligned.clip_ids.size();
     sets.push_back(scored(aligned, runs.fold_of_clip, 0, runs.runs.size(), *m));
   }
   out.note = missing_note(without, runs_seen);
+  add_note(out.note, dropped);
   if (sets.empty()) {
     if (out.note.empty()) out.note = "its runs share no test clip";
     return out;
@@ -264,7 +270,11 @@ PointComparison compare_points(const SweepPoint& a, const SweepPoint& b, const s
     folds.insert(folds.end(), jb.fold_of_clip.begin(), jb.fold_of_clip.end());
     auto sa = scored(aligned, folds, 0, ja.runs.size(), *m);
     auto sb = scored(aligned, folds, ja.runs.size(), jb.runs.size(), *m);
-    if (sa.empty() || sb.empty() || aligned.clip_ids.empty()) continue;
+    if (sa.empty() || sb.empty() || aligned.clip_ids.empty()) {
+      if (!set.empty()) add_note(unpaired, fmt::format("the runs on dataset.split_seed={} share no test clip with "
+                                                       "predictions", set));
+      continue;
+    }
     ra.push_back(std::move(sa));
     rb.push_back(std::move(sb));
   }
@@ -313,6 +323,12 @@ std::string point_list(const std::vector<SweepPoint>& points) {
   std::string known;
   for (size_t i = 0; i < points.size(); ++i) known += fmt::format("\n  {}: {}", i + 1, points[i].name);
   return known.empty() ? "\n  (none: no run has completed)" : known;
+}
+
+std::vector<std::string> test_sets_of(const std::vector<const RunRecord*>& runs) {
+  std::vector<std::string> out;
+  for (const auto& [set, set_runs] : by_test_set(runs)) out.push_back(set);
+  return out;
 }
 
 std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name) {

@@ -99,6 +99,9 @@ std::optional<size_t> find_point(const std::vector<SweepPoint>& points, const st
 std::string point_list(const std::vector<SweepPoint>& points);
 // The point (name) of the planned runs of `results`, any status, that `name` names as
 // find_point does (numbers aside), and how many runs it has; nullopt when none.
+// The test sets `runs` were tested on: dataset.split_seed's values in order of first
+// appearance, or one "" when the runs do not sweep it.
+std::vector<std::string> test_sets_of(const std::vector<const RunRecord*>& runs);
 struct PlannedPoint {
   std::string name;
   size_t runs = 0;

@@ -323,6 +323,7 @@ Difference paired_difference(const TestSets& a, const TestSets& b, const Bootstr
     check_same_clips(b[s], a[s].front().clips(), "paired_difference");
     d.clips += a[s].front().clips();
   }
+  d.sets = a.size();
   d.estimate = mean_over_sets(a) - mean_over_sets(b);
   std::mt19937_64 rng(settings.seed);
   std::vector<double> replicates(settings.replicates);

@@ -127,7 +127,8 @@ struct Difference {
   double estimate = NAN;    // mean metric of A's runs minus B's, on every clip once
   Interval interval;        // of the difference, paired over clips
   double share_a_higher = NAN;  // of the replicates, the share with A above B
-  size_t clips = 0;         // the common clips compared
+  size_t clips = 0;         // the common clips compared (over every test set)
+  size_t sets = 0;          // the test sets compared (1 unless runs held out other data)
   bool resolved() const { return interval.defined() && !interval.contains(0.0); }
 };
 // A - B, paired over clips: every run of both points must be over the same aligned clips.
@@ -141,8 +142,11 @@ PATCHBAY_API Difference paired_difference(const std::vector<ScoredRun>& a, const
 // replacement from the K; for each drawn set one multiset of its clips and its runs (with
 // replacement); the value is the mean over the drawn sets. So the interval covers what varies
 // between held-out sets (with the seed that trained on the rest) as well as within them; with
-// K = 1 it is exactly the overloads above (the same draws). Error "stats.shape" as above, and
-// for no set or an empty one.
+// K = 1 it is exactly the overloads above (the same draws). With few sets the interval is
+// approximate both ways: resampling K clusters understates their spread by about (K - 1) / K,
+// and redrawing clips inside each drawn set counts the within-set noise a second time; with
+// K < 5 read it as a guide, and say how many sets a claim rests on (patchbay claims shows
+// "k of K sets"). Error "stats.shape" as above, and for no set or an empty one.
 using TestSets = std::vector<std::vector<ScoredRun>>;
 PATCHBAY_API Interval point_interval(const TestSets& sets, const BootstrapSettings& settings);
 // A - B over the same K test sets: a[k] and b[k] were tested on set k. One draw of sets and,

@@ -423,6 +423,16 @@ TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, 
   r = patchbay::test::run(cli() + " compare " + quoted(results) + " masker=a masker=b --bootstrap 500");
   CHECK_MESSAGE(r.out.find("note: A's runs on dataset.split_seed=3 have no counterpart in B") != std::string::npos,
                 r.out);
+  // A claim on these points rests on 2 of the 3 test sets, and says so.
+  const fs::path claims = dir.path() / "claims.toml";
+  std::ofstream(claims) << fmt::format("[[claim]]\ntext = \"a beats b\"\nresults = \"{}\"\na = \"11111111-s0\"\n"
+                                       "b = \"22222222-s0\"\nexpect = \"a > b\"\n",
+                                       results.string());
+  r = patchbay::test::run(cli() + " claims " + quoted(claims) + " --bootstrap 500");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.out.find("| 60 (2 of 3 sets) |") != std::string::npos, r.out);
+  CHECK_MESSAGE(r.out.find("a beats b: A's runs on dataset.split_seed=3 have no counterpart in B") != std::string::npos,
+                r.out);
 }
 
 TEST_CASE("cli: claims places each claim by its paired interval alone: holds, not resolved, differs, pending") {
@@ -441,7 +451,7 @@ source = "a paper | table 2"
 text = "c beats a"
 results = "{0}"
 a = "masker=c"
-b = 1
+b = "11111112-s1"
 expect = "a > b"
 [[claim]]
 text = "a beats b"
@@ -472,8 +482,8 @@ expect = "a > b"
 [[claim]]
 text = "not run yet"
 results = "{1}"
-a = 1
-b = 2
+a = "x"
+b = "y"
 expect = "a < b"
 command = "patchbay run later.toml"
 )",
@@ -520,7 +530,7 @@ command = "patchbay run later.toml"
   std::ofstream(claims) << fmt::format(R"([[claim]]
 text = "x"
 results = "{0}"
-a = "masker=a"
+a = 2
 expect = "a >> b"
 colour = "red"
 [[claim]]
@@ -534,11 +544,12 @@ expect = "a = b"
   r = patchbay::test::run(cli() + " claims " + quoted(claims));
   CHECK(r.code == 1);
   CHECK_MESSAGE(r.err.find("claims.toml:1: this [[claim]] has no 'b'") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("claims.toml:4: a = 2: name the point by the slug") != std::string::npos, r.err);
   CHECK_MESSAGE(r.err.find("claims.toml:5: expect = \"a >> b\"") != std::string::npos, r.err);
   CHECK_MESSAGE(r.err.find("claims.toml:6: unknown key 'colour'") != std::string::npos, r.err);
   CHECK_MESSAGE(r.err.find("claims.toml:7: expect = \"a = b\" needs margin > 0") != std::string::npos, r.err);
   std::ofstream(claims) << fmt::format("[[claim]]\ntext = \"x\"\nresults = \"{}\"\na = \"masker=z\"\n"
-                                       "b = 1\nexpect = \"a > b\"\n",
+                                       "b = \"masker=a\"\nexpect = \"a > b\"\n",
                                        results.string());
   r = patchbay::test::run(cli() + " claims " + quoted(claims));
   CHECK(r.code == 1);

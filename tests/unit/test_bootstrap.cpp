@@ -231,12 +231,21 @@ TEST_CASE("bootstrap: runs tested on different test sets: the interval spans the
   const auto ci = point_interval(point, s);
   CHECK(ci.lo < 0.58);
   CHECK(ci.hi > 0.82);
+  // Each replicate draws both of its sets: half of them hold one of each (about 0.7), a
+  // quarter p twice (0.9), a quarter q twice (0.5), so the middle 40 % sits near 0.7 (one set
+  // drawn per replicate would put it at 0.5 and 0.9).
+  BootstrapSettings middle = s;
+  middle.level = 0.4;
+  const auto mid = point_interval(point, middle);
+  CHECK(mid.lo > 0.6);
+  CHECK(mid.hi < 0.8);
   // A - B: +0.2 on set p, 0 on set q. Per set both points share the set's clips (paired);
   // the sets disagree, so the difference (+0.1) is not resolved by two sets.
   const TestSets a{{run("p", 40, 30)}, {run("q", 40, 20)}}, b{{run("p", 40, 22)}, {run("q", 40, 20)}};
   const auto d = paired_difference(a, b, s);
   CHECK(d.estimate == doctest::Approx(0.1));
   CHECK(d.clips == 80);
+  CHECK(d.sets == 2);
   CHECK(d.interval.lo <= 0.0);
   // +0.1 on both sets: resolved.
   const TestSets c{{run("p", 40, 26)}, {run("q", 40, 24)}};

@@ -14,6 +14,7 @@
 #include "commands.hpp"
 #include "sweep_points.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -40,6 +41,7 @@ struct Side {
 struct Outcome {
   Verdict verdict = Verdict::pending;
   std::string why;  // pending: what is missing
+  bool missing_file = false;
   std::string note;  // the comparison's caveat (runs without a counterpart left out, ...)
   std::string metric;
   Side a, b;
@@ -119,8 +121,8 @@ Outcome evaluate(const Claim& claim, ResultsCache& cache, const stats::Bootstrap
                  const std::string& claims_file) {
   Outcome out;
   if (!fs::exists(claim.results)) {
-    out.why = fmt::format("no results file {} (paths are relative to the working folder, here {})", claim.results,
-                          fs::current_path().string());
+    out.why = fmt::format("no results file {}", claim.results);
+    out.missing_file = true;
     return out;
   }
   const PublishedResults& pub = cache.get(claim.results);
@@ -267,6 +269,12 @@ int run_claims(const std::vector<std::string>& args) {
   ResultsCache cache;
   std::vector<Outcome> outcomes;
   for (const auto& c : claims) outcomes.push_back(evaluate(c, cache, settings, file));
+  // Paths are the working folder's: from the wrong folder every claim is pending, so say so.
+  if (std::all_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) { return o.missing_file; })) {
+    fmt::print(stderr, "patchbay claims: none of the results files exists under {} (the working folder, which the "
+                       "paths of {} are relative to); run from the folder they were written for\n",
+               fs::current_path().string(), file);
+  }
 
   if (p.vm.count("json")) {
     fmt::print("{}\n", claims_json(claims, outcomes, settings).dump(2));

@@ -525,6 +525,13 @@ command = "patchbay run later.toml"
                         "0.333 (n = 1 of 2) | +0.458 [") != std::string::npos,
                 md);
   CHECK_MESSAGE(md.find("`patchbay run later.toml`") != std::string::npos, md);
+  CHECK(r.err.find("none of the results files exists") == std::string::npos);
+  // From a folder where no results file is found, every claim is pending, and stderr says why.
+  std::ofstream(dir.path() / "only_missing.toml") << "[[claim]]\ntext = \"t\"\nresults = \"results/r.h5\"\n"
+                                                     "a = \"x\"\nb = \"y\"\nexpect = \"a > b\"\n";
+  r = patchbay::test::run("cd " + quoted(dir.path()) + " && " + cli() + " claims only_missing.toml");
+  CHECK(r.code == 0);
+  CHECK_MESSAGE(r.err.find("none of the results files exists under") != std::string::npos, r.err);
 
   // Bad input: every problem at once, each with its line; a point no run has.
   std::ofstream(claims) << fmt::format(R"([[claim]]

@@ -11,7 +11,9 @@
 #   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
 #   figures: copy the plots the write-up shows from the studies' reports into figures/
 #   claims: test the write-up's claims (claims.toml) on the results so far: results/fftp-claims.md
-#   NICE=19 to run at the lowest CPU priority on a shared machine.
+#   NICE=19 to run at the lowest CPU priority on a shared machine; JOBS=N to train N runs side
+#   by side, the cores split between them (JOBS=2 on 2 cores: ~1.5x the runs per hour for
+#   AST-tiny runs, bench/RESULTS.md "Side by side").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -86,6 +88,6 @@ PY
   for other in results/fftp-cpu-*.h5; do
     [ -e "$other" ] && [ "$other" != "results/fftp-cpu-$s.h5" ] && reuse+=(--reuse "$other")
   done
-  "${run[@]}" run "experiments/fftp-paper/cpu/$s.toml" "${reuse[@]}"
+  "${run[@]}" run "experiments/fftp-paper/cpu/$s.toml" "${reuse[@]}" --jobs "${JOBS:-1}"
   "${run[@]}" report "results/fftp-cpu-$s.h5"
 done

@@ -313,9 +313,7 @@ int train_planned(const Experiment& exp, const PlannedRun& planned, const Regist
   opts.on_epoch = [&](const RunRecord& r) { store.write_run(r); };
   RunRecord rec = store.read_run(id).value_or(RunRecord{});
   if (rec.status == RunStatus::failed) rec = RunRecord{};
-  rec.id = run->id;
-  rec.slug = run->slug;
-  rec.status = RunStatus::running;
+  rec = start_record(*run, std::move(rec));  // with its axes: a RUNNING run has its sweep point
   store.write_run(rec);
   rec = train_run(*run, registry, opts, rec);
   store.write_run(rec);

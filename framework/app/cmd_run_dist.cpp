@@ -177,9 +177,7 @@ int run_dist(const std::vector<std::string>& args) {
     if (rec.status == RunStatus::failed && rec.reason.find("dist.peer_lost") == std::string::npos) {
       rec = RunRecord{};
     }
-    rec.id = run->id;
-    rec.slug = run->slug;
-    rec.status = RunStatus::running;
+    rec = start_record(*run, std::move(rec));
     store.write_run(rec);
     store.publish(record);
     fmt::print("run {} ({}) on {} rank{}; results: {}\n", run->slug, run->id, dc.world_size,

@@ -623,15 +623,21 @@ void run_training_or_restart(const PlannedRun& run, const Registry& registry, co
 
 }  // namespace
 
-RunRecord train_run(const PlannedRun& run, const Registry& registry, const TrainerOptions& opts, RunRecord rec) {
-  const auto start = Clock::now();
-  const double wall_before = rec.wall_seconds;
+RunRecord start_record(const PlannedRun& run, RunRecord rec) {
   rec.id = run.id;
   rec.slug = run.slug;
   rec.axes.clear();
   for (const auto& [k, v] : run.axes) rec.axes.emplace_back(k, to_toml(v));
   rec.config_toml = run.config.to_toml();
   rec.seed = run.config.train.get_int("seed");
+  rec.status = RunStatus::running;
+  return rec;
+}
+
+RunRecord train_run(const PlannedRun& run, const Registry& registry, const TrainerOptions& opts, RunRecord rec) {
+  const auto start = Clock::now();
+  const double wall_before = rec.wall_seconds;
+  rec = start_record(run, std::move(rec));
   rec.host = host_name();
   rec.blas = blas_summary();
   if (rec.started.empty()) rec.started = utc_now();

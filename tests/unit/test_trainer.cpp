@@ -186,6 +186,30 @@ TEST_CASE("trainer: a batch mixes the example with its partner, input and target
   CHECK(torch::allclose(again.spec[0], (data.features[4].t() - 0.5) / 2.0));
 }
 
+TEST_CASE("trainer: the record a run starts with names its sweep point (axes), not only its id") {
+  // `patchbay run` stores it before the first epoch; report, compare and claims place a
+  // RUNNING run by its axes, so a record without them would count under "(base)".
+  test::TempDir dir;
+  const auto& registry = test::linked_registry();
+  const Experiment e = load_experiment_text(
+      tone_experiment(write_tone_set(dir.path()), "[sweep]\nseeds = [0, 1]\n\"train.lr\" = [1e-3, 3e-3]\n"),
+      "tones.toml", {}, registry);
+  const PlannedRun& run = e.runs.back();
+  RunRecord earlier;
+  earlier.attempts = 2;
+  earlier.wall_seconds = 5.0;
+  const RunRecord r = start_record(run, earlier);
+  CHECK(r.id == run.id);
+  CHECK(r.slug == run.slug);
+  CHECK(r.status == RunStatus::running);
+  REQUIRE(r.axes.size() == run.axes.size());
+  CHECK(r.axes.size() == 2);
+  CHECK(r.seed == run.config.train.get_int("seed"));
+  CHECK(r.config_toml == run.config.to_toml());
+  CHECK(r.attempts == 2);  // what earlier attempts recorded is kept
+  CHECK(r.wall_seconds == 5.0);
+}
+
 TEST_CASE("trainer: a run on an easy set learns, picks the best epoch and keeps its predictions") {
   test::TempDir dir;
   const auto text = tone_experiment(write_tone_set(dir.path()));

@@ -95,6 +95,12 @@ struct TrainerOptions {
   std::shared_ptr<Distributed> distributed;
 };
 
+// The record a run is stored with as it starts, before its first epoch: `previous` (the
+// stored record of earlier attempts, or empty) with the run's identity set: id, slug, its
+// sweep axes, resolved configuration and seed, status RUNNING. Everything that places a run
+// (report, compare, claims) can read it from then on.
+PATCHBAY_API RunRecord start_record(const PlannedRun& run, RunRecord previous);
+
 // See the header comment. `record` is the stored record of earlier attempts (empty for a
 // fresh run). Returns the finished record (COMPLETED or FAILED).
 PATCHBAY_API RunRecord train_run(const PlannedRun& run, const Registry& registry,

@@ -10,7 +10,8 @@
 #   transfer: pretrains cpu/transfer-pretrain.toml, exports its best epoch, then cpu/transfer.toml
 #   tuned: writes cpu/tuned.toml from tuning's validation scores (pick_tuned.py), runs it
 #   figures: copy the plots the write-up shows from the studies' reports into figures/
-#   claims: test the write-up's claims (claims.toml) on the results so far: results/fftp-claims.md
+#   claims: test the write-up's claims (claims.toml) on the results so far: results/fftp-claims.md,
+#           copied into README.md's summary (embed_claims.py)
 #   NICE=19 to run at the lowest CPU priority on a shared machine; JOBS=N to train N runs side
 #   by side, the cores split between them (JOBS=2 on 2 cores: ~1.5x the runs per hour for
 #   AST-tiny runs, bench/RESULTS.md "Side by side").
@@ -41,6 +42,7 @@ for s in "${studies[@]}"; do
   fi
   if [ "$s" = claims ]; then
     "${run[@]}" claims experiments/fftp-paper/claims.toml --out results/fftp-claims.md
+    /usr/bin/python3 "$here/embed_claims.py" results/fftp-claims.md "$here/README.md"
     continue
   fi
   if [ "$s" = cost ]; then

@@ -1,12 +1,13 @@
 // Reading a claims file and the verdict of a claim (claims.hpp).
 #include "claims.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
 #include "patchbay/error.hpp"
@@ -16,7 +17,8 @@ namespace fs = std::filesystem;
 namespace patchbay::cli {
 namespace {
 
-const std::set<std::string> kKeys = {"text", "results", "a", "b", "expect", "margin", "metric", "source", "command"};
+// In the order docs/claims.md lists them.
+const std::vector<std::string> kKeys = {"text", "results", "a", "b", "expect", "margin", "metric", "source", "command"};
 
 // The problems of one file, each "FILE:LINE: message", thrown together.
 class Problems {
@@ -75,10 +77,9 @@ Claim read_claim(const toml::table& t, Problems& problems) {
   Claim c;
   c.line = static_cast<int>(t.source().begin.line);
   for (const auto& [key, node] : t) {
-    if (!kKeys.count(std::string(key.str()))) {
-      problems.add(node.source(), fmt::format("unknown key '{}' in a [[claim]] (keys: text, results, a, b, "
-                                              "expect, margin, metric, source, command)",
-                                              key.str()));
+    if (std::find(kKeys.begin(), kKeys.end(), std::string(key.str())) == kKeys.end()) {
+      problems.add(node.source(), fmt::format("unknown key '{}' in a [[claim]] (keys: {})", key.str(),
+                                              fmt::join(kKeys, ", ")));
     }
   }
   for (const char* key : {"text", "results", "a", "b", "expect"}) {

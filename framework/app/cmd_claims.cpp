@@ -54,11 +54,9 @@ struct Outcome {
 
 // The distinct test sets of the planned runs (any status) of points `a` and `b`.
 size_t planned_test_sets(const PublishedResults& pub, const std::string& a, const std::string& b) {
-  std::vector<const RunRecord*> runs;
-  for (const auto& r : pub.runs) {
-    const std::string p = point_of(r);
-    if (p == a || p == b) runs.push_back(&r);
-  }
+  auto runs = planned_runs_of(pub, a);
+  const auto of_b = planned_runs_of(pub, b);
+  runs.insert(runs.end(), of_b.begin(), of_b.end());
   return test_sets_of(runs).size();
 }
 
@@ -82,9 +80,7 @@ std::string side_text(const Side& s) {
 }
 
 Side side_of(const SweepPoint& point, const PublishedResults& pub) {
-  Side s{point.name, point.runs.size(), 0, point.mean(), point.std()};
-  for (const auto& r : pub.runs) s.planned += point_of(r) == point.name ? 1 : 0;
-  return s;
+  return {point.name, point.runs.size(), planned_runs_of(pub, point.name).size(), point.mean(), point.std()};
 }
 
 // Results files read once however many claims name them.

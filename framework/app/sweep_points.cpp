@@ -331,17 +331,22 @@ std::vector<std::string> test_sets_of(const std::vector<const RunRecord*>& runs)
   return out;
 }
 
+std::vector<const RunRecord*> planned_runs_of(const PublishedResults& results, const std::string& point) {
+  std::vector<const RunRecord*> out;
+  for (const auto& r : results.runs) {
+    if (point_of(r) == point) out.push_back(&r);
+  }
+  return out;
+}
+
 std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name) {
-  std::optional<PlannedPoint> found;
   for (const auto& r : results.runs) {
     if (r.id == name || r.slug == name || point_of(r) == name) {
-      found = PlannedPoint{point_of(r), 0};
-      break;
+      const std::string point = point_of(r);
+      return PlannedPoint{point, planned_runs_of(results, point).size()};
     }
   }
-  if (!found) return found;
-  for (const auto& r : results.runs) found->runs += point_of(r) == found->name ? 1 : 0;
-  return found;
+  return std::nullopt;
 }
 
 void add_bootstrap_options(boost::program_options::options_description& desc) {

@@ -107,6 +107,8 @@ struct PlannedPoint {
   size_t runs = 0;
 };
 std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name);
+// The planned runs (any status) of `results` whose point (point_of) is `point`.
+std::vector<const RunRecord*> planned_runs_of(const PublishedResults& results, const std::string& point);
 
 // --bootstrap N and --bootstrap-seed S (report and compare), and the settings they give;
 // throws ConfigError "cli.bad_bootstrap" for N outside 100..1000000.

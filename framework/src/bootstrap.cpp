@@ -245,9 +245,9 @@ Interval percentile_interval(std::vector<double> values, double level) {
 
 namespace {
 
-// A value of one bootstrap replicate over test sets: `draw_sets` picks the sets (with
-// replacement; none is drawn from the generator for one set, so that one set replays the
-// single-set bootstrap exactly), then per drawn set its clips and `per_set(set, weights)`.
+// A value of one bootstrap replicate over test sets: K sets drawn with replacement (nothing
+// is drawn from the generator for one set, so that one set replays the single-set bootstrap
+// exactly), then per drawn set its clips and `per_set(set, weights)`; the mean over them.
 template <class PerSet>
 double over_drawn_sets(std::mt19937_64& rng, std::vector<std::vector<double>>& weights, PerSet per_set) {
   const size_t k = weights.size();
@@ -318,7 +318,7 @@ Difference paired_difference(const TestSets& a, const TestSets& b, const Bootstr
                                            a.size(), b.size()));
   }
   auto weights = clip_weights(a, "paired_difference");
-  clip_weights(b, "paired_difference");
+  clip_weights(b, "paired_difference");  // B's sets checked as A's; the draws use A's weights
   for (size_t s = 0; s < a.size(); ++s) {
     check_same_clips(b[s], a[s].front().clips(), "paired_difference");
     d.clips += a[s].front().clips();

@@ -533,6 +533,25 @@ command = "patchbay run later.toml"
   CHECK(r.code == 0);
   CHECK_MESSAGE(r.err.find("none of the results files exists under") != std::string::npos, r.err);
 
+  // Runs recorded without per-clip predictions cannot be compared: pending, saying why.
+  const fs::path bare = dir.path() / "bare.h5";
+  std::vector<patchbay::RunRecord> bare_runs;
+  for (const auto& [id, masker] : {std::pair{"55555555-s0", "a"}, std::pair{"66666666-s0", "b"}}) {
+    bare_runs.push_back(record(id, patchbay::RunStatus::completed, "2026-12-03T00:00:00Z", 0.5));
+    bare_runs.back().axes = {{"masker", std::string("\"") + masker + "\""}, {"train.seed", "0"}};
+  }
+  make_results(bare, "bare", "[train]\nlr = 1\n", {"55555555-s0", "66666666-s0"}, bare_runs);
+  std::ofstream(dir.path() / "bare.toml") << fmt::format("[[claim]]\ntext = \"t\"\nresults = \"{}\"\n"
+                                                         "a = \"masker=a\"\nb = \"masker=b\"\nexpect = \"a > b\"\n",
+                                                         bare.string());
+  r = patchbay::test::run(cli() + " claims " + quoted(dir.path() / "bare.toml") + " --json --bootstrap 100");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const auto bare_claim = json::parse(r.out)["claims"][0];
+  CHECK(bare_claim["verdict"] == "pending");
+  CHECK_MESSAGE(bare_claim["why"].get<std::string>().find("not comparable: 2 of 2 runs have no per-clip test "
+                                                          "predictions") != std::string::npos,
+                bare_claim.dump());
+
   // Bad input: every problem at once, each with its line; a point no run has.
   std::ofstream(claims) << fmt::format(R"([[claim]]
 text = "x"

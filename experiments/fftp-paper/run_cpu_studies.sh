@@ -34,7 +34,9 @@ for s in "${studies[@]}"; do
     mkdir -p "$here/figures"
     for f in stride/metric_vs_gmacs stride/curves square-longer/curves masking/metric_vs_masker \
              masking-longer/curves masking-longer/metric_vs_masker backbones/metric_vs_gmacs \
-             instruments/metric_vs_gmacs instruments/curves; do
+             instruments/metric_vs_gmacs instruments/curves tuned/curves keywords-300/curves \
+             keywords-real/per_test_set instruments-converge/metric_vs_gmacs instruments-converge/curves \
+             masking-converge/metric_vs_masker masking-converge/curves; do
       src="results/fftp-cpu-${f%%/*}-report/${f#*/}.png"
       if [ -e "$src" ]; then cp "$src" "$here/figures/${f%%/*}-${f#*/}.png"; else echo "no $src (run that study first)"; fi
     done

@@ -195,6 +195,7 @@ int run_report(const std::vector<std::string>& args) {
   if (!p.vm.count("no-plots") && !done.empty()) {
     images.push_back(plot_metric_vs_cost(out, points, pub.experiment.name, metric));
     for (const auto& png : plot_metric_vs_keys(out, done, metric)) images.push_back(png);
+    if (const auto sets = plot_per_test_set(out, points, metric)) images.push_back(*sets);
     if (const auto curves = plot_curves(out, points, done, valid_key)) images.push_back(*curves);
     md += "\n## Plots\n\n";
     for (const auto& img : images) md += fmt::format("![{}]({})\n\n", img, img);

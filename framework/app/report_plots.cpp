@@ -185,7 +185,9 @@ std::vector<std::string> plot_metric_vs_keys(const fs::path& out, const std::vec
   std::set<std::string> keys;
   for (const auto* r : done) {
     for (const auto& [k, v] : r->axes) {
-      if (k != "train.seed") keys.insert(k);
+      // A test set's marginal would pool every point's runs on it; plot_per_test_set keeps
+      // them apart.
+      if (k != "train.seed" && !is_test_set_axis(k)) keys.insert(k);
     }
   }
   // The key's values go on the vertical axis, written out horizontally: as x tics, long
@@ -235,6 +237,54 @@ std::vector<std::string> plot_metric_vs_keys(const fs::path& out, const std::vec
     pngs.push_back(png);
   }
   return pngs;
+}
+
+std::optional<std::string> plot_per_test_set(const fs::path& out, const std::vector<SweepPoint>& points,
+                                             const std::string& metric) {
+  std::vector<const RunRecord*> all;
+  for (const auto& p : points) all.insert(all.end(), p.runs.begin(), p.runs.end());
+  const std::vector<std::string> sets = test_sets_of(all);
+  if (sets.size() < 2) return std::nullopt;
+  // Index 2i: point i's runs (set, metric); index 2i + 1: its mean per set. Each point's
+  // dots are shifted a little sideways so that points with close scores stay apart.
+  std::ofstream dat(out / "per_test_set.dat");
+  std::string plot;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const double shift = 0.08 * (static_cast<double>(i) - static_cast<double>(points.size() - 1) / 2.0);
+    std::string means;
+    dat << fmt::format("# {}: {}\n# runs: set {}\n", i + 1, points[i].name, metric);
+    for (size_t s = 0; s < sets.size(); ++s) {
+      double sum = 0;
+      size_t n = 0;
+      for (const auto* r : points[i].runs) {
+        const double m = final_of(*r, metric);
+        if (test_set_of(*r) != sets[s] || !std::isfinite(m)) continue;
+        dat << fmt::format("{} {}\n", static_cast<double>(s) + shift, m);
+        sum += m;
+        ++n;
+      }
+      if (n) means += fmt::format("{} {}\n", static_cast<double>(s) + shift, sum / static_cast<double>(n));
+    }
+    dat << "\n\n# means: set " << metric << "\n" << means << "\n\n";
+    const std::string colour = fmt::format("lc {}", i + 1);
+    plot += fmt::format("{}'per_test_set.dat' index {} using 1:2 with points pt {} ps 1.2 {} notitle, \\\n"
+                        "     'per_test_set.dat' index {} using 1:2 with linespoints pt {} ps 2 lw 2 {} title {}",
+                        i ? ", \\\n     " : "", 2 * i, point_type(i), colour, 2 * i + 1, point_type(i), colour,
+                        point_title(i, points[i]));
+  }
+  std::string tics;
+  for (size_t s = 0; s < sets.size(); ++s) {
+    tics += (s ? ", " : "") + gnuplot_quote("dataset.split_seed=" + sets[s]) + " " + std::to_string(s);
+  }
+  std::ofstream gp(out / "per_test_set.gp");
+  gp << terminal(900, 420 + 22 * static_cast<int>(points.size())) << "set output 'per_test_set.png'\n"
+     << "set title " << gnuplot_quote(metric + " per held-out test set: dots are runs, lines each point's mean")
+     << "\nset ylabel " << gnuplot_quote(metric) << "\nset grid\nset xtics (" << tics << ")\n"
+     << "set xrange [-0.5:" << sets.size() - 0.5 << "]\nset key below\nplot " << plot << "\n";
+  gp.close();
+  dat.close();  // gnuplot reads the file: flush it first
+  run_gnuplot(out / "per_test_set.gp");
+  return "per_test_set.png";
 }
 
 std::optional<std::string> plot_curves(const fs::path& out, const std::vector<SweepPoint>& points,

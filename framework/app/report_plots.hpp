@@ -17,9 +17,17 @@ namespace patchbay::cli {
 std::string plot_metric_vs_cost(const std::filesystem::path& out, const std::vector<SweepPoint>& points,
                                 const std::string& experiment, const std::string& metric);
 
-// The metric against each swept key but the seed, one dot per run and each value's mean.
+// The metric against each swept key but the seed and the test set, one dot per run and each
+// value's mean.
 std::vector<std::string> plot_metric_vs_keys(const std::filesystem::path& out,
                                              const std::vector<const RunRecord*>& done,
+                                             const std::string& metric);
+
+// The metric on each held-out test set (dataset.split_seed), a dot per run and per sweep
+// point a line through its mean on each set: the pairs the comparisons resample, set by set,
+// and how much the choice of test data moves a point against how much the points differ.
+// None unless the runs were tested on two sets or more.
+std::optional<std::string> plot_per_test_set(const std::filesystem::path& out, const std::vector<SweepPoint>& points,
                                              const std::string& metric);
 
 // Training curves per sweep point: validation `valid_key` and training loss, the mean over

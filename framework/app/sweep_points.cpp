@@ -89,11 +89,19 @@ double final_of(const RunRecord& r, const std::string& key) {
   return it == r.final.end() ? NAN : it->second;
 }
 
-namespace {
-bool is_fold_axis(const std::string& key) { return key == "dataset.fold"; }
 // Runs that differ in it were tested on different held-out data (the keywords generator's
 // split seed draws other test voices): a point is its runs over every test set.
 bool is_test_set_axis(const std::string& key) { return key == "dataset.split_seed"; }
+
+std::string test_set_of(const RunRecord& run) {
+  for (const auto& [k, v] : run.axes) {
+    if (is_test_set_axis(k)) return axis_value_text(v);
+  }
+  return "";
+}
+
+namespace {
+bool is_fold_axis(const std::string& key) { return key == "dataset.fold"; }
 
 // A point's runs by the test set they were tested on (dataset.split_seed's value; one set ""
 // when it is not swept), in order of first appearance.
@@ -101,10 +109,7 @@ using RunsBySet = std::vector<std::pair<std::string, std::vector<const RunRecord
 RunsBySet by_test_set(const std::vector<const RunRecord*>& runs) {
   RunsBySet sets;
   for (const auto* r : runs) {
-    std::string set;
-    for (const auto& [k, v] : r->axes) {
-      if (is_test_set_axis(k)) set = axis_value_text(v);
-    }
+    const std::string set = test_set_of(*r);
     auto it = std::find_if(sets.begin(), sets.end(), [&](const auto& e) { return e.first == set; });
     if (it == sets.end()) {
       sets.push_back({set, {}});

@@ -97,11 +97,15 @@ std::optional<size_t> best_point(const std::vector<SweepPoint>& points);
 std::optional<size_t> find_point(const std::vector<SweepPoint>& points, const std::string& name);
 // "\n  1: name\n  2: name ..." for error messages; "\n  (none: no run has completed)" if empty.
 std::string point_list(const std::vector<SweepPoint>& points);
-// The point (name) of the planned runs of `results`, any status, that `name` names as
-// find_point does (numbers aside), and how many runs it has; nullopt when none.
+// Whether swept key `key` names the held-out test set (dataset.split_seed).
+bool is_test_set_axis(const std::string& key);
+// The test set `run` was tested on: its dataset.split_seed value, "" when not swept.
+std::string test_set_of(const RunRecord& run);
 // The test sets `runs` were tested on: dataset.split_seed's values in order of first
 // appearance, or one "" when the runs do not sweep it.
 std::vector<std::string> test_sets_of(const std::vector<const RunRecord*>& runs);
+// The point (name) of the planned runs of `results`, any status, that `name` names as
+// find_point does (numbers aside), and how many runs it has; nullopt when none.
 struct PlannedPoint {
   std::string name;
   size_t runs = 0;

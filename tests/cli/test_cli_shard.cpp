@@ -410,6 +410,20 @@ TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, 
   CHECK_MESSAGE(md.find("0.789 ± 0.117 (n = 3)") != std::string::npos, md);
   CHECK_MESSAGE(md.find("| 2 | masker=b |") != std::string::npos, md);
   CHECK(md.find("split_seed=1") == std::string::npos);
+  // The plot per test set: a's runs on sets 0, 1, 2 (x shifted left), b's on 0, 1 (right),
+  // each point's mean per set; no marginal plot over split_seed, which would pool a and b.
+  r = patchbay::test::run(cli() + " report " + quoted(results) + " --out " + quoted(dir.path() / "plots"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(fs::file_size(dir.path() / "plots" / "per_test_set.png") > 2000);
+  CHECK_FALSE(fs::exists(dir.path() / "plots" / "metric_vs_dataset.split_seed.png"));
+  CHECK(slurp(dir.path() / "plots" / "report.md").find("![per_test_set.png](per_test_set.png)") != std::string::npos);
+  const std::string dat = slurp(dir.path() / "plots" / "per_test_set.dat");
+  CHECK_MESSAGE(dat.find("# 1: masker=a\n# runs: set test_accuracy\n-0.04 0.9\n0.96 0.8\n1.96 0.6666") !=
+                    std::string::npos,
+                dat);
+  CHECK_MESSAGE(dat.find("# 2: masker=b\n# runs: set test_accuracy\n0.04 0.7\n1.04 0.6\n\n") != std::string::npos,
+                dat);
+  CHECK(slurp(dir.path() / "plots" / "per_test_set.gp").find("\"dataset.split\\\\_seed=3\" 2") != std::string::npos);
   // Paired on splits 1 and 2 (60 clips; a - b = 0.2 on both); split 3 has no b, left out.
   r = patchbay::test::run(cli() + " compare " + quoted(results) + " masker=a masker=b --json --bootstrap 500");
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));

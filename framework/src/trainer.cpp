@@ -330,6 +330,10 @@ void record_predictions(const Evaluation& tested, const SplitData& test, RunReco
 
 void run_training(const PlannedRun& run, const Registry& registry, const TrainerOptions& opts, RunRecord& rec,
                   int64_t& step_out) {
+  // The record written after each epoch carries the wall time so far: an attempt killed
+  // later still counts up to its last epoch (train_run sets the final sum).
+  const double wall_at_entry = rec.wall_seconds;
+  const auto entry = Clock::now();
   const ResolvedConfig& c = run.config;
   const Options& t = c.train;
   const Report report = [&](const TrainProgress& p) {
@@ -510,6 +514,7 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
     row.data_seconds = e.data_seconds;
     row.masked_cells = e.masked / static_cast<double>(std::max<int64_t>(1, e.seen));
     rec.curves.push_back(row);
+    rec.wall_seconds = wall_at_entry + seconds_since(entry);
     step_out = step;
 
     if (writer && opts.on_epoch) opts.on_epoch(rec);

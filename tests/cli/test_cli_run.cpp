@@ -159,6 +159,10 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
   CHECK(rec->status == patchbay::RunStatus::running);
   CHECK(rec->curves.size() == 2);
   CHECK(h5_attr(killed, "f['table/status'].asstr()[0]") == "RUNNING");
+  // Its wall time so far is recorded with each epoch, so the time of an attempt that is
+  // killed still counts in the run's compute (patchbay claims sums it).
+  const double killed_wall = rec->wall_seconds;
+  CHECK(killed_wall >= rec->curves[0].epoch_seconds + rec->curves[1].epoch_seconds);
 
   r = patchbay::test::run(cli() + " run " + quoted(exp) + " --results " + quoted(killed));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
@@ -169,6 +173,7 @@ TEST_CASE("cli: a run killed with SIGKILL resumes and ends exactly as an uninter
   CHECK(rec->status == patchbay::RunStatus::completed);
   CHECK(rec->attempts == 2);
   REQUIRE(rec->curves.size() == 4);
+  CHECK(rec->wall_seconds >= killed_wall + rec->curves[2].epoch_seconds + rec->curves[3].epoch_seconds);
   for (size_t i = 0; i < 4; ++i) {
     CAPTURE(i);
     CHECK(rec->curves[i].train_loss == reference->curves[i].train_loss);

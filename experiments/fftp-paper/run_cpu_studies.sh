@@ -16,6 +16,9 @@
 #   by side, the cores split between them (JOBS=2 on 2 cores: ~1.5x the runs per hour for
 #   AST-tiny runs, bench/RESULTS.md "Side by side").
 set -euo pipefail
+# One block, read whole before it runs: bash reads a script as it goes, so editing this file
+# while a study runs for hours would otherwise derail the run at the edit's offset.
+{
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
@@ -95,3 +98,5 @@ PY
   "${run[@]}" run "experiments/fftp-paper/cpu/$s.toml" "${reuse[@]}" --jobs "${JOBS:-1}"
   "${run[@]}" report "results/fftp-cpu-$s.h5"
 done
+exit
+}

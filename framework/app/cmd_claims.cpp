@@ -50,6 +50,9 @@ struct Outcome {
   // Held-out test sets (dataset.split_seed) the comparison rests on, of those the two points'
   // planned runs cover; 1 of 1 when the study holds out one test set.
   size_t sets_compared = 0, sets_planned = 0;
+  // Tested before every planned run of both points completed: the verdict may still change
+  // (in the FFTP study a third seed moved one across 0).
+  bool provisional() const { return a.runs < a.planned || b.runs < b.planned; }
 };
 
 // The distinct test sets of the planned runs (any status) of points `a` and `b`.
@@ -178,6 +181,7 @@ nlohmann::json claims_json(const std::vector<Claim>& claims, const std::vector<O
       j["sets_planned"] = o.sets_planned;
       j["wall_hours"] = o.wall_hours;
       j["note"] = o.note;
+      j["provisional"] = o.provisional();
     }
     list.push_back(j);
   }
@@ -186,23 +190,26 @@ nlohmann::json claims_json(const std::vector<Claim>& claims, const std::vector<O
 
 std::string verdict_table(const std::vector<Claim>& claims, const std::vector<Outcome>& outcomes, Verdict verdict) {
   std::string rows;
-  size_t n = 0;
+  size_t n = 0, provisional = 0;
   for (size_t i = 0; i < claims.size(); ++i) {
     if (outcomes[i].verdict != verdict) continue;
     const auto& c = claims[i];
     const auto& o = outcomes[i];
     ++n;
+    provisional += o.provisional();
     const std::string source = c.source.empty() ? "" : fmt::format(" ({})", cell(c.source));
-    rows += fmt::format("| {} | {}, {}{} | {} | {} | {:+.3f} [{:.3f}, {:.3f}] | {} | {:.1f} h | `{}` |\n", cell(c.text),
-                        expectation_text(c), o.metric, source, side_text(o.a), side_text(o.b), o.difference.estimate,
+    rows += fmt::format("| {}{} | {}, {}{} | {} | {} | {:+.3f} [{:.3f}, {:.3f}] | {} | {:.1f} h | `{}` |\n", cell(c.text),
+                        o.provisional() ? " (provisional: runs still to complete)" : "", expectation_text(c),
+                        o.metric, source, side_text(o.a), side_text(o.b), o.difference.estimate,
                         o.difference.interval.lo, o.difference.interval.hi, clips_text(o), o.wall_hours,
                         c.results);
   }
   const char* title = verdict == Verdict::holds ? "Holds" : verdict == Verdict::differs ? "Differs" : "Not resolved";
   if (n == 0) return fmt::format("\n## {} (0)\n\nNone.\n", title);
+  const std::string count = provisional ? fmt::format("{}, {} of them provisional", n, provisional) : std::to_string(n);
   return fmt::format("\n## {} ({})\n\n| claim | expects | A | B | A - B [95 % CI] | clips | compute | results |\n"
                      "|---|---|---|---|---|---:|---:|---|\n{}",
-                     title, n, rows);
+                     title, count, rows);
 }
 
 std::string claims_markdown(const std::string& file, const std::vector<Claim>& claims,
@@ -214,7 +221,8 @@ std::string claims_markdown(const std::string& file, const std::vector<Claim>& c
       "(k of K sets: those both points were tested on) ({} replicates, seed {}), and the verdict that interval "
       "alone gives against what the claim expects: **holds** (all of it inside), **differs** (all of it "
       "outside), **not resolved** (across the edge). Compute: the wall hours of both points' completed runs, "
-      "on the machines that ran them.\n",
+      "on the machines that ran them. A claim marked provisional was tested before all its points' planned runs "
+      "completed: its verdict may still change.\n",
       file, claims.size(), settings.replicates, settings.seed);
   for (Verdict v : {Verdict::holds, Verdict::not_resolved, Verdict::differs}) md += verdict_table(claims, outcomes, v);
   std::string notes;

@@ -147,6 +147,12 @@ void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord
   // Overrides that leave the plan's runs the same (e.g. train.threads=1) are fine.
   const bool overrides_matter = previous->overrides != record.overrides && previous->run_ids != record.run_ids;
   if (previous->text == record.text && !overrides_matter) return;
+  if (previous->run_ids == record.run_ids) {
+    fmt::print(stderr, "patchbay run: {} was edited since {} was written, but plans the same runs (a run's id "
+                       "hashes every option); recording the edited text\n",
+               record.file, store.file().string());
+    return;
+  }
   std::string what = changed_lines(previous->text, record.text);
   if (overrides_matter) {
     what += fmt::format("\n  overrides were [{}], now [{}]", fmt::join(previous->overrides, " "),

@@ -40,7 +40,9 @@ Experiment plan_from(const Parsed& p, const Registry& registry, const std::strin
 std::string changed_lines(const std::string& before, const std::string& after);
 
 // Throws ConfigError "results.changed" (with the changed lines) when `store`'s published
-// experiment is not `record`'s: `run` and `run-dist` without --force.
+// experiment plans other runs than `record`'s: `run` and `run-dist` without --force. An edit
+// that plans the same runs (a comment, the layout: run ids hash every option) is accepted
+// with a note on stderr; the caller then records the edited text.
 void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord& record);
 
 // The cores this process may use: its affinity mask, capped by $SLURM_CPUS_PER_TASK (see

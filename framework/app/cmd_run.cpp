@@ -129,7 +129,8 @@ int run_run(const std::vector<std::string>& args) {
   desc.add_options()("results", po::value<std::string>(),
                      "results file (default: results/<experiment name>.h5)")(
       "jobs,j", po::value<int>()->default_value(1), "runs trained side by side; the cores are split between them")(
-      "force", "run even though the experiment file changed since the results were written")(
+      "force", "run even though the experiment file plans other runs than the results file was "
+                 "written for (an edit that plans the same runs needs no --force)")(
       "shard", po::value<std::string>(),
       "K/N: run only shard K (0..N-1) of N; results default to results/<name>.shard-K-of-N.h5")(
       "reuse", po::value<std::vector<std::string>>()->composing(),

@@ -33,7 +33,8 @@ int run_dist(const std::vector<std::string>& args) {
                      "the run's id or slug (needed when the plan has several runs)")(
       "results", po::value<std::string>(),
       "results file (default: results/<experiment name>.h5); rank 0 writes it")(
-      "force", "run even though the experiment file changed since the results were written")(
+      "force", "run even though the experiment file plans other runs than the results file was "
+                 "written for (an edit that plans the same runs needs no --force)")(
       "dist-rank", po::value<int>(), "this process's rank, 0..world-1 (default: $RANK)")(
       "dist-world-size", po::value<int>(), "number of processes (default: $WORLD_SIZE)")(
       "dist-addr", po::value<std::string>(),

@@ -119,6 +119,15 @@ TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   CHECK(r.out.find("1 completed before, 0 to do") != std::string::npos);
 
+  // An edit that leaves every run the same (a comment, the layout) is accepted, and the file
+  // records the edited text: the run ids hash every option.
+  const fs::path commented = write_experiment(dir.path(), 3, "# a note added while the sweep ran\n");
+  r = patchbay::test::run(cli() + " run " + quoted(commented) + " --results " + quoted(results));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("1 completed before, 0 to do") != std::string::npos);
+  CHECK_MESSAGE(r.err.find("edited since") != std::string::npos, r.err);
+  CHECK(store.read_experiment().value().text.find("# a note added") != std::string::npos);
+
   // A changed experiment is refused, naming the change; --force accepts it.
   const fs::path changed = write_experiment(dir.path(), 3, "seed = 5\n");
   r = patchbay::test::run(cli() + " run " + quoted(changed) + " --results " + quoted(results));

@@ -144,17 +144,21 @@ int usable_cores() {
 void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord& record) {
   const auto previous = store.read_experiment();
   if (!previous) return;
-  // Overrides that leave the plan's runs the same (e.g. train.threads=1) are fine.
-  const bool overrides_matter = previous->overrides != record.overrides && previous->run_ids != record.run_ids;
-  if (previous->text == record.text && !overrides_matter) return;
+  // The runs decide: a run's id hashes every option, so an edit or override that leaves the
+  // ids the same (a comment, train.threads=1) plans the same runs.
   if (previous->run_ids == record.run_ids) {
-    fmt::print(stderr, "patchbay run: {} was edited since {} was written, but plans the same runs (a run's id "
-                       "hashes every option); recording the edited text\n",
-               record.file, store.file().string());
+    if (previous->text != record.text) {
+      fmt::print(stderr, "patchbay run: {} was edited since {} was written, but plans the same runs; recording "
+                         "the edited text\n",
+                 record.file, store.file().string());
+    }
     return;
   }
   std::string what = changed_lines(previous->text, record.text);
-  if (overrides_matter) {
+  if (previous->text == record.text && previous->overrides == record.overrides) {
+    what += "\n  (the file is the same: a plugin's version or a default changed, so its runs' ids did)";
+  }
+  if (previous->overrides != record.overrides) {
     what += fmt::format("\n  overrides were [{}], now [{}]", fmt::join(previous->overrides, " "),
                         fmt::join(record.overrides, " "));
   }

@@ -72,14 +72,14 @@ std::string label(const Input& in) {
 }
 
 // What makes two results files hold different experiments; empty when they hold the same.
-// Overrides that leave the plan's run ids the same (train.threads=1) do not count, as for
-// `patchbay run`.
+// Besides the name, the plan's run ids decide, as for `patchbay run`: they hash every option,
+// so overrides and edits that leave them the same (train.threads=1, a comment edited before
+// one shard's rerun) do not count.
 std::string difference(const ExperimentRecord& a, const ExperimentRecord& b) {
   std::vector<std::string> why;
   if (a.name != b.name) why.push_back(fmt::format("experiment '{}' vs '{}'", a.name, b.name));
-  if (a.text != b.text)
-    why.push_back("the experiment files differ:" + changed_lines(a.text, b.text));
   if (a.run_ids != b.run_ids) {
+    if (a.text != b.text) why.push_back("the experiment files differ:" + changed_lines(a.text, b.text));
     std::vector<std::string> only_a, only_b;
     for (const auto& id : a.run_ids) {
       if (std::find(b.run_ids.begin(), b.run_ids.end(), id) == b.run_ids.end())

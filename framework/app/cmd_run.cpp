@@ -351,9 +351,10 @@ int run_worker(const std::vector<std::string>& args) {
   }
   if (run == nullptr) throw ConfigError("run.unknown", fmt::format("no run '{}' in the plan", id));
   const ResultsStore store(p.vm["results"].as<std::string>());
-  // A worker started with exec reads the experiment file again: it must still be the file the
-  // host planned (recorded in the results file), or the run would not be the planned one.
-  if (const auto recorded = store.read_experiment(); recorded && recorded->text != record_of(exp).text) {
+  // A worker started with exec reads the experiment file again: it must still plan the runs the
+  // host planned (recorded in the results file; an edited comment changes none of their ids,
+  // which hash every option), or the run would not be the planned one.
+  if (const auto recorded = store.read_experiment(); recorded && recorded->run_ids != record_of(exp).run_ids) {
     throw ConfigError("run.experiment_changed",
                       fmt::format("'{}' changed while the sweep was running; run patchbay run "
                                   "again to plan it anew (finished runs are kept)", fs::path(exp.file).string()));

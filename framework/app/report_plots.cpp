@@ -249,22 +249,34 @@ std::optional<std::string> plot_per_test_set(const fs::path& out, const std::vec
   // dots are shifted a little sideways so that points with close scores stay apart.
   std::ofstream dat(out / "per_test_set.dat");
   std::string plot;
+  // A set without a value gets a NaN row among the runs (a block of comments alone would not
+  // count as an index, and every later point would take the one before it) and a blank line
+  // among the means (the line breaks there rather than bridge a set nothing was measured on).
+  const double step = std::min(0.08, 0.8 / static_cast<double>(points.size()));
   for (size_t i = 0; i < points.size(); ++i) {
-    const double shift = 0.08 * (static_cast<double>(i) - static_cast<double>(points.size() - 1) / 2.0);
+    const double shift = step * (static_cast<double>(i) - static_cast<double>(points.size() - 1) / 2.0);
     std::string means;
     dat << fmt::format("# {}: {}\n# runs: set {}\n", i + 1, points[i].name, metric);
     for (size_t s = 0; s < sets.size(); ++s) {
+      const double x = static_cast<double>(s) + shift;
       double sum = 0;
       size_t n = 0;
       for (const auto* r : points[i].runs) {
         const double m = final_of(*r, metric);
         if (test_set_of(*r) != sets[s] || !std::isfinite(m)) continue;
-        dat << fmt::format("{} {}\n", static_cast<double>(s) + shift, m);
+        dat << fmt::format("{} {}\n", x, m);
         sum += m;
         ++n;
       }
-      if (n) means += fmt::format("{} {}\n", static_cast<double>(s) + shift, sum / static_cast<double>(n));
+      if (n == 0) dat << fmt::format("{} NaN\n", x);
+      if (n) {
+        means += fmt::format("{} {}\n", x, sum / static_cast<double>(n));
+      } else if (!means.empty() && means.back() == '\n' && means.size() > 1 && means[means.size() - 2] != '\n') {
+        means += "\n";  // one blank line: two would start a new index
+      }
     }
+    if (means.empty()) means = "0 NaN\n";  // keeps the index of a point with no value
+    if (means.size() > 1 && means[means.size() - 2] == '\n') means.pop_back();  // no trailing blank line
     dat << "\n\n# means: set " << metric << "\n" << means << "\n\n";
     const std::string colour = fmt::format("lc {}", i + 1);
     plot += fmt::format("{}'per_test_set.dat' index {} using 1:2 with points pt {} ps 1.2 {} notitle, \\\n"

@@ -278,10 +278,12 @@ TEST_CASE("cli: editing the experiment file during a sweep changes none of the p
   CHECK_MESSAGE(WEXITSTATUS(status) == 0, out);
   CHECK_MESSAGE(out.find("2 of 2 runs COMPLETED") != std::string::npos, out);
 
-  // A worker started with exec (PATCHBAY_WORKER_EXEC=1) reads the file again: a file that no
-  // longer matches the recorded text is refused rather than trained, even with the same ids.
-  const fs::path again = write_experiment(dir.path(), 8, "\n[sweep]\nseeds = [0, 1]\n# edited\n");
+  // A worker started with exec (PATCHBAY_WORKER_EXEC=1) reads the file again: a file that now
+  // plans other runs than the recorded ones is refused rather than trained, even when the
+  // worker's own run is still among them (lr 0.003 -> 0.004 changes every id but the plan's
+  // size; a third seed keeps the first two ids).
   const std::string id = patchbay::ResultsStore(results).read_experiment().value().run_ids.front();
+  const fs::path again = write_experiment(dir.path(), 8, "\n[sweep]\nseeds = [0, 1, 2]\n");
   auto r = patchbay::test::run(cli() + " run-worker " + quoted(again) + " --results " + quoted(results) +
                                " --run " + id);
   CHECK(r.code == 1);

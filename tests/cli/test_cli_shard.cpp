@@ -383,7 +383,8 @@ TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, 
     int split, right;
   };
   const Spec specs[] = {{"11111111-s0", "a", 1, 27}, {"11111112-s1", "a", 2, 24}, {"11111113-s2", "a", 3, 20},
-                        {"22222222-s0", "b", 1, 21}, {"22222223-s1", "b", 2, 18}};
+                        {"22222222-s0", "b", 1, 21}, {"22222223-s1", "b", 2, 18}, {"33333333-s0", "c", 1, 15},
+                        {"33333334-s2", "c", 3, 12}};
   std::vector<std::string> ids;
   std::vector<patchbay::RunRecord> runs;
   for (const auto& sp : specs) {
@@ -410,18 +411,24 @@ TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, 
   CHECK_MESSAGE(md.find("0.789 ± 0.117 (n = 3)") != std::string::npos, md);
   CHECK_MESSAGE(md.find("| 2 | masker=b |") != std::string::npos, md);
   CHECK(md.find("split_seed=1") == std::string::npos);
-  // The plot per test set: a's runs on sets 0, 1, 2 (x shifted left), b's on 0, 1 (right),
-  // each point's mean per set; no marginal plot over split_seed, which would pool a and b.
+  // The plot per test set: a's runs on sets 0, 1, 2 (x shifted left), b's on 0, 1 (middle),
+  // c's on 0 and 2 (right), each point's mean per set; a set a point lacks is a NaN run (its
+  // block keeps its index) and a break in its line. No marginal plot over split_seed, which
+  // would pool the points.
   r = patchbay::test::run(cli() + " report " + quoted(results) + " --out " + quoted(dir.path() / "plots"));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   CHECK(fs::file_size(dir.path() / "plots" / "per_test_set.png") > 2000);
   CHECK_FALSE(fs::exists(dir.path() / "plots" / "metric_vs_dataset.split_seed.png"));
   CHECK(slurp(dir.path() / "plots" / "report.md").find("![per_test_set.png](per_test_set.png)") != std::string::npos);
   const std::string dat = slurp(dir.path() / "plots" / "per_test_set.dat");
-  CHECK_MESSAGE(dat.find("# 1: masker=a\n# runs: set test_accuracy\n-0.04 0.9\n0.96 0.8\n1.96 0.6666") !=
+  CHECK_MESSAGE(dat.find("# 1: masker=a\n# runs: set test_accuracy\n-0.08 0.9\n0.92 0.8\n1.92 0.6666") !=
                     std::string::npos,
                 dat);
-  CHECK_MESSAGE(dat.find("# 2: masker=b\n# runs: set test_accuracy\n0.04 0.7\n1.04 0.6\n\n") != std::string::npos,
+  CHECK_MESSAGE(dat.find("# 2: masker=b\n# runs: set test_accuracy\n0 0.7\n1 0.6\n2 NaN\n\n\n# means: set "
+                         "test_accuracy\n0 0.7\n1 0.6\n\n\n") != std::string::npos,
+                dat);
+  CHECK_MESSAGE(dat.find("# 3: masker=c\n# runs: set test_accuracy\n0.08 0.5\n1.08 NaN\n2.08 0.4\n\n\n# means: set "
+                         "test_accuracy\n0.08 0.5\n\n2.08 0.4\n\n\n") != std::string::npos,
                 dat);
   CHECK(slurp(dir.path() / "plots" / "per_test_set.gp").find("\"dataset.split\\\\_seed=3\" 2") != std::string::npos);
   // Paired on splits 1 and 2 (60 clips; a - b = 0.2 on both); split 3 has no b, left out.
@@ -658,8 +665,10 @@ TEST_CASE("cli: merge refuses files of different experiments, naming them and th
                  d = dir.path() / "d.h5";
   make_results(a, "tiny", "[train]\nlr = 1\n", ids, {});
   make_results(b, "other", "[train]\nlr = 1\n", ids, {});
-  make_results(c, "tiny", "[train]\nlr = 2\n", ids, {});
+  make_results(c, "tiny", "[train]\nlr = 2\n", {"44444444-s0", "55555555-s1"}, {});  // ids hash lr
   make_results(d, "tiny", "[train]\nlr = 1\n", {"11111111-s0", "33333333-s2"}, {});
+  const fs::path e = dir.path() / "e.h5";  // a comment edited: the same runs
+  make_results(e, "tiny", "[train]\n# a comment\nlr = 1\n", ids, {});
   const auto merge = [&](const fs::path& in) {
     return patchbay::test::run(cli() + " merge " + quoted(dir.path() / "out.h5") + " " +
                                quoted(a) + " " + quoted(in));
@@ -672,6 +681,8 @@ TEST_CASE("cli: merge refuses files of different experiments, naming them and th
   r = merge(c);
   CHECK(r.code == 1);
   CHECK(r.err.find("the experiment files differ:\n  - lr = 1\n  + lr = 2") != std::string::npos);
+  r = patchbay::test::run(cli() + " merge " + quoted(dir.path() / "same.h5") + " " + quoted(a) + " " + quoted(e));
+  CHECK_MESSAGE(r.code == 0, (r.out + r.err));
   r = merge(d);
   CHECK(r.code == 1);
   CHECK(r.err.find("the plans differ (2 runs vs 2; only in the first: 22222222-s1; only in the "

@@ -67,7 +67,9 @@ struct RunRecord {
   std::string config_toml;         // ResolvedConfig::to_toml()
   int64_t seed = 0;
   std::string host, started, finished;  // ISO 8601 UTC
-  double wall_seconds = 0.0;       // summed over attempts (resumes); one killed counts to its last epoch
+  // Summed over resumed attempts (one killed counts to its last epoch); a FAILED run's rerun
+  // starts again from nothing, its wall time with it.
+  double wall_seconds = 0.0;
   int64_t attempts = 0;            // times the run was started (1 + resumes)
   int64_t threads = 0, loader_threads = 0;
   std::string blas;                // blas_summary() of the last attempt: library, core, threads

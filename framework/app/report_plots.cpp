@@ -256,6 +256,7 @@ std::optional<std::string> plot_per_test_set(const fs::path& out, const std::vec
   for (size_t i = 0; i < points.size(); ++i) {
     const double shift = step * (static_cast<double>(i) - static_cast<double>(points.size() - 1) / 2.0);
     std::string means;
+    bool gap = false;  // a set without a value since the last mean written
     dat << fmt::format("# {}: {}\n# runs: set {}\n", i + 1, points[i].name, metric);
     for (size_t s = 0; s < sets.size(); ++s) {
       const double x = static_cast<double>(s) + shift;
@@ -268,15 +269,16 @@ std::optional<std::string> plot_per_test_set(const fs::path& out, const std::vec
         sum += m;
         ++n;
       }
-      if (n == 0) dat << fmt::format("{} NaN\n", x);
-      if (n) {
-        means += fmt::format("{} {}\n", x, sum / static_cast<double>(n));
-      } else if (!means.empty() && means.back() == '\n' && means.size() > 1 && means[means.size() - 2] != '\n') {
-        means += "\n";  // one blank line: two would start a new index
+      if (n == 0) {
+        dat << fmt::format("{} NaN\n", x);
+        gap = !means.empty();
+        continue;
       }
+      if (gap) means += "\n";  // one blank line breaks the line; two would start a new index
+      gap = false;
+      means += fmt::format("{} {}\n", x, sum / static_cast<double>(n));
     }
     if (means.empty()) means = "0 NaN\n";  // keeps the index of a point with no value
-    if (means.size() > 1 && means[means.size() - 2] == '\n') means.pop_back();  // no trailing blank line
     dat << "\n\n# means: set " << metric << "\n" << means << "\n\n";
     const std::string colour = fmt::format("lc {}", i + 1);
     plot += fmt::format("{}'per_test_set.dat' index {} using 1:2 with points pt {} ps 1.2 {} notitle, \\\n"

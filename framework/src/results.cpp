@@ -535,8 +535,12 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
       // The seed, when swept, is the last axis: summary grids then end in a seed dimension
       // to average over.
       std::stable_partition(axis_keys.begin(), axis_keys.end(), [](const std::string& k) { return k != "train.seed"; });
+      // A record read back by read_experiment() has no axes (they live in the runs).
+      const auto axes_of = [&](size_t run) {
+        return run < exp.axes.size() ? exp.axes[run] : std::vector<std::pair<std::string, std::string>>{};
+      };
       const auto axis_value = [&](size_t run, const std::string& key) -> std::string {
-        for (const auto& [k, v] : exp.axes[run]) {
+        for (const auto& [k, v] : axes_of(run)) {
           if (k == key) return axis_value_text(v);
         }
         return "";
@@ -571,8 +575,8 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
         } else {
           RunRecord planned;
           planned.id = id;
-          planned.slug = exp.slugs[i];
-          planned.axes = exp.axes[i];
+          planned.slug = i < exp.slugs.size() ? exp.slugs[i] : id;
+          planned.axes = axes_of(i);
           auto g = h5::create_group(runs.id(), id);
           write_run_group(g.id(), planned);
           records.push_back(planned);

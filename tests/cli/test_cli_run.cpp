@@ -136,6 +136,22 @@ TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas
   CHECK(r.err.find("+ seed = 5") != std::string::npos);
   CHECK(r.err.find("--force") != std::string::npos);
 
+  // The same text whose runs' ids changed (what a plugin's version bump or a new default
+  // does: ids hash every option) is refused too, saying the file itself is unchanged. The
+  // file is made to record another id for the same text, as an older patchbay would have.
+  {
+    auto older = store.read_experiment().value();
+    const fs::path same_text = dir.path() / "same.toml";
+    std::ofstream(same_text) << older.text;
+    older.file = same_text.string();
+    older.run_ids[0] = std::string(older.run_ids[0].size(), '0');
+    store.publish(older);
+    r = patchbay::test::run(cli() + " run " + quoted(same_text) + " --results " + quoted(results));
+    CHECK(r.code == 1);
+    CHECK_MESSAGE(r.err.find("results.changed") != std::string::npos, r.err);
+    CHECK_MESSAGE(r.err.find("the file is the same") != std::string::npos, r.err);
+  }
+
   // While the lock is held, another run is refused with the holder's pid.
   {
     const auto lock = store.lock();

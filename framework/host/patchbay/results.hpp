@@ -163,7 +163,9 @@ class PATCHBAY_API ResultsStore {
   std::optional<std::filesystem::path> set_aside_unreadable() const;
 
   // Rebuilds R from the run files of `experiment`'s plan (runs without a file are PLANNED),
-  // with /sweep, /runs/<id>, /table and /summary, and publishes it atomically.
+  // with /sweep, /runs/<id>, /table and /summary, and publishes it atomically. A record
+  // without axes (what read_experiment() returns: they live in the runs) publishes its
+  // PLANNED runs without them.
   void publish(const ExperimentRecord& experiment) const;
 
   // Removes the temporaries of R and of every run folder (run.h5, checkpoint.pt, log.txt):

@@ -36,6 +36,7 @@ struct Side {
   std::string name;
   size_t runs = 0, planned = 0;
   double mean = NAN, std = NAN;
+  std::string text = "–";  // "0.812 ± 0.010 (n = 2 of 3)"
 };
 
 struct Outcome {
@@ -76,14 +77,9 @@ std::string cell(const std::string& text) {
   return out;
 }
 
-std::string side_text(const Side& s) {
-  if (s.runs == 0) return "–";
-  std::string v = std::isfinite(s.std) ? fmt::format("{:.3f} ± {:.3f}", s.mean, s.std) : fmt::format("{:.3f}", s.mean);
-  return s.planned > s.runs ? fmt::format("{} (n = {} of {})", v, s.runs, s.planned) : fmt::format("{} (n = {})", v, s.runs);
-}
-
 Side side_of(const SweepPoint& point, const PublishedResults& pub) {
-  return {point.name, point.runs.size(), planned_runs_of(pub, point.name).size(), point.mean(), point.std()};
+  const size_t planned = planned_runs_of(pub, point.name).size();
+  return {point.name, point.runs.size(), planned, point.mean(), point.std(), point.mean_text(3, planned)};
 }
 
 // Results files read once however many claims name them.
@@ -200,7 +196,7 @@ std::string verdict_table(const std::vector<Claim>& claims, const std::vector<Ou
     const std::string source = c.source.empty() ? "" : fmt::format(" ({})", cell(c.source));
     rows += fmt::format("| {}{} | {}, {}{} | {} | {} | {:+.3f} [{:.3f}, {:.3f}] | {} | {:.1f} h | `{}` |\n", cell(c.text),
                         o.provisional() ? " (provisional: runs still to complete)" : "", expectation_text(c),
-                        o.metric, source, side_text(o.a), side_text(o.b), o.difference.estimate,
+                        o.metric, source, cell(o.a.text), cell(o.b.text), o.difference.estimate,
                         o.difference.interval.lo, o.difference.interval.hi, clips_text(o), o.wall_hours,
                         c.results);
   }

@@ -38,8 +38,11 @@ std::string fmt_num(double v, int digits = 3) {
 // The sweep-point table: mean ± std over seeds, the bootstrap CI, and each point against
 // the best one by a paired bootstrap. Masked cells per example (what the masker removed,
 // mixup aside) tell apart maskers configured in different units.
-std::string points_section(const std::vector<SweepPoint>& points, const std::string& metric,
-                           const stats::BootstrapSettings& settings) {
+// A point with fewer completed runs than planned is shown "n = 1 of 3": its mean and interval
+// are provisional (a sweep still running, or runs that failed). Points with no completed run
+// yet are listed below the table, so a partial report says what it does not show.
+std::string points_section(const PublishedResults& pub, const std::vector<SweepPoint>& points,
+                           const std::string& metric, const stats::BootstrapSettings& settings) {
   const auto best = best_point(points);
   std::string md = fmt::format(
       "\n## Sweep points\n\n{0}: mean ± std over the point's runs (seeds, and folds where dataset.fold is swept); n = 1 "
@@ -67,9 +70,16 @@ std::string points_section(const std::vector<SweepPoint>& points, const std::str
     }
     if (!ci.note.empty()) notes += fmt::format("- #{}: {}\n", i + 1, ci.note);
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", i + 1, s.name, fmt_num(s.gmacs, 4),
-                      fmt_num(s.latency(), 2), fmt_num(s.masked_mean(), 0), s.mean_text(), interval_text(ci.interval),
-                      delta, delta_ci, verdict);
+                      fmt_num(s.latency(), 2), fmt_num(s.masked_mean(), 0),
+                      s.mean_text(3, planned_runs_of(pub, s.name).size()), interval_text(ci.interval), delta,
+                      delta_ci, verdict);
   }
+  std::string waiting;
+  for (const auto& planned : planned_points(pub)) {
+    const bool shown = std::any_of(points.begin(), points.end(), [&](const SweepPoint& s) { return s.name == planned.name; });
+    if (!shown) waiting += fmt::format("- {} (0 of {})\n", planned.name, planned.runs);
+  }
+  if (!waiting.empty()) notes += std::string(notes.empty() ? "" : "\n") + "Points with no completed run yet:\n\n" + waiting;
   return notes.empty() ? md : md + "\n" + notes;
 }
 
@@ -158,13 +168,16 @@ int run_report(const std::vector<std::string>& args) {
   const std::vector<const RunRecord*> done = completed_runs(pub);
 
   // Markdown.
+  const auto count = [&](RunStatus status) {
+    return std::count_if(pub.runs.begin(), pub.runs.end(), [&](const RunRecord& r) { return r.status == status; });
+  };
+  // A run a killed sweep left RUNNING reads the same as one in progress: both are still to finish.
   std::string md = fmt::format("# Report: {}\n\nResults file: `{}`  \nExperiment file: `{}`  \n"
-                               "Runs: {} planned, {} completed, {} failed. Metric: `{}`.\n\n",
+                               "Runs: {} planned: {} completed, {} failed, {} running or interrupted, {} not "
+                               "started. Metric: `{}`.\n\n",
                                pub.experiment.name, results.string(), pub.experiment.file,
-                               pub.experiment.run_ids.size(), done.size(),
-                               std::count_if(pub.runs.begin(), pub.runs.end(),
-                                             [](const RunRecord& r) { return r.status == RunStatus::failed; }),
-                               metric);
+                               pub.experiment.run_ids.size(), done.size(), count(RunStatus::failed),
+                               count(RunStatus::running), count(RunStatus::planned), metric);
   // The last epoch's training loss beside the best epoch tells under- from over-fitting: a
   // best epoch at the end with the loss still high is a run that needed more epochs.
   md += "## Runs\n\n| run | status | tokens | params | paper GMACs | GFLOPs | latency ms | best epoch | "
@@ -183,7 +196,7 @@ int run_report(const std::vector<std::string>& args) {
   }
 
   const auto points = sweep_points(done, metric);
-  md += points_section(points, metric, bootstrap_settings(p.vm));
+  md += points_section(pub, points, metric, bootstrap_settings(p.vm));
   if (metric == "test_mAP") md += per_class_section(points);
   std::string failures;
   for (const auto& r : pub.runs) {

@@ -78,10 +78,12 @@ double SweepPoint::latency() const {
 
 double SweepPoint::masked_mean() const { return mean_of(masked); }
 
-std::string SweepPoint::mean_text(int digits) const {
+std::string SweepPoint::mean_text(int digits, size_t planned) const {
   if (metric.empty()) return "–";
-  if (metric.size() == 1) return fmt::format("{:.{}f} (n = 1)", metric[0], digits);
-  return fmt::format("{:.{}f} ± {:.{}f} (n = {})", mean(), digits, std(), digits, metric.size());
+  const std::string n = planned > metric.size() ? fmt::format("n = {} of {}", metric.size(), planned)
+                                                : fmt::format("n = {}", metric.size());
+  if (metric.size() == 1) return fmt::format("{:.{}f} ({})", metric[0], digits, n);
+  return fmt::format("{:.{}f} ± {:.{}f} ({})", mean(), digits, std(), digits, n);
 }
 
 double final_of(const RunRecord& r, const std::string& key) {
@@ -352,6 +354,20 @@ std::optional<PlannedPoint> planned_point(const PublishedResults& results, const
     }
   }
   return std::nullopt;
+}
+
+std::vector<PlannedPoint> planned_points(const PublishedResults& results) {
+  std::vector<PlannedPoint> out;
+  for (const auto& r : results.runs) {
+    const std::string point = point_of(r);
+    const auto it = std::find_if(out.begin(), out.end(), [&](const PlannedPoint& p) { return p.name == point; });
+    if (it == out.end()) {
+      out.push_back({point, 1});
+    } else {
+      ++it->runs;
+    }
+  }
+  return out;
 }
 
 void add_bootstrap_options(boost::program_options::options_description& desc) {

@@ -37,7 +37,9 @@ struct SweepPoint {
   double std() const;                  // sample std; NaN below two runs
   double latency() const;              // median: a busy machine makes outliers, not trends
   double masked_mean() const;
-  std::string mean_text(int digits = 3) const;  // "0.812 ± 0.010 (n = 3)" / "0.812 (n = 1)"
+  // "0.812 ± 0.010 (n = 3)" / "0.812 (n = 1)"; "(n = 2 of 3)" when `planned` (the point's
+  // planned runs, any status) is more than the runs that have the metric.
+  std::string mean_text(int digits = 3, size_t planned = 0) const;
 };
 
 // The final metric `key` of a run; NaN when it has none.
@@ -113,6 +115,8 @@ struct PlannedPoint {
 std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name);
 // The planned runs (any status) of `results` whose point (point_of) is `point`.
 std::vector<const RunRecord*> planned_runs_of(const PublishedResults& results, const std::string& point);
+// Every point of `results`' plan (any status), in plan order, with its number of runs.
+std::vector<PlannedPoint> planned_points(const PublishedResults& results);
 
 // --bootstrap N and --bootstrap-seed S (report and compare), and the settings they give;
 // throws ConfigError "cli.bad_bootstrap" for N outside 100..1000000.

@@ -318,6 +318,23 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
   CHECK(fs::file_size(dir.path() / "report" / "curves.png") > 2000);
 }
 
+TEST_CASE("cli: a report of an unfinished sweep counts its runs by status and marks what is provisional") {
+  patchbay::test::TempDir dir;
+  const fs::path results = dir.path() / "r.h5";
+  make_paired_results(results, /*unfinished=*/true);  // c has 1 of 2 runs, d none of 1
+  const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
+                                     quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string md = slurp(dir.path() / "report" / "report.md");
+  CHECK_MESSAGE(md.find("Runs: 7 planned: 5 completed, 0 failed, 2 running or interrupted, 0 not started.") !=
+                    std::string::npos,
+                md);
+  CHECK_MESSAGE(md.find("0.792 ± 0.012 (n = 2) |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("0.333 (n = 1 of 2) |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("Points with no completed run yet:\n\n- masker=d (0 of 1)\n") != std::string::npos, md);
+  CHECK(md.find("- masker=c (") == std::string::npos);
+}
+
 TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, paired comparisons, n = 1") {
   patchbay::test::TempDir dir;
   const fs::path results = dir.path() / "r.h5";

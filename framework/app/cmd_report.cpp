@@ -39,8 +39,9 @@ std::string fmt_num(double v, int digits = 3) {
 // the best one by a paired bootstrap. Masked cells per example (what the masker removed,
 // mixup aside) tell apart maskers configured in different units.
 // A point with fewer completed runs than planned is shown "n = 1 of 3": its mean and interval
-// are provisional (a sweep still running, or runs that failed). Points with no completed run
-// yet are listed below the table, so a partial report says what it does not show.
+// are provisional (a sweep still running) or rest on fewer runs than planned (runs that
+// failed). Points with no completed run are listed below the table, with their failed runs,
+// so a partial report says what it does not show.
 std::string points_section(const PublishedResults& pub, const std::vector<SweepPoint>& points,
                            const std::string& metric, const stats::BootstrapSettings& settings) {
   const auto best = best_point(points);
@@ -54,6 +55,8 @@ std::string points_section(const PublishedResults& pub, const std::vector<SweepP
       "| # | point | paper GMACs | latency ms (median) | masked cells | {0} | 95 % CI | Δ vs best | 95 % CI of Δ | "
       "verdict |\n|---:|---|---:|---:|---:|---:|---|---:|---|---|\n",
       metric, settings.replicates, best ? std::to_string(*best + 1) : "–");
+  std::map<std::string, size_t> planned;  // runs per point, any status
+  for (const auto& r : pub.runs) ++planned[point_of(r)];
   std::string notes;
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& s = points[i];
@@ -71,15 +74,18 @@ std::string points_section(const PublishedResults& pub, const std::vector<SweepP
     if (!ci.note.empty()) notes += fmt::format("- #{}: {}\n", i + 1, ci.note);
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", i + 1, s.name, fmt_num(s.gmacs, 4),
                       fmt_num(s.latency(), 2), fmt_num(s.masked_mean(), 0),
-                      s.mean_text(3, planned_runs_of(pub, s.name).size()), interval_text(ci.interval), delta,
-                      delta_ci, verdict);
+                      s.mean_text(3, planned[s.name]), interval_text(ci.interval), delta, delta_ci, verdict);
   }
   std::string waiting;
-  for (const auto& planned : planned_points(pub)) {
-    const bool shown = std::any_of(points.begin(), points.end(), [&](const SweepPoint& s) { return s.name == planned.name; });
-    if (!shown) waiting += fmt::format("- {} (0 of {})\n", planned.name, planned.runs);
+  for (const auto& point : planned_points(pub)) {
+    const bool shown = std::any_of(points.begin(), points.end(), [&](const SweepPoint& s) { return s.name == point.name; });
+    if (shown) continue;
+    const auto failed = std::count_if(pub.runs.begin(), pub.runs.end(), [&](const RunRecord& r) {
+      return r.status == RunStatus::failed && point_of(r) == point.name;
+    });
+    waiting += fmt::format("- {} (0 of {}{})\n", point.name, point.runs, failed ? fmt::format(", {} failed", failed) : "");
   }
-  if (!waiting.empty()) notes += std::string(notes.empty() ? "" : "\n") + "Points with no completed run yet:\n\n" + waiting;
+  if (!waiting.empty()) notes += std::string(notes.empty() ? "" : "\n") + "Points with no completed run:\n\n" + waiting;
   return notes.empty() ? md : md + "\n" + notes;
 }
 
@@ -176,7 +182,7 @@ int run_report(const std::vector<std::string>& args) {
                                "Runs: {} planned: {} completed, {} failed, {} running or interrupted, {} not "
                                "started. Metric: `{}`.\n\n",
                                pub.experiment.name, results.string(), pub.experiment.file,
-                               pub.experiment.run_ids.size(), done.size(), count(RunStatus::failed),
+                               pub.runs.size(), done.size(), count(RunStatus::failed),
                                count(RunStatus::running), count(RunStatus::planned), metric);
   // The last epoch's training loss beside the best epoch tells under- from over-fitting: a
   // best epoch at the end with the loss still high is a run that needed more epochs.

@@ -80,7 +80,7 @@ double SweepPoint::masked_mean() const { return mean_of(masked); }
 
 std::string SweepPoint::mean_text(int digits, size_t planned) const {
   if (metric.empty()) return "–";
-  const std::string n = planned > metric.size() ? fmt::format("n = {} of {}", metric.size(), planned)
+  const std::string n = planned > runs.size() ? fmt::format("n = {} of {}", metric.size(), planned)
                                                 : fmt::format("n = {}", metric.size());
   if (metric.size() == 1) return fmt::format("{:.{}f} ({})", metric[0], digits, n);
   return fmt::format("{:.{}f} ± {:.{}f} ({})", mean(), digits, std(), digits, n);

@@ -37,8 +37,8 @@ struct SweepPoint {
   double std() const;                  // sample std; NaN below two runs
   double latency() const;              // median: a busy machine makes outliers, not trends
   double masked_mean() const;
-  // "0.812 ± 0.010 (n = 3)" / "0.812 (n = 1)"; "(n = 2 of 3)" when `planned` (the point's
-  // planned runs, any status) is more than the runs that have the metric.
+  // "0.812 ± 0.010 (n = 3)" / "0.812 (n = 1)", n the runs that have the metric; "(n = 2 of
+  // 3)" when `planned` (the point's planned runs, any status) is more than its completed runs.
   std::string mean_text(int digits = 3, size_t planned = 0) const;
 };
 

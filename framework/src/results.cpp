@@ -203,12 +203,13 @@ bool parses_as_number(const std::string& s, double& out) {
   return end == s.c_str() + s.size();
 }
 
-// A column of strings, stored as doubles when every value is a number.
+// A column of strings, stored as doubles when every value is a number or empty (a run that
+// does not set the key: NaN, as pandas reads a missing number).
 void write_column(hid_t group, const std::string& name, const std::vector<std::string>& values) {
   std::vector<double> numbers;
   for (const auto& v : values) {
-    double x;
-    if (!parses_as_number(v, x)) {
+    double x = kNaN;
+    if (!v.empty() && !parses_as_number(v, x)) {
       h5::write_strings(group, name, values);
       return;
     }
@@ -526,30 +527,6 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
       auto plan = h5::create_group(sweep.id(), "plan");
       h5::write_strings(plan.id(), "id", exp.run_ids);
       h5::write_strings(plan.id(), "slug", exp.slugs);
-      std::vector<std::string> axis_keys;
-      for (const auto& axes : exp.axes) {
-        for (const auto& [k, v] : axes) {
-          if (std::find(axis_keys.begin(), axis_keys.end(), k) == axis_keys.end()) axis_keys.push_back(k);
-        }
-      }
-      // The seed, when swept, is the last axis: summary grids then end in a seed dimension
-      // to average over.
-      std::stable_partition(axis_keys.begin(), axis_keys.end(), [](const std::string& k) { return k != "train.seed"; });
-      // A record read back by read_experiment() has no axes (they live in the runs).
-      const auto axes_of = [&](size_t run) {
-        return run < exp.axes.size() ? exp.axes[run] : std::vector<std::pair<std::string, std::string>>{};
-      };
-      const auto axis_value = [&](size_t run, const std::string& key) -> std::string {
-        for (const auto& [k, v] : axes_of(run)) {
-          if (k == key) return axis_value_text(v);
-        }
-        return "";
-      };
-      for (const auto& key : axis_keys) {
-        std::vector<std::string> values;
-        for (size_t i = 0; i < exp.run_ids.size(); ++i) values.push_back(axis_value(i, key));
-        write_column(plan.id(), key, values);
-      }
 
       // /runs/<id>: copies of the run files; runs without one are PLANNED.
       auto runs = h5::create_group(out.id(), "runs");
@@ -576,11 +553,36 @@ void ResultsStore::publish(const ExperimentRecord& exp) const {
           RunRecord planned;
           planned.id = id;
           planned.slug = i < exp.slugs.size() ? exp.slugs[i] : id;
-          planned.axes = axes_of(i);
+          if (i < exp.axes.size()) planned.axes = exp.axes[i];
           auto g = h5::create_group(runs.id(), id);
           write_run_group(g.id(), planned);
           records.push_back(planned);
         }
+      }
+
+      // Each run's swept values: the plan's, or for a record read back by read_experiment()
+      // (which has none: they live in the runs) those its run files recorded.
+      std::vector<const std::vector<std::pair<std::string, std::string>>*> run_axes;
+      for (size_t i = 0; i < records.size(); ++i) run_axes.push_back(i < exp.axes.size() ? &exp.axes[i] : &records[i].axes);
+      std::vector<std::string> axis_keys;
+      for (const auto* axes : run_axes) {
+        for (const auto& [k, v] : *axes) {
+          if (std::find(axis_keys.begin(), axis_keys.end(), k) == axis_keys.end()) axis_keys.push_back(k);
+        }
+      }
+      // The seed, when swept, is the last axis: summary grids then end in a seed dimension
+      // to average over.
+      std::stable_partition(axis_keys.begin(), axis_keys.end(), [](const std::string& k) { return k != "train.seed"; });
+      const auto axis_value = [&](size_t run, const std::string& key) -> std::string {
+        for (const auto& [k, v] : *run_axes[run]) {
+          if (k == key) return axis_value_text(v);
+        }
+        return "";
+      };
+      for (const auto& key : axis_keys) {
+        std::vector<std::string> values;
+        for (size_t i = 0; i < exp.run_ids.size(); ++i) values.push_back(axis_value(i, key));
+        write_column(plan.id(), key, values);
       }
 
       // /table: one row per planned run, one 1-D dataset per column (pandas.DataFrame).

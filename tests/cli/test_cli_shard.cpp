@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -45,11 +46,15 @@ std::vector<std::string> plan_ids(const std::string& args) {
   return ids;
 }
 
+using Axes = std::vector<std::pair<std::string, std::string>>;
+
 // A results file written through the library (no training): the plan `ids` of experiment
-// `name` / `text`, with `runs` recorded in R.runs/.
+// `name` / `text`, with `runs` recorded in R.runs/. A planned run's swept values are
+// `plan_axes`' entry for its id, or its seed (the id's last character).
 void make_results(const fs::path& file, const std::string& name, const std::string& text,
                   const std::vector<std::string>& ids,
-                  const std::vector<patchbay::RunRecord>& runs) {
+                  const std::vector<patchbay::RunRecord>& runs,
+                  const std::map<std::string, Axes>& plan_axes = {}) {
   patchbay::ExperimentRecord exp;
   exp.name = name;
   exp.file = name + ".toml";
@@ -57,7 +62,8 @@ void make_results(const fs::path& file, const std::string& name, const std::stri
   exp.run_ids = ids;
   for (const auto& id : ids) {
     exp.slugs.push_back(id.substr(id.find('-') + 1));
-    exp.axes.push_back({{"train.seed", id.substr(id.size() - 1)}});
+    const auto given = plan_axes.find(id);
+    exp.axes.push_back(given != plan_axes.end() ? given->second : Axes{{"train.seed", id.substr(id.size() - 1)}});
   }
   const patchbay::ResultsStore store(file);
   for (const auto& r : runs) store.write_run(r);
@@ -82,7 +88,7 @@ patchbay::RunRecord record(const std::string& id, patchbay::RunStatus status,
 // label is class 0). Point a (two seeds) is right on clips 0-47 and 0-46; b on 2-49 and 1-46
 // (as good, on other clips); c (one run) on 0-19. `unfinished`: also c's seed 1 and d's
 // seed 0 planned and still RUNNING, without predictions.
-void make_paired_results(const fs::path& results, bool unfinished = false) {
+void make_paired_results(const fs::path& results, bool unfinished = false, bool failures = false) {
   struct Spec {
     const char* id;
     const char* masker;
@@ -112,7 +118,13 @@ void make_paired_results(const fs::path& results, bool unfinished = false) {
       ids.push_back(id);
     }
   }
-  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+  if (failures) {  // e's only run failed; c's seed 2 is planned, not started (no run file)
+    runs.push_back(record("55555555-s0", patchbay::RunStatus::failed, "2026-12-03T00:00:00Z", NAN, "out of memory"));
+    runs.back().axes = {{"masker", "\"e\""}, {"train.seed", "0"}};
+    ids.push_back("55555555-s0");
+    ids.push_back("33333335-s2");
+  }
+  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs, {{"33333335-s2", {{"masker", "\"c\""}, {"train.seed", "2"}}}});
 }
 
 }  // namespace
@@ -321,18 +333,23 @@ TEST_CASE("cli: report sums up a sweep point: mean ± std of the metric, median 
 TEST_CASE("cli: a report of an unfinished sweep counts its runs by status and marks what is provisional") {
   patchbay::test::TempDir dir;
   const fs::path results = dir.path() / "r.h5";
-  make_paired_results(results, /*unfinished=*/true);  // c has 1 of 2 runs, d none of 1
+  // c: 1 of 3 runs completed (seed 1 running, seed 2 not started); d: its one run running;
+  // e: its one run failed.
+  make_paired_results(results, /*unfinished=*/true, /*failures=*/true);
   const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --out " +
                                      quoted(dir.path() / "report"));
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   const std::string md = slurp(dir.path() / "report" / "report.md");
-  CHECK_MESSAGE(md.find("Runs: 7 planned: 5 completed, 0 failed, 2 running or interrupted, 0 not started.") !=
+  CHECK_MESSAGE(md.find("Runs: 9 planned: 5 completed, 1 failed, 2 running or interrupted, 1 not started.") !=
                     std::string::npos,
                 md);
   CHECK_MESSAGE(md.find("0.792 ± 0.012 (n = 2) |") != std::string::npos, md);
-  CHECK_MESSAGE(md.find("0.333 (n = 1 of 2) |") != std::string::npos, md);
-  CHECK_MESSAGE(md.find("Points with no completed run yet:\n\n- masker=d (0 of 1)\n") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("0.333 (n = 1 of 3) |") != std::string::npos, md);
+  CHECK_MESSAGE(md.find("Points with no completed run:\n\n- masker=d (0 of 1)\n- masker=e (0 of 1, 1 failed)\n") !=
+                    std::string::npos,
+                md);
   CHECK(md.find("- masker=c (") == std::string::npos);
+  CHECK(md.find("\n\n\n") == std::string::npos);  // one blank line between sections
 }
 
 TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, paired comparisons, n = 1") {

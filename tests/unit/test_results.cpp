@@ -202,6 +202,14 @@ TEST_CASE("results: publish builds the table and summary grids from the run file
         "[4.0, 8.0]\n"
         "PLANNED\n"
         "patchbay.results 1\n");
+
+  // The record read back has no axes (they live in the runs): publishing it again takes the
+  // run files' own (every run but d, which has no file) instead of reading past its end.
+  store.publish(*exp);
+  const auto again = patchbay::test::run("/usr/bin/python3 -c \"import h5py; t = h5py.File('" + store.file().string() +
+                                         "', 'r')['table']; print(t['patcher.stride'][()].tolist(), list(t['status'].asstr()[()]))\"");
+  REQUIRE_MESSAGE(again.code == 0, again.err);
+  CHECK(again.out.find("[4.0, 8.0, 4.0, nan] ['COMPLETED', 'COMPLETED', 'FAILED', 'PLANNED']") == 0);
 }
 
 TEST_CASE("results: a damaged R.h5 is set aside and rebuilt from the run files, identical") {

@@ -164,8 +164,8 @@ class PATCHBAY_API ResultsStore {
 
   // Rebuilds R from the run files of `experiment`'s plan (runs without a file are PLANNED),
   // with /sweep, /runs/<id>, /table and /summary, and publishes it atomically. A record
-  // without axes (what read_experiment() returns: they live in the runs) publishes its
-  // PLANNED runs without them.
+  // without axes (what read_experiment() returns: they live in the runs) takes each run's
+  // from its run file; a run without one is PLANNED with none.
   void publish(const ExperimentRecord& experiment) const;
 
   // Removes the temporaries of R and of every run folder (run.h5, checkpoint.pt, log.txt):

@@ -4,7 +4,7 @@
 # Resumable: rerun the same command after an interruption and finished runs are skipped.
 # Runs another study already finished with the same configuration are copied (run --reuse).
 #
-# Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]
+# Usage: experiments/fftp-paper/run_cpu_studies.sh [BUILD_DIR] [STUDY...]   (BUILD_DIR: default build/)
 #   studies: cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
 #   masking-longer masking-converge backbones instruments instruments-converge transfer (default: all, in that order, then figures and claims)
 #   transfer: pretrains cpu/transfer-pretrain.toml, exports its best epoch, then cpu/transfer.toml
@@ -21,12 +21,25 @@ set -euo pipefail
 {
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=${1:-$root/build}
-[ $# -gt 0 ] && shift
+all=(cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
+     masking-longer masking-converge backbones instruments instruments-converge transfer figures claims)
+is_study() { local s; for s in "${all[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+# The build folder is optional: a first argument that names a study starts the list (with no
+# folder and no study, the default is every study: hours, so a typo must not fall into it).
+build=$root/build
+if [ $# -gt 0 ] && ! is_study "$1"; then
+  build=$1
+  shift
+fi
 studies=("$@")
-[ ${#studies[@]} -eq 0 ] && studies=(cost tuning tuned keywords-300 keywords-real patch-shape stride square-longer masking masking-budget
-                                     masking-longer masking-converge backbones instruments instruments-converge transfer figures
-                                     claims)
+[ ${#studies[@]} -eq 0 ] && studies=("${all[@]}")
+for s in "${studies[@]}"; do
+  is_study "$s" || { echo "run_cpu_studies.sh: '$s' is not a study; the studies are: ${all[*]}" >&2; exit 2; }
+done
+if [ ! -x "$build/patchbay" ]; then
+  echo "run_cpu_studies.sh: no patchbay in '$build'; build it first (README, \"Build notes\") or name the build folder as the first argument" >&2
+  exit 2
+fi
 run=(nice -n "${NICE:-0}" "$build/patchbay")
 cd "$root"
 mkdir -p results

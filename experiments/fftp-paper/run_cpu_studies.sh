@@ -28,6 +28,10 @@ is_study() { local s; for s in "${all[@]}"; do [ "$s" = "$1" ] && return 0; done
 # folder and no study, the default is every study: hours, so a typo must not fall into it).
 build=$root/build
 if [ $# -gt 0 ] && ! is_study "$1"; then
+  if [ ! -d "$1" ]; then
+    echo "run_cpu_studies.sh: '$1' is neither a build folder nor a study; the studies are: ${all[*]}" >&2
+    exit 2
+  fi
   build=$1
   shift
 fi

@@ -490,6 +490,25 @@ TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, 
                 r.out);
 }
 
+TEST_CASE("cli: run_cpu_studies.sh refuses a study it does not know before anything runs") {
+  // The studies take hours: a typo must stop at once, not fall into the default (every study).
+  const std::string script = "bash '" + std::string(patchbay::test::kSourceDir) + "/experiments/fftp-paper/run_cpu_studies.sh'";
+  const std::string build = fs::path(patchbay::test::kCli).parent_path().string();
+  auto r = patchbay::test::run(script + " clams");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.err.find("'clams' is neither a build folder nor a study; the studies are: cost tuning") !=
+                    std::string::npos,
+                r.err);
+  r = patchbay::test::run(script + " '" + build + "' claims nosuch");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.err.find("'nosuch' is not a study") != std::string::npos, r.err);
+  CHECK(r.out.find("==") == std::string::npos);  // no study started
+  patchbay::test::TempDir empty;
+  r = patchbay::test::run(script + " '" + empty.path().string() + "' claims");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.err.find("no patchbay in '" + empty.path().string() + "'") != std::string::npos, r.err);
+}
+
 TEST_CASE("cli: claims places each claim by its paired interval alone: holds, not resolved, differs, pending") {
   patchbay::test::TempDir dir;
   const fs::path results = dir.path() / "r.h5";

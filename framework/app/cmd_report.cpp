@@ -55,8 +55,11 @@ std::string points_section(const PublishedResults& pub, const std::vector<SweepP
       "| # | point | paper GMACs | latency ms (median) | masked cells | {0} | 95 % CI | Δ vs best | 95 % CI of Δ | "
       "verdict |\n|---:|---|---:|---:|---:|---:|---|---:|---|---|\n",
       metric, settings.replicates, best ? std::to_string(*best + 1) : "–");
-  std::map<std::string, size_t> planned;  // runs per point, any status
-  for (const auto& r : pub.runs) ++planned[point_of(r)];
+  const auto plan = planned_points(pub);
+  const auto planned_runs = [&](const std::string& point) {
+    const auto it = std::find_if(plan.begin(), plan.end(), [&](const PlannedPoint& p) { return p.name == point; });
+    return it == plan.end() ? size_t{0} : it->runs;
+  };
   std::string notes;
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& s = points[i];
@@ -74,16 +77,14 @@ std::string points_section(const PublishedResults& pub, const std::vector<SweepP
     if (!ci.note.empty()) notes += fmt::format("- #{}: {}\n", i + 1, ci.note);
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", i + 1, s.name, fmt_num(s.gmacs, 4),
                       fmt_num(s.latency(), 2), fmt_num(s.masked_mean(), 0),
-                      s.mean_text(3, planned[s.name]), interval_text(ci.interval), delta, delta_ci, verdict);
+                      s.mean_text(3, planned_runs(s.name)), interval_text(ci.interval), delta, delta_ci, verdict);
   }
   std::string waiting;
-  for (const auto& point : planned_points(pub)) {
+  for (const auto& point : plan) {
     const bool shown = std::any_of(points.begin(), points.end(), [&](const SweepPoint& s) { return s.name == point.name; });
     if (shown) continue;
-    const auto failed = std::count_if(pub.runs.begin(), pub.runs.end(), [&](const RunRecord& r) {
-      return r.status == RunStatus::failed && point_of(r) == point.name;
-    });
-    waiting += fmt::format("- {} (0 of {}{})\n", point.name, point.runs, failed ? fmt::format(", {} failed", failed) : "");
+    waiting += fmt::format("- {} (0 of {}{})\n", point.name, point.runs,
+                           point.failed ? fmt::format(", {} failed", point.failed) : "");
   }
   if (!waiting.empty()) notes += std::string(notes.empty() ? "" : "\n") + "Points with no completed run:\n\n" + waiting;
   return notes.empty() ? md : md + "\n" + notes;

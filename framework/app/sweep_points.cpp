@@ -346,28 +346,28 @@ std::vector<const RunRecord*> planned_runs_of(const PublishedResults& results, c
   return out;
 }
 
-std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name) {
-  for (const auto& r : results.runs) {
-    if (r.id == name || r.slug == name || point_of(r) == name) {
-      const std::string point = point_of(r);
-      return PlannedPoint{point, planned_runs_of(results, point).size()};
-    }
-  }
-  return std::nullopt;
-}
-
 std::vector<PlannedPoint> planned_points(const PublishedResults& results) {
   std::vector<PlannedPoint> out;
   for (const auto& r : results.runs) {
     const std::string point = point_of(r);
-    const auto it = std::find_if(out.begin(), out.end(), [&](const PlannedPoint& p) { return p.name == point; });
-    if (it == out.end()) {
-      out.push_back({point, 1});
-    } else {
-      ++it->runs;
-    }
+    auto it = std::find_if(out.begin(), out.end(), [&](const PlannedPoint& p) { return p.name == point; });
+    if (it == out.end()) it = out.insert(out.end(), PlannedPoint{point});
+    ++it->runs;
+    if (r.status == RunStatus::failed) ++it->failed;
   }
   return out;
+}
+
+std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name) {
+  for (const auto& r : results.runs) {
+    if (r.id == name || r.slug == name || point_of(r) == name) {
+      const std::string point = point_of(r);
+      for (const auto& p : planned_points(results)) {
+        if (p.name == point) return p;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 void add_bootstrap_options(boost::program_options::options_description& desc) {

@@ -107,15 +107,16 @@ std::string test_set_of(const RunRecord& run);
 // appearance, or one "" when the runs do not sweep it.
 std::vector<std::string> test_sets_of(const std::vector<const RunRecord*>& runs);
 // The point (name) of the planned runs of `results`, any status, that `name` names as
-// find_point does (numbers aside), and how many runs it has; nullopt when none.
+// find_point does (numbers aside), how many runs it has and how many of them FAILED; nullopt
+// when none.
 struct PlannedPoint {
   std::string name;
-  size_t runs = 0;
+  size_t runs = 0, failed = 0;
 };
 std::optional<PlannedPoint> planned_point(const PublishedResults& results, const std::string& name);
 // The planned runs (any status) of `results` whose point (point_of) is `point`.
 std::vector<const RunRecord*> planned_runs_of(const PublishedResults& results, const std::string& point);
-// Every point of `results`' plan (any status), in plan order, with its number of runs.
+// Every point of `results`' plan (any status), in plan order, with its runs and failures.
 std::vector<PlannedPoint> planned_points(const PublishedResults& results);
 
 // --bootstrap N and --bootstrap-seed S (report and compare), and the settings they give;

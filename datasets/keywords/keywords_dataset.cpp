@@ -132,7 +132,7 @@ DatasetGenerator generator() {
             Range::between(1, 100000));
   s.add_int("seed", 0, "random seed (same seed, same bytes)", Range::at_least(0));
   s.add({"words", OptionType::string_list, OptionValue{std::vector<std::string>{}},
-         "words (classes), in label order (default: the 35 of Speech Commands V2)", {}, {}});
+         "words (classes), in label order (empty: the 35 of Speech Commands V2)", {}, {}});
   add_realism_options(s);
   return {kGeneratorUsage, s, &generate_into};
 }

@@ -2,6 +2,7 @@
 #include "claims.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -119,6 +120,15 @@ Claim read_claim(const toml::table& t, Problems& problems) {
     problems.add(t.get("metric")->source(), fmt::format("metric = \"{}\": a claim is tested on the runs' test "
                                                         "predictions; give auto, test_accuracy, test_mAP or test_auc",
                                                         c.metric));
+  }
+  for (const char* side : {"a", "b"}) {
+    const std::string& name = side[0] == 'a' ? c.a : c.b;
+    if (!name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+      problems.add(t.get(side)->source(),
+                   fmt::format("{} = \"{}\": a number is a row of `patchbay report`, which changes as runs "
+                               "complete; name the point by the slug of one of its runs or by its name",
+                               side, name));
+    }
   }
   if (!c.a.empty() && c.a == c.b) {
     problems.add(t.get("b")->source(), "a and b name the same point; a claim compares two");

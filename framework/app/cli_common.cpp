@@ -18,6 +18,7 @@
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
 #include "patchbay/results.hpp"
+#include "text_util.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -35,7 +36,7 @@ int guarded(const std::string& command, const std::function<int()>& body) {
     // A missing argument (cli.missing_*) is a wrong command line, not refused input.
     return e.id().rfind("cli.missing", 0) == 0 ? kExitUsage : kExitError;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "patchbay {}: internal error: {}\n", command, e.what());
+    fmt::print(stderr, "patchbay {}: internal error: {}\n", command, without_backtrace(e.what()));
     return kExitError;
   }
 }
@@ -69,11 +70,12 @@ bool wants_help(const Parsed& p, const std::string& usage, const po::options_des
   return true;
 }
 
-po::options_description common_options(const char* title) {
+po::options_description common_options(const char* title, bool offers_json) {
   po::options_description desc(title);
-  desc.add_options()("help,h", "show this help")("json", "print JSON on stdout (and nothing else)")(
-      "plugin-dir", po::value<std::vector<std::string>>()->composing(),
-      "also load plugins from this folder (repeatable)");
+  desc.add_options()("help,h", "show this help");
+  if (offers_json) desc.add_options()("json", "print JSON on stdout (and nothing else)");
+  desc.add_options()("plugin-dir", po::value<std::vector<std::string>>()->composing(),
+                     "also load plugins from this folder (repeatable)");
   return desc;
 }
 
@@ -162,11 +164,29 @@ void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord
     what += fmt::format("\n  overrides were [{}], now [{}]", fmt::join(previous->overrides, " "),
                         fmt::join(record.overrides, " "));
   }
+  const std::string whose =
+      previous->name == record.name
+          ? fmt::format("the experiment changed since '{}' was written", store.file().string())
+          : fmt::format("'{}' holds experiment '{}', not '{}'", store.file().string(), previous->name, record.name);
   throw ConfigError("results.changed",
-                    fmt::format("the experiment changed since '{}' was written:{}\nrun with "
-                                "--force to add the new plan's runs to it (finished runs are "
-                                "kept), or use another --results file",
-                                store.file().string(), what));
+                    fmt::format("{}:{}\nrun with --force to replace its plan with this one (runs both plans have "
+                                "are kept; the earlier plan's other runs leave the table, their files stay in "
+                                "{}/), or use another --results file",
+                                whose, what, store.runs_dir().filename().string()));
+}
+
+void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record) {
+  const auto previous = store.read_experiment();
+  if (!previous) return;
+  const std::set<std::string> planned(record.run_ids.begin(), record.run_ids.end());
+  size_t left = 0;
+  for (const auto& id : previous->run_ids) left += planned.count(id) == 0 && store.read_run(id).has_value();
+  if (left == 0) return;
+  fmt::print(stderr, "patchbay run: --force: {} run{} of the earlier plan {} not in this one: {} the table of {}; "
+                     "{} files stay in {}/, and running the earlier plan again brings {} back\n",
+             left, left == 1 ? "" : "s", left == 1 ? "is" : "are", left == 1 ? "it leaves" : "they leave",
+             store.file().string(), left == 1 ? "its" : "their", store.runs_dir().string(),
+             left == 1 ? "it" : "them");
 }
 
 PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {

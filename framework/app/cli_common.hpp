@@ -26,8 +26,9 @@ Parsed parse(const std::vector<std::string>& args,
 bool wants_help(const Parsed& p, const std::string& usage,
                 const boost::program_options::options_description& desc);
 
-// --help, --json and --plugin-dir, which every plugin-using command takes.
-boost::program_options::options_description common_options(const char* title);
+// --help, --plugin-dir and, where the command prints something a script reads, --json (a
+// command without JSON output does not offer it: accepted and ignored, it would mislead).
+boost::program_options::options_description common_options(const char* title, bool offers_json = true);
 
 // Loads the default plugin search path plus the --plugin-dir folders.
 void load_plugins(Registry& registry, const Parsed& p);
@@ -44,6 +45,9 @@ std::string changed_lines(const std::string& before, const std::string& after);
 // that plans the same runs (a comment, the layout: run ids hash every option) is accepted
 // with a note on stderr; the caller then records the edited text.
 void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord& record);
+// With --force: says on stderr how many of the earlier plan's started runs `record` leaves out
+// of the table (their run files stay, so nothing is lost). Call it before the publish.
+void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record);
 
 // The cores this process may use: its affinity mask, capped by $SLURM_CPUS_PER_TASK (see
 // the definition).

@@ -130,6 +130,11 @@ Outcome evaluate(const Claim& claim, ResultsCache& cache, const stats::Bootstrap
     out.why = why_a.empty() || why_b.empty() ? why_a + why_b : why_a + "; " + why_b;
     return out;
   }
+  if (*ia == *ib) {  // two seeds' slugs of one point: the claim would test noise
+    throw ConfigError("claims.same_point",
+                      fmt::format("{}:{}: a ('{}') and b ('{}') name the same sweep point ({}); a claim compares two",
+                                  claims_file, claim.line, claim.a, claim.b, points[*ia].name));
+  }
   out.a = side_of(points[*ia], pub);
   out.b = side_of(points[*ib], pub);
   out.sets_planned = planned_test_sets(pub, out.a.name, out.b.name);

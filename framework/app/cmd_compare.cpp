@@ -71,6 +71,12 @@ int run_compare(const std::vector<std::string>& args) {
   }
   const auto points = sweep_points(completed_runs(pub), metric);
   const size_t ia = point_named(points, p.positional[1]), ib = point_named(points, p.positional[2]);
+  if (ia == ib) {  // two seeds' slugs name one point: its "difference" would be noise read as a finding
+    throw ConfigError("compare.same_point",
+                      fmt::format("A and B are the same sweep point (#{}: {}): '{}' and '{}' name it both; give "
+                                  "two points. The points:{}",
+                                  ia + 1, points[ia].name, p.positional[1], p.positional[2], point_list(points)));
+  }
   const auto settings = bootstrap_settings(p.vm);
   const auto& a = points[ia];
   const auto& b = points[ib];

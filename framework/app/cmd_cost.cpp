@@ -42,8 +42,10 @@ int run_cost(const std::vector<std::string>& args) {
   }
   const int64_t classes = p.vm["classes"].as<int64_t>();
   const int repeats = p.vm["repeats"].as<int>();
+  if (classes < 1) throw po::error(fmt::format("--classes must be at least 1, got {}", classes));
   if (repeats < 1) throw po::error(fmt::format("--repeats must be at least 1, got {}", repeats));
-  const int64_t batch = std::max<int64_t>(0, p.vm["batch"].as<int64_t>());
+  const int64_t batch = p.vm["batch"].as<int64_t>();
+  if (batch < 0) throw po::error(fmt::format("--batch must be 0 (skip the throughput) or more, got {}", batch));
   Registry registry;
   load_plugins(registry, p);
   const auto exp = plan_from(p, registry, "cost");

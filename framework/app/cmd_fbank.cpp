@@ -23,9 +23,9 @@ int run_fbank(const std::vector<std::string>& args) {
       "frames", po::value<int64_t>(),
       "zero-pad or cut to this many frames (default: keep all 1 + (n - 400) / 160)")(
       "normalize", "apply (x - mean) / (2 std)")(
-      "mean", po::value<double>()->default_value(defaults.norm_mean),
+      "mean", po::value<double>()->default_value(defaults.norm_mean, fmt::format("{}", defaults.norm_mean)),
       "mean for --normalize (AST's Speech Commands value)")(
-      "std", po::value<double>()->default_value(defaults.norm_std),
+      "std", po::value<double>()->default_value(defaults.norm_std, fmt::format("{}", defaults.norm_std)),
       "standard deviation for --normalize");
   po::options_description all(desc);
   all.add_options()("input", po::value<std::vector<std::string>>(), "");
@@ -38,7 +38,7 @@ int run_fbank(const std::vector<std::string>& args) {
   if (vm.count("help")) {
     std::cout << "Usage: patchbay fbank IN --out OUT.npy [--frames N] [--normalize] "
                  "[--mean M --std S]\n\nDecodes one audio file (WAV, FLAC, OGG; any rate, "
-                 "channels averaged, resampled to 16 kHz), computes the front end's log-mel "
+                 "its first channel, as AST's Kaldi fbank; resampled to 16 kHz), computes the front end's log-mel "
                  "features (Kaldi fbank with AST's settings: 128 mel bins, 25 ms / 10 ms Hann "
                  "frames, waveform mean removed) and writes them as a float32 [T, F] NumPy file: "
                  "numpy.load(OUT) in Python.\n\n"

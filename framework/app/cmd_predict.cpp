@@ -180,7 +180,9 @@ int run_predict(const std::vector<std::string>& args) {
   if (aggregate != "mean" && aggregate != "max") {
     throw po::error(fmt::format("--aggregate '{}': give mean or max", aggregate));
   }
-  if (const int t = p.vm["threads"].as<int>(); t > 0) at::set_num_threads(t);
+  const int threads = p.vm["threads"].as<int>();
+  if (threads < 0) throw po::error(fmt::format("--threads {}: give 0 (all cores) or more", threads));
+  if (threads > 0) at::set_num_threads(threads);
   const bool as_json = p.vm.count("json") > 0;
 
   Registry registry;

@@ -17,6 +17,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "atomic_file.hpp"
 #include "patchbay/error.hpp"
@@ -33,6 +34,22 @@ namespace {
 std::string fmt_num(double v, int digits = 3) {
   if (!std::isfinite(v)) return "–";
   return fmt::format("{:.{}f}", v, digits);
+}
+
+// A --metric no completed run has would give a report of dashes that reads like a result.
+void refuse_unknown_metric(const std::vector<const RunRecord*>& done, const std::string& metric) {
+  if (done.empty()) return;
+  std::set<std::string> known;
+  for (const auto* r : done) {
+    for (const auto& [key, value] : r->final) known.insert(key);
+  }
+  if (known.count(metric)) return;
+  std::vector<std::string> metrics;
+  for (const auto& key : known) {
+    if (key.rfind("test_", 0) == 0 || key.rfind("valid_", 0) == 0) metrics.push_back(key);
+  }
+  throw ConfigError("report.metric", fmt::format("--metric {}: no completed run has it; the runs' metrics: {}",
+                                                 metric, fmt::join(metrics, ", ")));
 }
 
 // The sweep-point table: mean ± std over seeds, the bootstrap CI, and each point against
@@ -61,6 +78,10 @@ std::string points_section(const PublishedResults& pub, const std::vector<SweepP
     return it == plan.end() ? size_t{0} : it->runs;
   };
   std::string notes;
+  if (!stats::metric_of_final_key(metric)) {
+    notes += fmt::format("- {} keeps no per-clip predictions, so its points have a mean and no interval or Δ "
+                         "(test_accuracy, test_mAP and test_auc have both)\n", metric);
+  }
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& s = points[i];
     const auto ci = point_interval(s, metric, settings);
@@ -69,7 +90,7 @@ std::string points_section(const PublishedResults& pub, const std::vector<SweepP
       verdict = "best";
     } else if (best) {
       const auto c = compare_points(s, points[*best], metric, settings);
-      delta = fmt::format("{:+.3f}", c.difference.estimate);
+      if (std::isfinite(c.difference.estimate)) delta = fmt::format("{:+.3f}", c.difference.estimate);
       delta_ci = interval_text(c.difference.interval);
       verdict = c.verdict("this point", "the best");
       if (!c.note.empty() && c.difference.interval.defined()) notes += fmt::format("- #{} vs best: {}\n", i + 1, c.note);
@@ -173,6 +194,7 @@ int run_report(const std::vector<std::string>& args) {
 
   const std::string metric = chosen_metric(pub, p.vm["metric"].as<std::string>());
   const std::vector<const RunRecord*> done = completed_runs(pub);
+  refuse_unknown_metric(done, metric);
 
   // Markdown.
   const auto count = [&](RunStatus status) {

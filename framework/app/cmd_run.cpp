@@ -125,7 +125,7 @@ size_t reuse_finished_runs(const std::vector<std::string>& sources, const fs::pa
 }  // namespace
 
 int run_run(const std::vector<std::string>& args) {
-  auto desc = common_options("patchbay run options");
+  auto desc = common_options("patchbay run options", /*offers_json=*/false);
   desc.add_options()("results", po::value<std::string>(),
                      "results file (default: results/<experiment name>.h5)")(
       "jobs,j", po::value<int>()->default_value(1), "runs trained side by side; the cores are split between them")(
@@ -184,6 +184,7 @@ int run_run(const std::vector<std::string>& args) {
     for (const auto& run : exp.runs) mine.push_back(&run);
   }
   const ResultsStore store(results);
+  store.refuse_foreign();  // before R.lock is created beside a folder or someone else's file
   const auto lock = store.lock();
   if (const auto aside = store.set_aside_unreadable()) {
     // The runs' own files are what counts: R is rebuilt from them by the publish below.
@@ -191,7 +192,13 @@ int run_run(const std::vector<std::string>& args) {
                        "rebuilding it from the run files in '{}'\n",
                results.string(), aside->string(), store.runs_dir().string());
   }
+  if (const size_t restored = store.restore_run_files()) {
+    fmt::print(stderr, "patchbay run: {} run{} in '{}' had no file in '{}' (a results file copied without its runs "
+                       "folder?); restored from the results file\n",
+               restored, restored == 1 ? "" : "s", results.string(), store.runs_dir().string());
+  }
   if (!p.vm.count("force")) refuse_changed_experiment(store, record);
+  else note_replaced_plan(store, record);
 
   // What to do.
   std::vector<const PlannedRun*> todo;
@@ -336,7 +343,7 @@ int train_planned(const Experiment& exp, const PlannedRun& planned, const Regist
 }  // namespace
 
 int run_worker(const std::vector<std::string>& args) {
-  auto desc = common_options("patchbay run-worker options");
+  auto desc = common_options("patchbay run-worker options", /*offers_json=*/false);
   desc.add_options()("results", po::value<std::string>()->required(), "results file")(
       "run", po::value<std::string>()->required(), "run id")(
       "threads", po::value<int>()->default_value(0), "threads when train.threads = 0");

@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 namespace patchbay::cli {
 
 int run_dist(const std::vector<std::string>& args) {
-  auto desc = common_options("patchbay run-dist options");
+  auto desc = common_options("patchbay run-dist options", /*offers_json=*/false);
   desc.add_options()("run", po::value<std::string>(),
                      "the run's id or slug (needed when the plan has several runs)")(
       "results", po::value<std::string>(),
@@ -129,6 +129,7 @@ int run_dist(const std::vector<std::string>& args) {
   if (rank == 0) {
     lock.emplace(store.lock());
     if (!p.vm.count("force")) refuse_changed_experiment(store, record);
+    else note_replaced_plan(store, record);
     const auto previous = store.read_run(run->id);
     already_done = previous && previous->status == RunStatus::completed;
   }
@@ -151,7 +152,8 @@ int run_dist(const std::vector<std::string>& args) {
   opts.distributed = dist;
   // Ranks sharing a machine share its cores (torchrun's LOCAL_WORLD_SIZE says how many do).
   int threads = p.vm["threads"].as<int>();
-  if (threads <= 0) {
+  if (threads < 0) throw po::error(fmt::format("--threads {}: give 0 (the machine's share) or more", threads));
+  if (threads == 0) {
     int local = 1;
     if (const char* l = std::getenv("LOCAL_WORLD_SIZE")) local = std::max(1, std::atoi(l));
     threads = std::max(1, usable_cores() / local);

@@ -177,7 +177,14 @@ void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides
     }
     const std::string section = key.substr(0, dot);
     const std::string name = key.substr(dot + 1);
-    if (std::find(sections.begin(), sections.end(), section) == sections.end() || section == "sweep") {
+    if (section == "sweep") {  // the plan is the file's: an override sets one value of every run
+      diags.add(loc, "config.bad_override",
+                fmt::format("'{}': the [sweep] cannot be overridden from the command line; edit it in the "
+                            "experiment file",
+                            key));
+      continue;
+    }
+    if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
       std::string hint;
       if (auto near = closest_match(section, sections)) hint = fmt::format("; did you mean '{}'?", *near);
       diags.add(loc, "config.bad_override",

@@ -137,7 +137,7 @@ auto call_factory(const RegistryEntry& e, F&& f) {
     throw;
   } catch (const std::exception& ex) {
     throw PluginError("plugin.failed", fmt::format("{} '{}' ({}) failed: {}", to_string(e.kind),
-                                                   e.name(), e.origin.file, ex.what()));
+                                                   e.name(), e.origin.file, without_backtrace(ex.what())));
   }
 }
 

@@ -444,18 +444,47 @@ std::optional<ExperimentRecord> ResultsStore::read_experiment() const {
   return rec;
 }
 
-std::optional<fs::path> ResultsStore::set_aside_unreadable() const {
+namespace {
+
+// False when R is absent or readable; true when it cannot be read and is patchbay's (its runs
+// folder says so, or it is empty: nothing to lose). Throws for anything else given as
+// --results by mistake (a folder, an experiment file, a weights file), which is never moved.
+bool damaged_results(const ResultsStore& store) {
+  const fs::path& file = store.file();
   std::error_code ec;
-  if (!fs::exists(file_, ec)) return std::nullopt;
+  if (!fs::exists(file, ec)) return false;
+  if (fs::is_directory(file, ec)) {
+    throw Error("results.not_a_file", fmt::format("'{}' is a folder, not a results file; give --results a file "
+                                                  "path such as '{}'", file.string(), (file / "NAME.h5").string()));
+  }
+  bool hdf5 = false;
   try {
-    auto file = h5::open_file_read(file_);
-    if (h5::read_attr_string(file.id(), "schema").value_or("") == "patchbay.results") {
-      (void)read_experiment();
-      return std::nullopt;
+    auto handle = h5::open_file_read(file);
+    hdf5 = true;
+    if (h5::read_attr_string(handle.id(), "schema").value_or("") == "patchbay.results") {
+      (void)store.read_experiment();
+      return false;
     }
   } catch (const Error&) {
-    // unreadable: set aside below
+    // unreadable: damaged, if it is ours
   }
+  if (!fs::is_directory(store.runs_dir(), ec) && fs::file_size(file, ec) != 0) {
+    throw Error("results.not_results",
+                fmt::format("'{}' is {}, and no '{}' beside it says patchbay wrote it; patchbay moves and "
+                            "overwrites only its own results: choose another --results path",
+                            file.string(), hdf5 ? "an HDF5 file, but not patchbay results" : "not an HDF5 file",
+                            store.runs_dir().filename().string() + "/"));
+  }
+  return true;
+}
+
+}  // namespace
+
+void ResultsStore::refuse_foreign() const { (void)damaged_results(*this); }
+
+std::optional<fs::path> ResultsStore::set_aside_unreadable() const {
+  if (!damaged_results(*this)) return std::nullopt;
+  std::error_code ec;
   std::string stamp = utc_now();
   for (char& c : stamp) c = c == ':' ? '-' : c;
   const fs::path aside = file_.string() + ".unreadable-" + stamp;
@@ -469,12 +498,28 @@ std::optional<fs::path> ResultsStore::set_aside_unreadable() const {
   return aside;
 }
 
+size_t ResultsStore::restore_run_files() const {
+  std::error_code ec;
+  if (!fs::exists(file_, ec)) return 0;
+  size_t restored = 0;
+  for (const auto& run : read_results(file_).runs) {
+    if (run.status == RunStatus::planned || fs::exists(run_dir(run.id) / "run.h5", ec)) continue;
+    write_run(run);
+    ++restored;
+  }
+  return restored;
+}
+
 PublishedResults read_results(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     throw Error("results.not_found", fmt::format("no results file '{}'; run `patchbay run "
                                                  "EXPERIMENT.toml` first, or check the path",
                                                  path.string()));
+  }
+  if (fs::is_directory(path, ec)) {
+    throw Error("results.not_a_file", fmt::format("'{}' is a folder; give the results file (R.h5) that "
+                                                  "`patchbay run` wrote", path.string()));
   }
   PublishedResults out;
   try {

@@ -41,4 +41,10 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   return out;
 }
 
+std::string without_backtrace(const std::string& what) {
+  size_t cut = what.size();
+  for (const char* marker : {"\nException raised from ", "\nframe #0"}) cut = std::min(cut, what.find(marker));
+  return what.substr(0, cut);
+}
+
 }  // namespace patchbay

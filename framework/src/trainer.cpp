@@ -30,6 +30,7 @@
 #include "patchbay/version.hpp"
 #include "patchbay/weights.hpp"
 #include "patchbay/weights_load.hpp"
+#include "text_util.hpp"
 #include "train/averaging.hpp"
 #include "train/batches.hpp"
 #include "train/checkpoint.hpp"
@@ -664,7 +665,7 @@ RunRecord train_run(const PlannedRun& run, const Registry& registry, const Train
     rec.reason = fmt::format("[{}] {}", e.id(), e.what());
   } catch (const std::exception& e) {
     rec.status = RunStatus::failed;
-    rec.reason = fmt::format("[internal] {}", e.what());
+    rec.reason = fmt::format("[internal] {}", without_backtrace(e.what()));
   }
   rec.finished = utc_now();
   rec.wall_seconds = wall_before + seconds_since(start);

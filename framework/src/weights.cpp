@@ -194,6 +194,13 @@ WeightsIndex read_weights_index(const fs::path& file) {
   } catch (const Error&) {
     throw Error("weights.unreadable", fmt::format("'{}' is not an HDF5 file", file.string()));
   }
+  if (h5::read_attr_string(f.id(), "schema").value_or("") == "patchbay.results") {
+    throw Error("weights.results_file",
+                fmt::format("'{}' is a patchbay results file, not weights; a run's weights are in its run "
+                            "folder: give '{}.runs/<run id>' (`patchbay report` lists the runs), or export them "
+                            "with `patchbay weights export {}.runs/<run id> --out W.h5`",
+                            file.string(), file.string(), file.string()));
+  }
   WeightsIndex index;
   for (const auto& key : h5::attr_names(f.id())) {
     if (auto s = h5::read_attr_string(f.id(), key)) {

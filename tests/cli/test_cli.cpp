@@ -279,6 +279,26 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   r = patchbay::test::run(cli() + " plan " + quickstart() + " --bogus");
   CHECK(r.code == 2);
   CHECK(r.err.find("unrecognised option '--bogus'") != std::string::npos);
+  // Commands that print no JSON do not offer --json (it was accepted and ignored).
+  for (const char* command : {"run", "run-dist"}) {
+    r = patchbay::test::run("env -u RANK -u WORLD_SIZE " + cli() + " " + command + " " + quickstart() + " --json");
+    CHECK_MESSAGE(r.code == 2, command);
+    CHECK_MESSAGE(r.err.find("unrecognised option '--json'") != std::string::npos, r.err);
+  }
+  CHECK(patchbay::test::run(cli() + " run --help").out.find("--json") == std::string::npos);
+  // --results naming a folder: refused before anything is written beside it (no lock file).
+  {
+    patchbay::test::TempDir dir;
+    fs::create_directories(dir.path() / "data");
+    r = patchbay::test::run(cli() + " run " + quickstart() + " --results '" + (dir.path() / "data").string() + "'");
+    CHECK(r.code == 1);
+    CHECK_MESSAGE(r.err.find("error [results.not_a_file]") != std::string::npos, r.err);
+    CHECK_FALSE(fs::exists(dir.path() / "data.lock"));
+  }
+  // Negative thread counts are refused, not read as "all cores".
+  r = patchbay::test::run(cli() + " predict nothing.h5 clip.wav --threads -4");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.err.find("--threads -4: give 0 (all cores) or more") != std::string::npos, r.err);
   // Values that pass each option's own check and still cannot work (issue "faults" 4).
   r = patchbay::test::run(cli() + " plan " + quickstart() + " --plugin-dir /no/such/folder");
   CHECK(r.code == 1);
@@ -317,6 +337,15 @@ TEST_CASE("cli: cost builds the model and measures it") {
   CHECK(run["latency_ms_median"].get<double>() > 0);
   CHECK(run["throughput_batch"] == 32);
   CHECK(run["throughput_per_s"].get<double>() > 0);
+  // A class count or batch that cannot be is a usage error, not a LibTorch stack trace.
+  for (const auto& [bad, why] : {std::pair{" --classes 0", "--classes must be at least 1, got 0"},
+                                 std::pair{" --classes -3", "--classes must be at least 1, got -3"},
+                                 std::pair{" --batch -2", "--batch must be 0 (skip the throughput) or more"}}) {
+    const auto e = patchbay::test::run(cli() + " cost " + quickstart() + bad);
+    CHECK_MESSAGE(e.code == 2, bad);
+    CHECK_MESSAGE(e.err.find(why) != std::string::npos, e.err);
+    CHECK_MESSAGE(e.err.find("frame #") == std::string::npos, e.err);
+  }
 }
 
 TEST_CASE("cli: PATCHBAY_PLUGIN_PATH adds plugins; a broken one there stops with its file named") {

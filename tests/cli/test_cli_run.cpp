@@ -134,7 +134,34 @@ TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas
   CHECK(r.code == 1);
   CHECK(r.err.find("results.changed") != std::string::npos);
   CHECK(r.err.find("+ seed = 5") != std::string::npos);
-  CHECK(r.err.find("--force") != std::string::npos);
+  CHECK_MESSAGE(r.err.find("run with --force to replace its plan with this one (runs both plans have are kept; the "
+                           "earlier plan's other runs leave the table, their files stay in ") != std::string::npos,
+                r.err);
+  // --force does what it says: the new plan's run trains, the earlier one leaves the table and
+  // stderr says so; its run file stays, so the earlier plan brings it back untrained.
+  const std::string first_id = store.read_experiment().value().run_ids.at(0);
+  r = patchbay::test::run(cli() + " run " + quoted(changed) + " --results " + quoted(results) + " --force");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.err.find("--force: 1 run of the earlier plan is not in this one: it leaves the table of") !=
+                    std::string::npos, r.err);
+  CHECK(patchbay::read_results(results).runs.size() == 1);
+  CHECK(patchbay::read_results(results).runs.at(0).id != first_id);
+  CHECK(store.read_run(first_id).has_value());
+  // A results file copied without its runs folder keeps its runs: their files are restored
+  // from it (before, the publish rebuilt them as PLANNED and the sweep trained them again).
+  const fs::path alone = dir.path() / "copied" / "alone.h5";
+  fs::create_directories(alone.parent_path());
+  fs::copy_file(results, alone);
+  r = patchbay::test::run(cli() + " run " + quoted(changed) + " --results " + quoted(alone));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.err.find("1 run in '" + alone.string() + "' had no file in") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.out.find("1 completed before, 0 to do") != std::string::npos, r.out);
+  const fs::path earlier = write_experiment(dir.path(), 3, "# a note added while the sweep ran\n");
+  r = patchbay::test::run(cli() + " run " + quoted(earlier) + " --results " + quoted(results) + " --force");
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK_MESSAGE(r.out.find("1 completed before, 0 to do") != std::string::npos, r.out);
+  CHECK(patchbay::read_results(results).runs.at(0).id == first_id);
+  write_experiment(dir.path(), 3, "seed = 5\n");  // `changed` again, for what follows
 
   // The same text whose runs' ids changed (what a plugin's version bump or a new default
   // does: ids hash every option) is refused too, saying the file itself is unchanged. The

@@ -101,6 +101,7 @@ void make_paired_results(const fs::path& results, bool unfinished = false, bool 
   for (const auto& sp : specs) {
     const double right = sp.last - sp.first + 1;
     runs.push_back(record(sp.id, patchbay::RunStatus::completed, "2026-12-03T00:00:00Z", right / 60.0));
+    runs.back().final["valid_accuracy"] = (right - 1) / 60.0;  // a final without per-clip predictions
     runs.back().axes = {{"masker", std::string("\"") + sp.masker + "\""}, {"train.seed", std::string(1, sp.id[10])}};
     for (int i = 0; i < 60; ++i) {
       runs.back().test_clip_ids.push_back(fmt::format("clip{:02d}", 59 - i));  // any order: matched by id
@@ -405,6 +406,28 @@ TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, 
   CHECK(r.err.find("test_accuracy, test_mAP or test_auc") != std::string::npos);
   CHECK(patchbay::test::run(cli() + " report " + quoted(results) + " --bootstrap 5").code == 1);
   CHECK(patchbay::test::run(cli() + " compare " + quoted(results) + " 1").code == 2);
+  // A point against itself, however named (a number, another seed's run), is refused: its
+  // "interval" would look like a finding about two points.
+  for (const char* same : {" 1 1", " 1 11111112-s1", " masker=a 11111111-s0"}) {
+    r = patchbay::test::run(cli() + " compare " + quoted(results) + same);
+    CHECK_MESSAGE(r.code == 1, same);
+    CHECK_MESSAGE(r.err.find("error [compare.same_point]: A and B are the same sweep point (#1: masker=a)") !=
+                      std::string::npos, r.err);
+  }
+  // report --metric: a name no run has is refused with the names they have; a metric without
+  // kept predictions (valid_*) gets its mean, and no interval or difference (not "nan").
+  r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --metric tset_accuracy --out " +
+                          quoted(dir.path() / "bad"));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [report.metric]: --metric tset_accuracy: no completed run has it") !=
+                    std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("test_accuracy") != std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --metric valid_accuracy --out " +
+                          quoted(dir.path() / "valid"));
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  const std::string valid_md = slurp(dir.path() / "valid" / "report.md");
+  CHECK_MESSAGE(valid_md.find("nan") == std::string::npos, valid_md);
+  CHECK_MESSAGE(valid_md.find("valid_accuracy keeps no per-clip predictions") != std::string::npos, valid_md);
 }
 
 TEST_CASE("cli: runs on other held-out sets (dataset.split_seed) are one point, compared set by set") {
@@ -658,6 +681,23 @@ expect = "a = b"
   CHECK(r.code == 1);
   CHECK_MESSAGE(r.err.find("claims.toml:1: 'masker=z' names no sweep point") != std::string::npos, r.err);
   CHECK_MESSAGE(r.err.find("2: masker=b") != std::string::npos, r.err);
+  // A report's row number is refused (it changes as runs complete), and so are two names of
+  // one point (two seeds' slugs): either would test a claim on something else than it says.
+  std::ofstream(claims) << fmt::format("[[claim]]\ntext = \"x\"\nresults = \"{}\"\na = \"1\"\n"
+                                       "b = \"masker=b\"\nexpect = \"a > b\"\n",
+                                       results.string());
+  r = patchbay::test::run(cli() + " claims " + quoted(claims));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("claims.toml:4: a = \"1\": a number is a row of `patchbay report`") != std::string::npos,
+                r.err);
+  std::ofstream(claims) << fmt::format("[[claim]]\ntext = \"x\"\nresults = \"{}\"\na = \"11111111-s0\"\n"
+                                       "b = \"11111112-s1\"\nexpect = \"a > b\"\nmargin = 0.1\n",
+                                       results.string());
+  r = patchbay::test::run(cli() + " claims " + quoted(claims));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("claims.toml:1: a ('11111111-s0') and b ('11111112-s1') name the same sweep point "
+                           "(masker=a)") != std::string::npos,
+                r.err);
 }
 
 TEST_CASE("cli: report of multi-label results has a per-class AP table") {

@@ -91,6 +91,13 @@ TEST_CASE("cli: weights export writes a run's best or last epoch; a run starts f
   r = test::run(cli() + " weights export " + quoted(run_dir / "checkpoint.pt") + " --last --out " + quoted(last));
   REQUIRE_MESSAGE(r.code == 0, r.err);
   CHECK(r.out.find("(last epoch 2)") != std::string::npos);
+  // The results file itself is not weights: said so, with where the run's weights are.
+  r = test::run(cli() + " weights list " + quoted(results));
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [weights.results_file]: '" + results.string() +
+                           "' is a patchbay results file, not weights; a run's weights are in its run folder") !=
+                    std::string::npos,
+                r.err);
 
   // The files hold the checkpoint's tensors, under the original names.
   torch::serialize::InputArchive archive;

@@ -226,6 +226,11 @@ TEST_CASE("config: override errors name the command-line argument") {
         "config.bad_override: command line 'pacher.stride=4': there is no table [pacher] to "
         "override; did you mean 'patcher'? (tables: experiment, dataset, frontend, patcher, masker, "
         "token_dropper, backbone, train)");
+  // [sweep] is a table, but not one an override sets (it said "no table [sweep]; did you mean
+  // 'sweep'?").
+  CHECK(error_of(kBase, {"sweep.seeds=[0, 1]"}) ==
+        "config.bad_override: command line 'sweep.seeds=[0, 1]': 'sweep.seeds': the [sweep] cannot be "
+        "overridden from the command line; edit it in the experiment file");
 }
 
 TEST_CASE("config: every problem is reported at once") {

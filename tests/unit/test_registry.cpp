@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <ATen/ATen.h>
+
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/registry.hpp"
@@ -97,6 +99,22 @@ TEST_CASE("registry: factory failures are wrapped with the plugin's name and fil
     CHECK(std::string(e.what()) == "masker 'broken' (/d/libd.so) failed: out of cheese");
   }
   CHECK_THROWS_AS(r.make_masker("empty", {}), PluginError);
+  // LibTorch's own errors carry a C++ stack trace: the message keeps the what, not the frames.
+  r.register_library(origin("/e/libe.so"), [](Registrar& reg) {
+    reg.add_masker({"torchy", "", {}}, [](const Options&) -> std::shared_ptr<Masker> {
+      (void)at::empty({-3});
+      return nullptr;
+    });
+  });
+  try {
+    r.make_masker("torchy", {});
+    FAIL("expected plugin.failed");
+  } catch (const PluginError& e) {
+    const std::string what = e.what();
+    CHECK_MESSAGE(what.find("masker 'torchy' (/e/libe.so) failed: ") == 0, what);
+    CHECK_MESSAGE(what.find("negative dimension -3") != std::string::npos, what);
+    CHECK_MESSAGE(what.find('\n') == std::string::npos, what);
+  }
 }
 
 TEST_CASE("registry: registering outside register_library is refused") {

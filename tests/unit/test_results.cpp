@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include "helpers.hpp"
 #include "patchbay/error.hpp"
@@ -246,6 +247,49 @@ TEST_CASE("results: a damaged R.h5 is set aside and rebuilt from the run files, 
   // A file that is not HDF5 at all is set aside too.
   std::ofstream(store.file(), std::ios::trunc) << "not hdf5";
   CHECK(store.set_aside_unreadable().has_value());
+}
+
+TEST_CASE("results: a --results path that is not patchbay's is refused, and nothing is moved") {
+  // `run --results` once renamed whatever it was given and could not read: a dataset folder,
+  // an experiment file, a weights file. Only a file whose runs folder (R.h5.runs/) says
+  // patchbay wrote it is set aside (or an empty one).
+  patchbay::test::TempDir dir;
+  const auto refused = [](const fs::path& path) {
+    try {
+      (void)patchbay::ResultsStore(path).set_aside_unreadable();
+    } catch (const patchbay::Error& e) {
+      return e.id() + ": " + e.what();
+    }
+    return std::string("accepted");
+  };
+  fs::create_directories(dir.path() / "data" / "train");
+  std::string why = refused(dir.path() / "data");
+  CHECK_MESSAGE(why.rfind("results.not_a_file: '", 0) == 0, why);
+  CHECK_MESSAGE(why.find("is a folder") != std::string::npos, why);
+  CHECK(fs::is_directory(dir.path() / "data" / "train"));
+
+  const fs::path toml = dir.path() / "exp.toml";
+  std::ofstream(toml) << "[train]\nlr = 1\n";
+  why = refused(toml);
+  CHECK_MESSAGE(why.rfind("results.not_results: '", 0) == 0, why);
+  CHECK_MESSAGE(why.find("not an HDF5 file") != std::string::npos, why);
+  CHECK_MESSAGE(why.find("choose another --results path") != std::string::npos, why);
+  std::stringstream text;
+  text << std::ifstream(toml).rdbuf();
+  CHECK(text.str() == "[train]\nlr = 1\n");
+
+  // An HDF5 file of another kind (as a weights file).
+  const fs::path weights = dir.path() / "weights.h5";
+  REQUIRE(patchbay::test::run("/usr/bin/python3 -c \"import h5py; h5py.File('" + weights.string() +
+                              "', 'w').attrs['format'] = 'patchbay.weights'\"").code == 0);
+  const auto size = fs::file_size(weights);
+  why = refused(weights);
+  CHECK_MESSAGE(why.find("an HDF5 file, but not patchbay results") != std::string::npos, why);
+  CHECK(fs::file_size(weights) == size);
+
+  // An empty file (nothing to lose) is set aside.
+  std::ofstream(dir.path() / "empty.h5").flush();
+  CHECK(patchbay::ResultsStore(dir.path() / "empty.h5").set_aside_unreadable().has_value());
 }
 
 TEST_CASE("results: the lock refuses a second holder and is released with it") {

@@ -160,7 +160,19 @@ class PATCHBAY_API ResultsStore {
   // counts), moves it aside to R.unreadable-<UTC time> and returns that path, so the next
   // publish rebuilds R from the run files; nullopt when R is absent or readable. `patchbay
   // run` calls it under the lock and says so. Throws Error "results.write" when the rename fails.
+  // Throws Error "results.not_a_file" for a folder and "results.not_results" for a file that
+  // is not patchbay's results with no R.runs/ beside it: such a path, given as --results by
+  // mistake, is never moved or overwritten.
   std::optional<std::filesystem::path> set_aside_unreadable() const;
+  // The same refusals, and nothing else: `run` checks the path before it creates R.lock.
+  void refuse_foreign() const;
+
+  // Writes R.runs/<id>/run.h5 back from R for every started run of R that has no run file
+  // (a results file copied without its runs folder), so that the publish below keeps them
+  // rather than rebuilding them as PLANNED. No checkpoints: a run that had not finished
+  // starts again. Returns how many were restored; 0 when R is absent. Call it under the lock,
+  // after set_aside_unreadable().
+  size_t restore_run_files() const;
 
   // Rebuilds R from the run files of `experiment`'s plan (runs without a file are PLANNED),
   // with /sweep, /runs/<id>, /table and /summary, and publishes it atomically. A record

@@ -30,6 +30,7 @@
 
 #include <fmt/format.h>
 
+#include "patchbay/device.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/log.hpp"
 #include "patchbay/results.hpp"
@@ -218,6 +219,11 @@ int run_run(const std::vector<std::string>& args) {
       fs::remove(store.run_dir(run.id) / "checkpoint.pt", ec);
     }
     todo.push_back(&run);
+  }
+  {  // a device this machine lacks would fail every run the same way: refuse before the first
+    std::set<std::string> devices;
+    for (const auto* run : todo) devices.insert(run->config.train.get_string("device"));
+    for (const auto& device : devices) require_device(device_of(device));
   }
   const bool quiet = p.vm.count("quiet") > 0;
   size_t reused = 0;

@@ -1,6 +1,7 @@
 #include "patchbay/config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <fstream>
 #include <tuple>
@@ -12,6 +13,7 @@
 
 #include "patchbay/device.hpp"
 #include "patchbay/error.hpp"
+#include "patchbay/fbank.hpp"
 #include "patchbay/hash.hpp"
 #include "config_internal.hpp"
 #include "patchbay/registry.hpp"
@@ -140,6 +142,36 @@ void check_device(const Options& train, const TableView& view, const Locator& wh
   }
 }
 
+// Checks that need two options, made here so that `plan` and `run` refuse them before
+// anything trains, at the file's line, instead of every run of a sweep failing one by one:
+// train.average_epochs within train.epochs, and the [frontend] as the front end builds it
+// (the mel range within Nyquist, a whole-sample frame shift, ...: Fbank's own checks).
+void check_average_epochs(const Options& train, const TableView& view, const Locator& where, Diagnostics& diags) {
+  const auto range = train.get_int_pair("average_epochs");
+  const int64_t epochs = train.get_int("epochs");
+  if (range == std::array<int64_t, 2>{0, 0} || (range[0] >= 1 && range[0] <= range[1] && range[1] <= epochs)) return;
+  const toml::node* node = view.get("average_epochs");
+  diags.add(node ? where.at("train.average_epochs", node->source()) : where.file(), "config.average_epochs",
+            fmt::format("train.average_epochs = [{}, {}] must be a range of trained epochs, 1 <= first <= last <= "
+                        "train.epochs = {}, or [0, 0] for none",
+                        range[0], range[1], epochs));
+}
+
+void check_frontend(const Options& frontend, const TableView& view, const Locator& where, Diagnostics& diags) {
+  try {
+    (void)Fbank(FbankOptions::from(frontend));
+  } catch (const ConfigError& e) {
+    for (const char* key : {"low_freq", "high_freq", "sample_rate", "frame_shift_ms", "frame_length_ms",
+                            "num_mel_bins", "preemphasis", "window", "normalize"}) {
+      if (const toml::node* node = view.get(key)) {
+        diags.add(where.at(std::string("frontend.") + key, node->source()), e.id(), e.what());
+        return;
+      }
+    }
+    diags.add(where.file(), e.id(), e.what());
+  }
+}
+
 ResolvedConfig resolve_point(const Views& views, const Registry& registry, const Locator& where,
                              Diagnostics& diags) {
   ResolvedConfig cfg;
@@ -149,6 +181,8 @@ ResolvedConfig resolve_point(const Views& views, const Registry& registry, const
                                where, diags);
   cfg.train = resolve_table(views.at("train"), "train", train_schema(), "[train]", where, diags);
   check_device(cfg.train, views.at("train"), where, diags);
+  check_average_epochs(cfg.train, views.at("train"), where, diags);
+  check_frontend(cfg.frontend, views.at("frontend"), where, diags);
   cfg.dataset = resolve_slot(views.at("dataset"), "dataset", PluginKind::dataset, registry, where, diags);
   cfg.patcher = resolve_slot(views.at("patcher"), "patcher", PluginKind::patcher, registry, where, diags);
   cfg.masker = resolve_slot(views.at("masker"), "masker", PluginKind::masker, registry, where, diags);

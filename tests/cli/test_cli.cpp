@@ -295,6 +295,25 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
     CHECK_MESSAGE(r.err.find("error [results.not_a_file]") != std::string::npos, r.err);
     CHECK_FALSE(fs::exists(dir.path() / "data.lock"));
   }
+  // Settings that only fail where a run starts are refused by plan, at their source, before a
+  // sweep fails them run by run; a device this machine lacks stops run before the first.
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " train.average_epochs=[3,1]");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [config.average_epochs]: command line 'train.average_epochs=[3,1]'") !=
+                    std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " plan " + quickstart() + " frontend.low_freq=9000");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.err.find("error [frontend.options]: command line 'frontend.low_freq=9000'") != std::string::npos,
+                r.err);
+  CHECK_MESSAGE(r.err.find("the mel range low_freq = 9000") != std::string::npos, r.err);
+  {
+    patchbay::test::TempDir dir;
+    r = patchbay::test::run(cli() + " run " + quickstart() + " train.device=cuda --results '" +
+                            (dir.path() / "r.h5").string() + "'");
+    CHECK(r.code == 1);
+    CHECK_MESSAGE(r.err.find("error [config.device_unavailable]") != std::string::npos, r.err);
+    CHECK_FALSE(fs::exists(dir.path() / "r.h5"));
+  }
   // Negative thread counts are refused, not read as "all cores".
   r = patchbay::test::run(cli() + " predict nothing.h5 clip.wav --threads -4");
   CHECK(r.code == 2);

@@ -3,6 +3,7 @@
 #include "commands.hpp"
 #include "option_json.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 #include <boost/program_options.hpp>
@@ -43,6 +44,25 @@ json config_json(const ResolvedConfig& c) {
   return out;
 }
 
+// A geometry that leaves most of the input unseen is valid (an ablation may want it) but is
+// more often a typo (stride=100 for 10): said once per distinct grid, on stderr.
+void warn_unseen_input(const Experiment& exp, const std::vector<PatchGrid>& grids) {
+  std::vector<PatchGrid> said;
+  for (size_t i = 0; i < grids.size(); ++i) {
+    const PatchGrid& g = grids[i];
+    const bool frames = 4 * g.unseen_frames() > g.frames, bins = 4 * g.unseen_bins() > g.freq_bins;
+    if ((!frames && !bins) || std::find(said.begin(), said.end(), g) != said.end()) continue;
+    said.push_back(g);
+    fmt::print(stderr, "patchbay plan: warning: run {}: its patches leave {} unseen ({}); check the patcher's "
+                       "size and stride\n",
+               exp.runs[i].slug,
+               frames && bins ? fmt::format("{} of {} frames and {} of {} bins", g.unseen_frames(), g.frames,
+                                            g.unseen_bins(), g.freq_bins)
+               : frames       ? fmt::format("{} of {} frames", g.unseen_frames(), g.frames)
+                              : fmt::format("{} of {} bins", g.unseen_bins(), g.freq_bins),
+               g.describe());
+  }
+}
 
 }  // namespace
 
@@ -87,6 +107,7 @@ int run_plan(const std::vector<std::string>& args) {
       throw ConfigError(e.id(), fmt::format("run {}: {}", r.id, e.what()));
     }
   }
+  warn_unseen_input(exp, grids);
   if (p.vm.count("json")) {
     json out = {{"experiment", exp.name}, {"file", exp.file.string()},
                 {"overrides", exp.overrides}, {"axes", json::array()}, {"runs", json::array()}};

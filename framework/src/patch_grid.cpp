@@ -53,6 +53,16 @@ std::string PatchGrid::describe() const {
                      tokens(), patch_freq, patch_time, stride_freq, stride_time, freq_bins, frames);
 }
 
+namespace {
+int64_t unseen(int64_t size, int64_t patch, int64_t stride, int64_t count) {
+  const int64_t covered = stride <= patch ? (count - 1) * stride + patch : count * patch;
+  return size - covered;
+}
+}  // namespace
+
+int64_t PatchGrid::unseen_frames() const { return unseen(frames, patch_time, stride_time, cols); }
+int64_t PatchGrid::unseen_bins() const { return unseen(freq_bins, patch_freq, stride_freq, rows); }
+
 bool PatchGrid::operator==(const PatchGrid& o) const {
   return freq_bins == o.freq_bins && frames == o.frames && patch_freq == o.patch_freq &&
          patch_time == o.patch_time && stride_freq == o.stride_freq &&

@@ -335,6 +335,17 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   CHECK_MESSAGE(r.err.find("[config.bad_name]") != std::string::npos, r.err);
 }
 
+TEST_CASE("cli: plan warns of patches that leave most of the input unseen, and plans them") {
+  auto r = patchbay::test::run(cli() + " plan " + quickstart() + " patcher.stride=100");
+  CHECK(r.code == 0);
+  CHECK_MESSAGE(r.err.find("warning: run ") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("leave 96 of 128 frames unseen (1 x 2 = 2 tokens of 128 x 16 cells, stride 128 x 100") !=
+                    std::string::npos, r.err);
+  r = patchbay::test::run(cli() + " plan " + quickstart());
+  CHECK(r.code == 0);
+  CHECK_MESSAGE(r.err.find("unseen") == std::string::npos, r.err);
+}
+
 TEST_CASE("cli: plan refuses patch geometry that does not fit the input, before anything runs") {
   const auto r = patchbay::test::run(cli() + " plan " + quickstart() + " patcher.patch_frames=200");
   CHECK(r.code == 1);

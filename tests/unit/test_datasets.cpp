@@ -97,6 +97,12 @@ TEST_CASE("folder: hashed splits are stable and near the requested shares") {
   CHECK(data_error([&] { make("folder", {{"root", (dir.path() / "nope").string()}}, dir.path()); }) ==
         "data.root_missing: dataset 'folder': root '" + (dir.path() / "nope").string() +
             "' is not a folder; set dataset.root to the folder holding one sub-folder per class");
+  // A relative root says where it was looked for (the experiment file's folder, also for a
+  // command-line override), not only the joined path.
+  CHECK(data_error([&] { make("folder", {{"root", "nope"}}, dir.path()); }) ==
+        "data.root_missing: dataset 'folder': root '" + (dir.path() / "nope").string() +
+            "' is not a folder (the relative root 'nope' is read from the experiment file's folder, " +
+            dir.path().string() + "); set dataset.root to the folder holding one sub-folder per class");
 }
 
 TEST_CASE("folder: a CSV manifest with several labels and explicit splits") {

@@ -29,6 +29,17 @@ TEST_CASE("patch grid: token spans are frequency-major") {
   CHECK_THROWS_AS(g.span(g.tokens()), std::out_of_range);
 }
 
+TEST_CASE("patch grid: the frames and bins no token covers") {
+  const auto ast = patchbay::PatchGrid::make(128, 1024, 16, 16, 10, 10);  // 12 x 101
+  CHECK(ast.unseen_frames() == 1024 - (100 * 10 + 16));                 // the stride's tail: 8
+  CHECK(ast.unseen_bins() == 128 - (11 * 10 + 16));                     // 2
+  CHECK(patchbay::PatchGrid::make(128, 128, 128, 16, 128, 4).unseen_frames() == 0);  // 29 tokens
+  const auto gappy = patchbay::PatchGrid::make(128, 128, 128, 16, 128, 100);         // 2 tokens
+  CHECK(gappy.cols == 2);
+  CHECK(gappy.unseen_frames() == 128 - 2 * 16);
+  CHECK(gappy.unseen_bins() == 0);
+}
+
 TEST_CASE("patch grid: bad geometry names the values and the input") {
   try {
     PatchGrid::make(128, 100, 128, 200, 128, 4);

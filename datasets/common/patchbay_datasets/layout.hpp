@@ -48,9 +48,16 @@ inline fs::path resolve_root(const std::string& dataset, const std::string& root
   if (p.is_relative()) p = ctx.base_dir / p;
   std::error_code ec;
   if (!fs::is_directory(p, ec)) {
+    // A relative root is read from the experiment file's folder, also on the command line
+    // (dataset.root=data/x): the run then means the same wherever it is started from.
+    const std::string relative =
+        fs::path(root).is_relative()
+            ? fmt::format(" (the relative root '{}' is read from the experiment file's folder, {})", root,
+                          ctx.base_dir.string())
+            : "";
     throw DataError("data.root_missing",
-                    fmt::format("dataset '{}': root '{}' is not a folder; set dataset.root to {}",
-                                dataset, p.string(), layout_hint));
+                    fmt::format("dataset '{}': root '{}' is not a folder{}; set dataset.root to {}",
+                                dataset, p.string(), relative, layout_hint));
   }
   return p;
 }

@@ -38,6 +38,10 @@ struct PATCHBAY_API PatchGrid {
   TokenSpan span(int64_t token) const;
   // "12 x 101 = 1212 tokens of 16 x 16 cells, stride 10 x 10, on 128 x 1024"
   std::string describe() const;
+  // Frames (bins) that no token covers: the tail a stride leaves (AST on 1,024 frames: 8),
+  // and the gaps of a stride larger than the kernel. `plan` warns when they are many.
+  int64_t unseen_frames() const;
+  int64_t unseen_bins() const;
 
   bool operator==(const PatchGrid& o) const;
   bool operator!=(const PatchGrid& o) const { return !(*this == o); }

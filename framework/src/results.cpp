@@ -500,7 +500,9 @@ std::optional<fs::path> ResultsStore::set_aside_unreadable() const {
 
 size_t ResultsStore::restore_run_files() const {
   std::error_code ec;
-  if (!fs::exists(file_, ec)) return 0;
+  // Only with no runs folder at all: one run file deleted is how a user asks for that run
+  // again ("delete it to run that run again"), which a restore would undo.
+  if (!fs::exists(file_, ec) || fs::exists(runs_dir(), ec)) return 0;
   size_t restored = 0;
   for (const auto& run : read_results(file_).runs) {
     if (run.status == RunStatus::planned || fs::exists(run_dir(run.id) / "run.h5", ec)) continue;

@@ -175,16 +175,17 @@ void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord
                                 whose, what, store.runs_dir().filename().string()));
 }
 
-void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record) {
+void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record, const std::string& command) {
   const auto previous = store.read_experiment();
   if (!previous) return;
   const std::set<std::string> planned(record.run_ids.begin(), record.run_ids.end());
   size_t left = 0;
-  for (const auto& id : previous->run_ids) left += planned.count(id) == 0 && store.read_run(id).has_value();
+  std::error_code ec;
+  for (const auto& id : previous->run_ids) left += planned.count(id) == 0 && fs::exists(store.run_dir(id) / "run.h5", ec);
   if (left == 0) return;
-  fmt::print(stderr, "patchbay run: --force: {} run{} of the earlier plan {} not in this one: {} the table of {}; "
+  fmt::print(stderr, "patchbay {}: --force: {} run{} of the earlier plan {} not in this one: {} the table of {}; "
                      "{} files stay in {}/, and running the earlier plan again brings {} back\n",
-             left, left == 1 ? "" : "s", left == 1 ? "is" : "are", left == 1 ? "it leaves" : "they leave",
+             command, left, left == 1 ? "" : "s", left == 1 ? "is" : "are", left == 1 ? "it leaves" : "they leave",
              store.file().string(), left == 1 ? "its" : "their", store.runs_dir().string(),
              left == 1 ? "it" : "them");
 }

@@ -47,7 +47,7 @@ std::string changed_lines(const std::string& before, const std::string& after);
 void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord& record);
 // With --force: says on stderr how many of the earlier plan's started runs `record` leaves out
 // of the table (their run files stay, so nothing is lost). Call it before the publish.
-void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record);
+void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record, const std::string& command);
 
 // The cores this process may use: its affinity mask, capped by $SLURM_CPUS_PER_TASK (see
 // the definition).

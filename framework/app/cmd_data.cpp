@@ -18,6 +18,7 @@
 #include "cli_common.hpp"
 #include "exit_codes.hpp"
 #include "patchbay/error.hpp"
+#include "text_util.hpp"
 
 namespace po = boost::program_options;
 
@@ -254,7 +255,7 @@ int run_data(const std::vector<std::string>& args) {
     throw;
   } catch (const std::exception& e) {
     throw PluginError("plugin.failed", fmt::format("dataset '{}' ({}) failed to generate: {}",
-                                                   entry.name(), entry.origin.file, e.what()));
+                                                   entry.name(), entry.origin.file, without_backtrace(e.what())));
   }
   fmt::print("{}", summary);
   if (!summary.empty() && summary.back() != '\n') fmt::print("\n");

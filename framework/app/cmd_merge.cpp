@@ -279,7 +279,8 @@ int run_merge(const std::vector<std::string>& args) {
                  inputs[chosen.input].file.string(), attempt_time(chosen.record),
                  fmt::join(others, ", "));
     }
-    if (inputs[chosen.input].is_output) continue;  // already OUT's
+    // Already OUT's, with its file; OUT copied without OUT.runs/ has its record only in OUT.
+    if (inputs[chosen.input].is_output && chosen.has_folder) continue;
     if (chosen.has_folder) {
       out_store.import_run(ResultsStore(inputs[chosen.input].file), id);
     } else {

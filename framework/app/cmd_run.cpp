@@ -199,7 +199,7 @@ int run_run(const std::vector<std::string>& args) {
                restored, restored == 1 ? "" : "s", results.string(), store.runs_dir().string());
   }
   if (!p.vm.count("force")) refuse_changed_experiment(store, record);
-  else note_replaced_plan(store, record);
+  else note_replaced_plan(store, record, "run");
 
   // What to do.
   std::vector<const PlannedRun*> todo;
@@ -220,16 +220,16 @@ int run_run(const std::vector<std::string>& args) {
     }
     todo.push_back(&run);
   }
-  {  // a device this machine lacks would fail every run the same way: refuse before the first
-    std::set<std::string> devices;
-    for (const auto* run : todo) devices.insert(run->config.train.get_string("device"));
-    for (const auto& device : devices) require_device(device_of(device));
-  }
   const bool quiet = p.vm.count("quiet") > 0;
   size_t reused = 0;
   if (p.vm.count("reuse")) {
     reused = reuse_finished_runs(p.vm["reuse"].as<std::vector<std::string>>(), results, store, registry, todo, quiet);
     completed += reused;
+  }
+  {  // a device this machine lacks would fail every run the same way: refuse before the first
+    std::set<std::string> devices;
+    for (const auto* run : todo) devices.insert(run->config.train.get_string("device"));
+    for (const auto& device : devices) require_device(device_of(device));
   }
   store.publish(record);
   if (!quiet) {

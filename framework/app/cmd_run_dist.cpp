@@ -83,6 +83,8 @@ int run_dist(const std::vector<std::string>& args) {
   if (p.vm.count("dist-iface")) dc.iface = p.vm["dist-iface"].as<std::string>();
   dc.timeout_s = p.vm["dist-timeout"].as<double>();
   dc.validate();
+  const int threads_option = p.vm["threads"].as<int>();
+  if (threads_option < 0) throw po::error(fmt::format("--threads {}: give 0 (the machine's share) or more", threads_option));
   const int rank = dc.rank;
 
   // Everything that can be refused is refused before the rendezvous, so a typo fails at once
@@ -127,9 +129,19 @@ int run_dist(const std::vector<std::string>& args) {
   std::optional<ResultsLock> lock;
   bool already_done = false;
   if (rank == 0) {
+    store.refuse_foreign();  // as `run`: before R.lock is created beside a folder or someone else's file
     lock.emplace(store.lock());
+    if (const auto aside = store.set_aside_unreadable()) {
+      fmt::print(stderr, "patchbay run-dist: results file '{}' could not be read; moved it to '{}' and rebuilding "
+                         "it from the run files in '{}'\n",
+                 results.string(), aside->string(), store.runs_dir().string());
+    }
+    if (const size_t restored = store.restore_run_files()) {
+      fmt::print(stderr, "patchbay run-dist: {} run{} of '{}' had no file in '{}'; restored from the results file\n",
+                 restored, restored == 1 ? "" : "s", results.string(), store.runs_dir().string());
+    }
     if (!p.vm.count("force")) refuse_changed_experiment(store, record);
-    else note_replaced_plan(store, record);
+    else note_replaced_plan(store, record, "run-dist");
     const auto previous = store.read_run(run->id);
     already_done = previous && previous->status == RunStatus::completed;
   }
@@ -151,8 +163,7 @@ int run_dist(const std::vector<std::string>& args) {
   opts.base_dir = fs::absolute(exp.file).parent_path();
   opts.distributed = dist;
   // Ranks sharing a machine share its cores (torchrun's LOCAL_WORLD_SIZE says how many do).
-  int threads = p.vm["threads"].as<int>();
-  if (threads < 0) throw po::error(fmt::format("--threads {}: give 0 (the machine's share) or more", threads));
+  int threads = threads_option;
   if (threads == 0) {
     int local = 1;
     if (const char* l = std::getenv("LOCAL_WORLD_SIZE")) local = std::max(1, std::atoi(l));

@@ -161,14 +161,17 @@ void check_frontend(const Options& frontend, const TableView& view, const Locato
   try {
     (void)Fbank(FbankOptions::from(frontend));
   } catch (const ConfigError& e) {
+    // At the first key the message names that the file (or an override) sets.
+    const std::string what = e.what();
     for (const char* key : {"low_freq", "high_freq", "sample_rate", "frame_shift_ms", "frame_length_ms",
                             "num_mel_bins", "preemphasis", "window", "normalize"}) {
-      if (const toml::node* node = view.get(key)) {
-        diags.add(where.at(std::string("frontend.") + key, node->source()), e.id(), e.what());
+      const toml::node* node = view.get(key);
+      if (node && what.find(key) != std::string::npos) {
+        diags.add(where.at(std::string("frontend.") + key, node->source()), e.id(), what);
         return;
       }
     }
-    diags.add(where.file(), e.id(), e.what());
+    diags.add(where.file(), e.id(), what);
   }
 }
 
@@ -177,12 +180,17 @@ ResolvedConfig resolve_point(const Views& views, const Registry& registry, const
   ResolvedConfig cfg;
   cfg.experiment = resolve_table(views.at("experiment"), "experiment", experiment_schema(),
                                  "[experiment]", where, diags);
+  const size_t frontend_problems = diags.items().size();
   cfg.frontend = resolve_table(views.at("frontend"), "frontend", frontend_schema(), "[frontend]",
                                where, diags);
+  const size_t train_problems = diags.items().size();
   cfg.train = resolve_table(views.at("train"), "train", train_schema(), "[train]", where, diags);
+  const bool train_clean = diags.items().size() == train_problems;
   check_device(cfg.train, views.at("train"), where, diags);
-  check_average_epochs(cfg.train, views.at("train"), where, diags);
-  check_frontend(cfg.frontend, views.at("frontend"), where, diags);
+  // A value the schema refused is its default here: checked against it, the message would
+  // quote a number the user never wrote.
+  if (train_clean) check_average_epochs(cfg.train, views.at("train"), where, diags);
+  if (train_problems == frontend_problems) check_frontend(cfg.frontend, views.at("frontend"), where, diags);
   cfg.dataset = resolve_slot(views.at("dataset"), "dataset", PluginKind::dataset, registry, where, diags);
   cfg.patcher = resolve_slot(views.at("patcher"), "patcher", PluginKind::patcher, registry, where, diags);
   cfg.masker = resolve_slot(views.at("masker"), "masker", PluginKind::masker, registry, where, diags);

@@ -457,11 +457,12 @@ bool damaged_results(const ResultsStore& store) {
     throw Error("results.not_a_file", fmt::format("'{}' is a folder, not a results file; give --results a file "
                                                   "path such as '{}'", file.string(), (file / "NAME.h5").string()));
   }
-  bool hdf5 = false;
+  bool hdf5 = false, results = false;
   try {
     auto handle = h5::open_file_read(file);
     hdf5 = true;
-    if (h5::read_attr_string(handle.id(), "schema").value_or("") == "patchbay.results") {
+    results = h5::read_attr_string(handle.id(), "schema").value_or("") == "patchbay.results";
+    if (results) {
       (void)store.read_experiment();
       return false;
     }
@@ -469,11 +470,19 @@ bool damaged_results(const ResultsStore& store) {
     // unreadable: damaged, if it is ours
   }
   if (!fs::is_directory(store.runs_dir(), ec) && fs::file_size(file, ec) != 0) {
+    const std::string runs = store.runs_dir().filename().string() + "/";
+    if (results) {
+      throw Error("results.not_results",
+                  fmt::format("'{}' is patchbay results that cannot be read, and there is no '{}' beside it to "
+                              "rebuild it from; move it away yourself (patchbay moves only what it can rebuild) "
+                              "and run again, or choose another --results path",
+                              file.string(), runs));
+    }
     throw Error("results.not_results",
                 fmt::format("'{}' is {}, and no '{}' beside it says patchbay wrote it; patchbay moves and "
                             "overwrites only its own results: choose another --results path",
                             file.string(), hdf5 ? "an HDF5 file, but not patchbay results" : "not an HDF5 file",
-                            store.runs_dir().filename().string() + "/"));
+                            runs));
   }
   return true;
 }
@@ -500,15 +509,44 @@ std::optional<fs::path> ResultsStore::set_aside_unreadable() const {
 
 size_t ResultsStore::restore_run_files() const {
   std::error_code ec;
-  // Only with no runs folder at all: one run file deleted is how a user asks for that run
-  // again ("delete it to run that run again"), which a restore would undo.
-  if (!fs::exists(file_, ec) || fs::exists(runs_dir(), ec)) return 0;
+  if (!fs::exists(file_, ec)) return 0;
+  // Written in full into a staging folder first, which is then renamed "ready": a kill while
+  // writing leaves no "ready" folder (the next run writes it again), and a kill while moving
+  // the files into place leaves the rest in "ready" for the next run to move.
+  const ResultsStore writing(file_.string() + ".restoring");
+  const fs::path ready = file_.string() + ".restored.runs";
+  if (!fs::exists(ready, ec)) {
+    fs::remove_all(writing.runs_dir(), ec);
+    std::vector<RunRecord> started;
+    for (auto& run : read_results(file_).runs) {
+      if (run.status != RunStatus::planned) started.push_back(std::move(run));
+    }
+    // One run file deleted (of several) is how a user asks for that run again: only when none
+    // of R's started runs has its file (R copied without R.runs/, or into an empty one) is
+    // anything restored.
+    const bool any_file = std::any_of(started.begin(), started.end(), [&](const RunRecord& r) {
+      return fs::exists(run_dir(r.id) / "run.h5", ec);
+    });
+    if (started.empty() || any_file) return 0;
+    for (const auto& run : started) writing.write_run(run);
+    fs::rename(writing.runs_dir(), ready, ec);
+    if (ec) {
+      throw Error("results.write", fmt::format("cannot rename '{}' to '{}': {}", writing.runs_dir().string(),
+                                               ready.string(), ec.message()));
+    }
+  }
   size_t restored = 0;
-  for (const auto& run : read_results(file_).runs) {
-    if (run.status == RunStatus::planned || fs::exists(run_dir(run.id) / "run.h5", ec)) continue;
-    write_run(run);
+  for (const auto& entry : fs::directory_iterator(ready, ec)) {
+    const fs::path dir = run_dir(entry.path().filename().string());
+    fs::create_directories(dir, ec);
+    fs::rename(entry.path() / "run.h5", dir / "run.h5", ec);
+    if (ec) {
+      throw Error("results.write", fmt::format("cannot move '{}' into '{}': {}", (entry.path() / "run.h5").string(),
+                                               dir.string(), ec.message()));
+    }
     ++restored;
   }
+  fs::remove_all(ready, ec);
   return restored;
 }
 

@@ -197,8 +197,9 @@ WeightsIndex read_weights_index(const fs::path& file) {
   if (h5::read_attr_string(f.id(), "schema").value_or("") == "patchbay.results") {
     throw Error("weights.results_file",
                 fmt::format("'{}' is a patchbay results file, not weights; a run's weights are in its run "
-                            "folder: give '{}.runs/<run id>' (`patchbay report` lists the runs), or export them "
-                            "with `patchbay weights export {}.runs/<run id> --out W.h5`",
+                            "folder '{}.runs/<run id>' (`patchbay report` lists the runs), which `patchbay predict` "
+                            "takes as it is; `patchbay weights export {}.runs/<run id> --out W.h5` writes them as "
+                            "a weights file that `weights list` reads",
                             file.string(), file.string(), file.string()));
   }
   WeightsIndex index;

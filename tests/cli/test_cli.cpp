@@ -294,6 +294,11 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
     CHECK(r.code == 1);
     CHECK_MESSAGE(r.err.find("error [results.not_a_file]") != std::string::npos, r.err);
     CHECK_FALSE(fs::exists(dir.path() / "data.lock"));
+    r = patchbay::test::run("env -u RANK -u WORLD_SIZE " + cli() + " run-dist " + quickstart() +
+                            " --dist-rank 0 --dist-world-size 1 --results '" + (dir.path() / "data").string() + "'");
+    CHECK(r.code == 1);
+    CHECK_MESSAGE(r.err.find("error [results.not_a_file]") != std::string::npos, r.err);
+    CHECK_FALSE(fs::exists(dir.path() / "data.lock"));
   }
   // Settings that only fail where a run starts are refused by plan, at their source, before a
   // sweep fails them run by run; a device this machine lacks stops run before the first.
@@ -308,7 +313,8 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   CHECK_MESSAGE(r.err.find("the mel range low_freq = 9000") != std::string::npos, r.err);
   {
     patchbay::test::TempDir dir;
-    r = patchbay::test::run(cli() + " run " + quickstart() + " train.device=cuda --results '" +
+    // cuda:99: a device no machine has, so that the test means the same with a GPU.
+    r = patchbay::test::run(cli() + " run " + quickstart() + " train.device=cuda:99 --results '" +
                             (dir.path() / "r.h5").string() + "'");
     CHECK(r.code == 1);
     CHECK_MESSAGE(r.err.find("error [config.device_unavailable]") != std::string::npos, r.err);

@@ -156,11 +156,6 @@ TEST_CASE("cli: run trains, records and resumes; results open in h5py and pandas
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
   CHECK_MESSAGE(r.err.find("1 run in '" + alone.string() + "' had no file in") != std::string::npos, r.err);
   CHECK_MESSAGE(r.out.find("1 completed before, 0 to do") != std::string::npos, r.out);
-  // One run file deleted is a request to run that run again: not restored.
-  fs::remove(alone.string() + ".runs/" + patchbay::read_results(alone).runs.at(0).id + "/run.h5");
-  r = patchbay::test::run(cli() + " run " + quoted(changed) + " --results " + quoted(alone));
-  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
-  CHECK_MESSAGE(r.out.find("0 completed before, 1 to do") != std::string::npos, r.out);
   const fs::path earlier = write_experiment(dir.path(), 3, "# a note added while the sweep ran\n");
   r = patchbay::test::run(cli() + " run " + quoted(earlier) + " --results " + quoted(results) + " --force");
   REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));

@@ -419,7 +419,7 @@ TEST_CASE("cli: report and compare say how sure a difference is: bootstrap CIs, 
   r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --metric tset_accuracy --out " +
                           quoted(dir.path() / "bad"));
   CHECK(r.code == 1);
-  CHECK_MESSAGE(r.err.find("error [report.metric]: --metric tset_accuracy: no completed run has it") !=
+  CHECK_MESSAGE(r.err.find("error [report.metric]: --metric tset_accuracy: no completed run has such a metric") !=
                     std::string::npos, r.err);
   CHECK_MESSAGE(r.err.find("test_accuracy") != std::string::npos, r.err);
   r = patchbay::test::run(cli() + " report " + quoted(results) + " --no-plots --metric valid_accuracy --out " +
@@ -858,6 +858,18 @@ TEST_CASE("cli: merge keeps the newest status of a run found in several files") 
   CHECK(m.runs[4].status == S::completed);
   CHECK(r.out.find("3 COMPLETED, 1 FAILED, 1 RUNNING, 0 PLANNED (1 run folder copied)") !=
         std::string::npos);
+
+  // An output copied without its runs folder: where the output's own record wins (a tie with
+  // another input's), it is kept, not rebuilt PLANNED.
+  const fs::path copied = dir.path() / "copied" / "out.h5";
+  fs::create_directories(copied.parent_path());
+  fs::copy_file(out, copied);
+  r = patchbay::test::run(cli() + " merge " + quoted(copied) + " " + quoted(c));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  m = patchbay::read_results(copied);
+  CHECK(m.runs[0].status == S::completed);
+  CHECK(m.runs[1].final.at("test_accuracy") == 0.9);
+  CHECK_MESSAGE(r.out.find("3 COMPLETED, 1 FAILED, 1 RUNNING, 0 PLANNED") != std::string::npos, r.out);
 }
 
 TEST_CASE("cli: slurm writes a job array over the shards and a dependent merge job") {

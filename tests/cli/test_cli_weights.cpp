@@ -95,7 +95,7 @@ TEST_CASE("cli: weights export writes a run's best or last epoch; a run starts f
   r = test::run(cli() + " weights list " + quoted(results));
   CHECK(r.code == 1);
   CHECK_MESSAGE(r.err.find("error [weights.results_file]: '" + results.string() +
-                           "' is a patchbay results file, not weights; a run's weights are in its run folder") !=
+                           "' is a patchbay results file, not weights; a run's weights are in its run folder '") !=
                     std::string::npos,
                 r.err);
 

@@ -292,6 +292,39 @@ TEST_CASE("results: a --results path that is not patchbay's is refused, and noth
   CHECK(patchbay::ResultsStore(dir.path() / "empty.h5").set_aside_unreadable().has_value());
 }
 
+TEST_CASE("results: run files are restored from R when none is there, and a kill midway is finished") {
+  patchbay::test::TempDir dir;
+  const patchbay::ResultsStore store(dir.path() / "r.h5");
+  std::vector<patchbay::RunRecord> runs = {make_run("a-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.5),
+                                           make_run("b-stride8_s0", "8", 0, patchbay::RunStatus::completed, 0.6)};
+  for (const auto& r : runs) store.write_run(r);
+  store.publish(make_experiment(runs));
+  const auto file_of = [&](const std::string& id) { return store.run_dir(id) / "run.h5"; };
+  CHECK(store.restore_run_files() == 0);  // every file there
+  // One deleted of two: a request to run it again, left deleted.
+  fs::remove(file_of("a-stride4_s0"));
+  CHECK(store.restore_run_files() == 0);
+  CHECK_FALSE(fs::exists(file_of("a-stride4_s0")));
+  // None there (R copied alone, or an empty R.runs/): both restored, as R recorded them.
+  fs::remove(file_of("b-stride8_s0"));
+  CHECK(store.restore_run_files() == 2);
+  REQUIRE(store.read_run("a-stride4_s0").has_value());
+  CHECK(store.read_run("a-stride4_s0")->final == runs[0].final);
+  CHECK(store.read_run("b-stride8_s0")->status == patchbay::RunStatus::completed);
+  CHECK_FALSE(fs::exists(dir.path() / "r.h5.restored.runs"));
+  // Killed while moving the files into place: the next call moves the rest.
+  fs::remove_all(store.runs_dir());
+  fs::create_directories(dir.path() / "r.h5.restored.runs" / "b-stride8_s0");
+  fs::copy_file(dir.path() / "r.h5", dir.path() / "copy.h5");
+  const patchbay::ResultsStore copy(dir.path() / "copy.h5");
+  for (const auto& r : runs) copy.write_run(r);
+  fs::copy_file(copy.run_dir("b-stride8_s0") / "run.h5", dir.path() / "r.h5.restored.runs" / "b-stride8_s0" / "run.h5");
+  store.write_run(runs[0]);  // a's was moved before the kill
+  CHECK(store.restore_run_files() == 1);
+  CHECK(fs::exists(file_of("b-stride8_s0")));
+  CHECK_FALSE(fs::exists(dir.path() / "r.h5.restored.runs"));
+}
+
 TEST_CASE("results: the lock refuses a second holder and is released with it") {
   patchbay::test::TempDir dir;
   const patchbay::ResultsStore store(dir.path() / "r.h5");

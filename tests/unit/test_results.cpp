@@ -57,6 +57,15 @@ patchbay::ExperimentRecord make_experiment(const std::vector<patchbay::RunRecord
   return e;
 }
 
+// Two COMPLETED runs written to `store` and published.
+std::vector<patchbay::RunRecord> publish_two_runs(const patchbay::ResultsStore& store) {
+  std::vector<patchbay::RunRecord> runs = {make_run("a-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.5),
+                                           make_run("b-stride8_s0", "8", 0, patchbay::RunStatus::completed, 0.6)};
+  for (const auto& r : runs) store.write_run(r);
+  store.publish(make_experiment(runs));
+  return runs;
+}
+
 // A small tmpfs mounted on `dir` for as long as it lives (root only; `ok` says whether it is).
 struct SmallDisk {
   explicit SmallDisk(const fs::path& dir, const char* size) : dir_(dir) {
@@ -218,10 +227,7 @@ TEST_CASE("results: a damaged R.h5 is set aside and rebuilt from the run files, 
   // intact; deleting it by hand rebuilt it. Now `run` does that itself (set_aside_unreadable).
   patchbay::test::TempDir dir;
   const patchbay::ResultsStore store(dir.path() / "r.h5");
-  std::vector<patchbay::RunRecord> runs = {make_run("a-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.5),
-                                           make_run("b-stride8_s0", "8", 0, patchbay::RunStatus::completed, 0.6)};
-  for (const auto& r : runs) store.write_run(r);
-  store.publish(make_experiment(runs));
+  const auto runs = publish_two_runs(store);
   CHECK_FALSE(store.set_aside_unreadable().has_value());  // readable: left alone
   const auto before = patchbay::read_results(store.file());
 
@@ -295,10 +301,7 @@ TEST_CASE("results: a --results path that is not patchbay's is refused, and noth
 TEST_CASE("results: run files are restored from R when none is there, and a kill midway is finished") {
   patchbay::test::TempDir dir;
   const patchbay::ResultsStore store(dir.path() / "r.h5");
-  std::vector<patchbay::RunRecord> runs = {make_run("a-stride4_s0", "4", 0, patchbay::RunStatus::completed, 0.5),
-                                           make_run("b-stride8_s0", "8", 0, patchbay::RunStatus::completed, 0.6)};
-  for (const auto& r : runs) store.write_run(r);
-  store.publish(make_experiment(runs));
+  const auto runs = publish_two_runs(store);
   const auto file_of = [&](const std::string& id) { return store.run_dir(id) / "run.h5"; };
   CHECK(store.restore_run_files() == 0);  // every file there
   // One deleted of two: a request to run it again, left deleted.

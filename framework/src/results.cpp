@@ -537,6 +537,7 @@ size_t ResultsStore::restore_run_files() const {
   }
   size_t restored = 0;
   for (const auto& entry : fs::directory_iterator(ready, ec)) {
+    if (!fs::exists(entry.path() / "run.h5", ec)) continue;  // moved before a kill
     const fs::path dir = run_dir(entry.path().filename().string());
     fs::create_directories(dir, ec);
     fs::rename(entry.path() / "run.h5", dir / "run.h5", ec);

@@ -322,7 +322,8 @@ TEST_CASE("results: run files are restored from R when none is there, and a kill
   const patchbay::ResultsStore copy(dir.path() / "copy.h5");
   for (const auto& r : runs) copy.write_run(r);
   fs::copy_file(copy.run_dir("b-stride8_s0") / "run.h5", dir.path() / "r.h5.restored.runs" / "b-stride8_s0" / "run.h5");
-  store.write_run(runs[0]);  // a's was moved before the kill
+  store.write_run(runs[0]);  // a's was moved before the kill, its staging folder left empty
+  fs::create_directories(dir.path() / "r.h5.restored.runs" / "a-stride4_s0");
   CHECK(store.restore_run_files() == 1);
   CHECK(fs::exists(file_of("b-stride8_s0")));
   CHECK_FALSE(fs::exists(dir.path() / "r.h5.restored.runs"));

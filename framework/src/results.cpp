@@ -516,18 +516,21 @@ size_t ResultsStore::restore_run_files() const {
   const ResultsStore writing(file_.string() + ".restoring");
   const fs::path ready = file_.string() + ".restored.runs";
   if (!fs::exists(ready, ec)) {
+    // One run file deleted (of several) is how a user asks for that run again: only when none
+    // of R's runs has its file (R copied without R.runs/, or into an empty one) is anything
+    // restored. Asked of the plan alone, so that a usual start does not read every run of R.
+    const auto plan = read_experiment();
+    if (!plan || std::any_of(plan->run_ids.begin(), plan->run_ids.end(), [&](const std::string& id) {
+          return fs::exists(run_dir(id) / "run.h5", ec);
+        })) {
+      return 0;
+    }
     fs::remove_all(writing.runs_dir(), ec);
     std::vector<RunRecord> started;
     for (auto& run : read_results(file_).runs) {
       if (run.status != RunStatus::planned) started.push_back(std::move(run));
     }
-    // One run file deleted (of several) is how a user asks for that run again: only when none
-    // of R's started runs has its file (R copied without R.runs/, or into an empty one) is
-    // anything restored.
-    const bool any_file = std::any_of(started.begin(), started.end(), [&](const RunRecord& r) {
-      return fs::exists(run_dir(r.id) / "run.h5", ec);
-    });
-    if (started.empty() || any_file) return 0;
+    if (started.empty()) return 0;
     for (const auto& run : started) writing.write_run(run);
     fs::rename(writing.runs_dir(), ready, ec);
     if (ec) {

@@ -144,7 +144,7 @@ void check_device(const Options& train, const TableView& view, const Locator& wh
 
 // Checks that need two options, made here so that `plan` and `run` refuse them before
 // anything trains, at the file's line, instead of every run of a sweep failing one by one:
-// train.average_epochs within train.epochs, and the [frontend] as the front end builds it
+// train.average_epochs within train.epochs, and the [frontend] as the front end checks it
 // (the mel range within Nyquist, a whole-sample frame shift, ...: Fbank's own checks).
 void check_average_epochs(const Options& train, const TableView& view, const Locator& where, Diagnostics& diags) {
   const auto range = train.get_int_pair("average_epochs");
@@ -159,7 +159,7 @@ void check_average_epochs(const Options& train, const TableView& view, const Loc
 
 void check_frontend(const Options& frontend, const TableView& view, const Locator& where, Diagnostics& diags) {
   try {
-    (void)Fbank(FbankOptions::from(frontend));
+    FbankOptions::from(frontend).validate();
   } catch (const ConfigError& e) {
     // At the first key the message names that the file (or an override) sets.
     const std::string what = e.what();

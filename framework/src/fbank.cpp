@@ -136,8 +136,8 @@ int64_t FbankOptions::num_frames(int64_t samples) const {
   return 1 + (samples - n) / shift;
 }
 
-Fbank::Fbank(FbankOptions options) : options_(std::move(options)) {
-  const auto& o = options_;
+void FbankOptions::validate() const {
+  const FbankOptions& o = *this;
   const double nyquist = 0.5 * static_cast<double>(o.sample_rate);
   const double high = o.high_freq <= 0.0 ? o.high_freq + nyquist : o.high_freq;
   if (o.sample_rate <= 0) bad_options(fmt::format("sample_rate = {} must be positive", o.sample_rate));
@@ -165,6 +165,11 @@ Fbank::Fbank(FbankOptions options) : options_(std::move(options)) {
   if (o.preemphasis < 0.0 || o.preemphasis > 1.0) {
     bad_options(fmt::format("preemphasis = {} must be within 0 .. 1", o.preemphasis));
   }
+}
+
+Fbank::Fbank(FbankOptions options) : options_(std::move(options)) {
+  options_.validate();
+  const auto& o = options_;
   window_ = make_window(o).contiguous();
   mel_banks_ = make_mel_banks(o);  // [K, F] view of a contiguous [F, K]
 

@@ -210,6 +210,13 @@ TEST_CASE("fbank: options come from [frontend] and impossible ones are refused")
   FbankOptions few_bins;
   few_bins.num_mel_bins = 3;
   CHECK_THROWS_AS(Fbank{few_bins}, ConfigError);
+  // validate() is the constructor's check without its allocations (the config loader's).
+  CHECK_THROWS_AS(above_nyquist.validate(), ConfigError);
+  CHECK_THROWS_AS(few_bins.validate(), ConfigError);
+  FbankOptions huge;
+  huge.sample_rate = 1000000000;
+  huge.frame_length_ms = 1000;  // a 2^30-point FFT: a filter bank of 2^29 x 128 floats if built
+  CHECK_NOTHROW(huge.validate());
   // A waveform at another rate is a caller's bug, not silently wrong features.
   CHECK_THROWS_AS(Fbank{FbankOptions{}}.compute({at::zeros({8000}), 8000, "x.wav"}), ConfigError);
 }

@@ -167,12 +167,12 @@ class PATCHBAY_API ResultsStore {
   // The same refusals, and nothing else: `run` checks the path before it creates R.lock.
   void refuse_foreign() const;
 
-  // When none of R's started runs has its file in R.runs/ (a results file copied without its
-  // runs folder), writes R.runs/<id>/run.h5 back from R for each, so that the next publish
-  // keeps them rather than rebuilding them as PLANNED; a kill midway is finished by the next
-  // call. No checkpoints: a run that had not finished starts again. One run file deleted of
-  // several (to run that run again) is left deleted. Returns how many were restored. Call it
-  // under the lock, after set_aside_unreadable().
+  // When none of R's planned runs has its file in R.runs/ (a results file copied without its runs
+  // folder), writes R.runs/<id>/run.h5 back from R for each started run, so that the next publish
+  // keeps them rather than rebuilding them as PLANNED; a kill midway is finished by the next call.
+  // No checkpoints: a run that had not finished starts again. One run file deleted of several (to
+  // run that run again) is left deleted. Returns how many were restored. Call it under the lock,
+  // after set_aside_unreadable().
   size_t restore_run_files() const;
 
   // Rebuilds R from the run files of `experiment`'s plan (runs without a file are PLANNED),

@@ -60,6 +60,12 @@ struct PATCHBAY_API FbankOptions {
   // without an option there keep AST's values. Throws ConfigError for an unknown choice.
   static FbankOptions from(const Options& frontend);
 
+  // Throws ConfigError "frontend.options" for options the algorithm cannot honour (fewer than
+  // 4 mel bins, low_freq >= high_freq, a band above Nyquist, a window shorter than 2 samples).
+  // Scalar checks only, allocating nothing: the config loader calls it for every sweep point,
+  // where building the front end would cost a window and a filter bank of fft_size each.
+  void validate() const;
+
   // Derived sizes, computed as Kaldi/torchaudio do (truncating rate * ms / 1000).
   int64_t window_length() const;   // samples per frame: 400 at 16 kHz / 25 ms
   int64_t window_shift() const;    // samples between frames: 160 at 16 kHz / 10 ms
@@ -73,8 +79,7 @@ struct PATCHBAY_API FbankOptions {
 // safe to call from several threads (compute() is const and keeps no state).
 class PATCHBAY_API Fbank {
  public:
-  // Throws ConfigError "frontend.options" for options the algorithm cannot honour (fewer than
-  // 4 mel bins, low_freq >= high_freq, a band above Nyquist, a window shorter than 2 samples).
+  // Throws what options.validate() throws.
   explicit Fbank(FbankOptions options);
 
   // Log-mel features [T, F] of a waveform at options().sample_rate, T = num_frames(n).

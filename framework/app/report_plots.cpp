@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -178,6 +179,41 @@ std::string plot_metric_vs_cost(const fs::path& out, const std::vector<SweepPoin
   return "metric_vs_gmacs.png";
 }
 
+namespace {
+
+// The swept keys a marginal plot over `key` keeps apart: every other axis but the seed and
+// the test set, unless `key` decides it (a key zipped with it, such as train.lr with the
+// patcher in a sweep that gives each patcher its own rate): pooling over those would average
+// runs of different configurations into one "mean" (study 3d's masker plot pooled FFTP with
+// square).
+std::vector<std::string> group_keys(const std::vector<const RunRecord*>& done, const std::string& key) {
+  std::vector<std::string> others;
+  for (const auto* r : done) {
+    for (const auto& [k, v] : r->axes) {
+      if (k != key && k != "train.seed" && !is_test_set_axis(k) &&
+          std::find(others.begin(), others.end(), k) == others.end()) {
+        others.push_back(k);
+      }
+    }
+  }
+  std::vector<std::string> kept;
+  for (const auto& other : others) {
+    std::map<std::string, std::set<std::string>> seen;  // key's value -> other's values
+    for (const auto* r : done) {
+      std::string level, value;
+      for (const auto& [k, v] : r->axes) {
+        if (k == key) level = axis_value_text(v);
+        if (k == other) value = axis_value_text(v);
+      }
+      seen[level].insert(value);
+    }
+    if (std::any_of(seen.begin(), seen.end(), [](const auto& s) { return s.second.size() > 1; })) kept.push_back(other);
+  }
+  return kept;
+}
+
+}  // namespace
+
 std::vector<std::string> plot_metric_vs_keys(const fs::path& out, const std::vector<const RunRecord*>& done,
                                              const std::string& metric) {
   std::vector<std::string> pngs;
@@ -192,45 +228,87 @@ std::vector<std::string> plot_metric_vs_keys(const fs::path& out, const std::vec
   }
   // The key's values go on the vertical axis, written out horizontally: as x tics, long
   // values ("specaugment-freq_masks1-max_freq48-...") overlapped into an unreadable line.
+  // Runs that differ in another swept key are one group each (a colour, shifted a little
+  // vertically), with their own means: gnuplot index 2g is group g's runs, 2g + 1 its means.
   for (const auto& key : keys) {
-    std::vector<std::string> names;  // in the order of the plan
-    std::vector<std::vector<double>> values;
-    std::ofstream dat(out / ("axis_" + key + ".dat"));
-    dat << "# runs: level metric\n";
+    const std::vector<std::string> by = group_keys(done, key);
+    std::vector<std::string> names, groups;  // in the order of the plan
+    std::map<std::pair<size_t, size_t>, std::vector<double>> values;  // (group, level) -> metric
+    std::vector<std::vector<std::pair<size_t, double>>> runs;         // per group: (level, metric)
     for (const auto* r : done) {
+      std::string level, group;
+      bool has_key = false;
       for (const auto& [k, v] : r->axes) {
-        if (k != key) continue;
-        const std::string name = axis_value_text(v);
-        const size_t y = std::find(names.begin(), names.end(), name) - names.begin();
-        if (y == names.size()) {
-          names.push_back(name);
-          values.emplace_back();
+        if (k == key) {
+          level = axis_value_text(v);
+          has_key = true;
         }
-        const double m = final_of(*r, metric);
-        dat << fmt::format("{} {}\n", y, m);
-        if (std::isfinite(m)) values[y].push_back(m);
+        if (std::find(by.begin(), by.end(), k) != by.end()) {
+          group += (group.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
+        }
+      }
+      if (!has_key) continue;
+      const size_t y = std::find(names.begin(), names.end(), level) - names.begin();
+      if (y == names.size()) names.push_back(level);
+      const size_t g = std::find(groups.begin(), groups.end(), group) - groups.begin();
+      if (g == groups.size()) {
+        groups.push_back(group);
+        runs.emplace_back();
+      }
+      const double m = final_of(*r, metric);
+      runs[g].emplace_back(y, m);
+      if (std::isfinite(m)) values[{g, y}].push_back(m);
+    }
+    const size_t count = groups.size();
+    const double step = std::min(0.2, 0.6 / static_cast<double>(count));
+    std::ofstream dat(out / ("axis_" + key + ".dat"));
+    std::string plot;
+    size_t longest = 10;
+    for (size_t g = 0; g < count; ++g) {
+      const double shift = step * (static_cast<double>(g) - static_cast<double>(count - 1) / 2.0);
+      if (count > 1) dat << fmt::format("# group {}: {}\n", g + 1, groups[g]);
+      dat << "# runs: level metric\n";
+      for (const auto& [y, m] : runs[g]) dat << fmt::format("{} {}\n", static_cast<double>(y) + shift, m);
+      dat << "\n\n# means: level metric\n";
+      bool any = false;
+      for (size_t y = 0; y < names.size(); ++y) {
+        const auto it = values.find({g, y});
+        if (it == values.end()) continue;
+        double sum = 0;
+        for (double v : it->second) sum += v;
+        dat << fmt::format("{} {}\n", static_cast<double>(y) + shift, sum / static_cast<double>(it->second.size()));
+        any = true;
+      }
+      if (!any) dat << "0 NaN\n";  // an empty block would not count as a gnuplot index
+      dat << "\n\n";
+      const std::string file = "'axis_" + key + ".dat' index ";
+      if (count == 1) {
+        plot += file + "0 using 2:1 with points pt 7 ps 1.5 title 'run (one per seed)', \\\n     " + file +
+                "1 using 2:1 with points pt 3 ps 3 lw 2 lc 'black' title 'mean'";
+      } else {
+        plot += fmt::format("{}{} using 2:1 with points pt 7 ps 1.2 lc {} title {}, \\\n     ", file, 2 * g, g + 1,
+                            gnuplot_quote(groups[g]));
+        plot += fmt::format("{}{} using 2:1 with points pt 3 ps 3 lw 2 lc {} notitle, \\\n     ", file, 2 * g + 1,
+                            g + 1);
+        longest = std::max(longest, groups[g].size());
       }
     }
-    dat << "\n\n# means: level metric\n";
+    if (count > 1) plot += "NaN with points pt 3 ps 3 lw 2 lc 'black' title 'mean of a group''s runs (dots: one per seed)'";
     std::string tics;
-    size_t longest = 10;
     for (size_t y = 0; y < names.size(); ++y) {
-      double sum = 0;
-      for (double v : values[y]) sum += v;
-      if (!values[y].empty()) dat << fmt::format("{} {}\n", y, sum / static_cast<double>(values[y].size()));
       tics += (tics.empty() ? "" : ", ") + gnuplot_quote(names[y]) + " " + std::to_string(y);
       longest = std::max(longest, names[y].size());
     }
     const std::string png = "metric_vs_" + key + ".png";
     std::ofstream gp(out / ("metric_vs_" + key + ".gp"));
-    gp << terminal(700 + 7 * static_cast<int>(longest), 200 + 45 * static_cast<int>(names.size()))
+    gp << terminal(700 + 7 * static_cast<int>(longest),
+                   200 + 45 * static_cast<int>(names.size()) + (count > 1 ? 20 * static_cast<int>(count + 1) : 0))
        << "set output '" << png << "'\n"
        << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset ylabel " << gnuplot_quote(key)
        << "\nset xlabel " << gnuplot_quote(metric) << "\nset grid\nset ytics (" << tics << ")\n"
        << "set yrange [" << names.size() - 0.5 << ":-0.5]\nset offsets graph 0.05, graph 0.05, 0, 0\n"
-       << "set key below\n"
-       << "plot 'axis_" << key << ".dat' index 0 using 2:1 with points pt 7 ps 1.5 title 'run (one per seed)', \\\n"
-       << "     'axis_" << key << ".dat' index 1 using 2:1 with points pt 3 ps 3 lw 2 lc 'black' title 'mean'\n";
+       << (count > 1 ? "set key below left Left reverse maxcols 1 font ',9'\n" : "set key below\n")
+       << "plot " << plot << "\n";
     gp.close();
     dat.close();
     run_gnuplot(out / ("metric_vs_" + key + ".gp"));

@@ -18,7 +18,8 @@ std::string plot_metric_vs_cost(const std::filesystem::path& out, const std::vec
                                 const std::string& experiment, const std::string& metric);
 
 // The metric against each swept key but the seed and the test set, one dot per run and each
-// value's mean.
+// value's mean; runs that differ in another swept key (one the plotted key does not decide)
+// are kept apart, a colour and a mean per group, rather than pooled.
 std::vector<std::string> plot_metric_vs_keys(const std::filesystem::path& out,
                                              const std::vector<const RunRecord*>& done,
                                              const std::string& metric);

@@ -751,6 +751,49 @@ TEST_CASE("cli: report's Pareto front keeps the best of points at equal cost; th
   CHECK_MESSAGE(dat.find("# means: level metric\n0 0.2\n1 0.6\n2 0.4\n") != std::string::npos, dat);
 }
 
+TEST_CASE("cli: a marginal plot keeps runs of another swept key apart, not pooled into one mean") {
+  patchbay::test::TempDir dir;
+  // Study 3d's shape: masker x (patcher zipped with train.lr), one seed each. Against the
+  // masker, fftp's and square's runs are two groups with a mean each; against the patcher,
+  // train.lr (which the patcher decides) does not split them, the masker does.
+  struct Spec {
+    const char* id;
+    const char* masker;
+    const char* patcher;
+    const char* lr;
+    double accuracy;
+  };
+  const Spec specs[] = {{"11111111-s0", "none", "fftp", "0.001", 0.8}, {"22222222-s0", "specmask", "fftp", "0.001", 0.7},
+                        {"33333333-s0", "none", "square", "0.0005", 0.4},
+                        {"44444444-s0", "specmask", "square", "0.0005", 0.5}};
+  std::vector<std::string> ids;
+  std::vector<patchbay::RunRecord> runs;
+  for (const auto& sp : specs) {
+    runs.push_back(record(sp.id, patchbay::RunStatus::completed, "2026-12-07T00:00:00Z", sp.accuracy));
+    runs.back().axes = {{"masker", sp.masker}, {"patcher", sp.patcher}, {"train.lr", sp.lr}, {"train.seed", "0"}};
+    ids.push_back(sp.id);
+  }
+  const fs::path results = dir.path() / "r.h5";
+  make_results(results, "tiny", "[train]\nlr = 1\n", ids, runs);
+  const auto r = patchbay::test::run(cli() + " report " + quoted(results) + " --out " + quoted(dir.path() / "report"));
+  REQUIRE_MESSAGE(r.code == 0, (r.out + r.err));
+  const std::string by_masker = slurp(dir.path() / "report" / "axis_masker.dat");
+  CHECK_MESSAGE(by_masker.find("# group 1: patcher=fftp, train.lr=0.001\n# runs: level metric\n-0.1 0.8\n0.9 0.7\n\n\n"
+                               "# means: level metric\n-0.1 0.8\n0.9 0.7\n") != std::string::npos,
+                by_masker);
+  CHECK_MESSAGE(by_masker.find("# group 2: patcher=square, train.lr=0.0005\n# runs: level metric\n0.1 0.4\n1.1 0.5\n")
+                    != std::string::npos,
+                by_masker);
+  const std::string by_patcher = slurp(dir.path() / "report" / "axis_patcher.dat");
+  CHECK_MESSAGE(by_patcher.find("# group 1: masker=none\n") != std::string::npos, by_patcher);
+  CHECK(by_patcher.find("train.lr") == std::string::npos);
+  const std::string gp = slurp(dir.path() / "report" / "metric_vs_masker.gp");
+  CHECK_MESSAGE(gp.find("index 2 using 2:1 with points pt 7 ps 1.2 lc 2 title \"patcher=square, train.lr=0.0005\"") !=
+                    std::string::npos,
+                gp);
+  CHECK(fs::file_size(dir.path() / "report" / "metric_vs_masker.png") > 2000);
+}
+
 TEST_CASE("cli: merge refuses files of different experiments, naming them and the difference") {
   patchbay::test::TempDir dir;
   const std::vector<std::string> ids = {"11111111-s0", "22222222-s1"};

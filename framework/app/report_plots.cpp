@@ -212,6 +212,79 @@ std::vector<std::string> group_keys(const std::vector<const RunRecord*>& done, c
   return kept;
 }
 
+// One marginal plot's runs: the key's values (levels) and the groups, in the plan's order.
+struct Marginal {
+  std::vector<std::string> levels, groups;
+  std::vector<std::vector<std::pair<size_t, double>>> runs;  // per group: (level, metric)
+};
+
+Marginal marginal_of(const std::vector<const RunRecord*>& done, const std::string& key, const std::string& metric) {
+  const std::vector<std::string> by = group_keys(done, key);
+  Marginal m;
+  for (const auto* r : done) {
+    std::string level, group;
+    bool has_key = false;
+    for (const auto& [k, v] : r->axes) {
+      if (k == key) {
+        level = axis_value_text(v);
+        has_key = true;
+      }
+      if (std::find(by.begin(), by.end(), k) != by.end()) group += (group.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
+    }
+    if (!has_key) continue;
+    const size_t y = std::find(m.levels.begin(), m.levels.end(), level) - m.levels.begin();
+    if (y == m.levels.size()) m.levels.push_back(level);
+    const size_t g = std::find(m.groups.begin(), m.groups.end(), group) - m.groups.begin();
+    if (g == m.groups.size()) {
+      m.groups.push_back(group);
+      m.runs.emplace_back();
+    }
+    m.runs[g].emplace_back(y, final_of(*r, metric));
+  }
+  return m;
+}
+
+// Writes axis_<key>.dat (gnuplot index 2g: group g's runs, 2g + 1: its mean per level, each
+// group shifted a little vertically) and returns the plot command's series.
+std::string write_marginal(const fs::path& out, const std::string& key, const Marginal& m) {
+  const size_t count = m.groups.size();
+  const double step = std::min(0.2, 0.6 / static_cast<double>(count));
+  std::ofstream dat(out / ("axis_" + key + ".dat"));
+  const std::string file = "'axis_" + key + ".dat' index ";
+  std::string plot;
+  for (size_t g = 0; g < count; ++g) {
+    const double shift = step * (static_cast<double>(g) - static_cast<double>(count - 1) / 2.0);
+    if (count > 1) dat << fmt::format("# group {}: {}\n", g + 1, m.groups[g]);
+    dat << "# runs: level metric\n";
+    std::vector<std::vector<double>> values(m.levels.size());
+    for (const auto& [y, v] : m.runs[g]) {
+      dat << fmt::format("{} {}\n", static_cast<double>(y) + shift, v);
+      if (std::isfinite(v)) values[y].push_back(v);
+    }
+    dat << "\n\n# means: level metric\n";
+    bool any = false;
+    for (size_t y = 0; y < values.size(); ++y) {
+      if (values[y].empty()) continue;
+      double sum = 0;
+      for (double v : values[y]) sum += v;
+      dat << fmt::format("{} {}\n", static_cast<double>(y) + shift, sum / static_cast<double>(values[y].size()));
+      any = true;
+    }
+    if (!any) dat << "0 NaN\n";  // an empty block would not count as a gnuplot index
+    dat << "\n\n";
+    if (count == 1) {
+      plot += file + "0 using 2:1 with points pt 7 ps 1.5 title 'run (one per seed)', \\\n     " + file +
+              "1 using 2:1 with points pt 3 ps 3 lw 2 lc 'black' title 'mean'";
+    } else {
+      plot += fmt::format("{}{} using 2:1 with points pt 7 ps 1.2 lc {} title {}, \\\n     ", file, 2 * g, g + 1,
+                          gnuplot_quote(m.groups[g]));
+      plot += fmt::format("{}{} using 2:1 with points pt 3 ps 3 lw 2 lc {} notitle, \\\n     ", file, 2 * g + 1, g + 1);
+    }
+  }
+  if (count > 1) plot += "NaN with points pt 3 ps 3 lw 2 lc 'black' title 'mean of a group''s runs (dots: one per seed)'";
+  return plot;
+}
+
 }  // namespace
 
 std::vector<std::string> plot_metric_vs_keys(const fs::path& out, const std::vector<const RunRecord*>& done,
@@ -228,89 +301,29 @@ std::vector<std::string> plot_metric_vs_keys(const fs::path& out, const std::vec
   }
   // The key's values go on the vertical axis, written out horizontally: as x tics, long
   // values ("specaugment-freq_masks1-max_freq48-...") overlapped into an unreadable line.
-  // Runs that differ in another swept key are one group each (a colour, shifted a little
-  // vertically), with their own means: gnuplot index 2g is group g's runs, 2g + 1 its means.
+  // Runs that differ in another swept key are one group each: a colour and a mean.
   for (const auto& key : keys) {
-    const std::vector<std::string> by = group_keys(done, key);
-    std::vector<std::string> names, groups;  // in the order of the plan
-    std::map<std::pair<size_t, size_t>, std::vector<double>> values;  // (group, level) -> metric
-    std::vector<std::vector<std::pair<size_t, double>>> runs;         // per group: (level, metric)
-    for (const auto* r : done) {
-      std::string level, group;
-      bool has_key = false;
-      for (const auto& [k, v] : r->axes) {
-        if (k == key) {
-          level = axis_value_text(v);
-          has_key = true;
-        }
-        if (std::find(by.begin(), by.end(), k) != by.end()) {
-          group += (group.empty() ? "" : ", ") + k + "=" + axis_value_text(v);
-        }
-      }
-      if (!has_key) continue;
-      const size_t y = std::find(names.begin(), names.end(), level) - names.begin();
-      if (y == names.size()) names.push_back(level);
-      const size_t g = std::find(groups.begin(), groups.end(), group) - groups.begin();
-      if (g == groups.size()) {
-        groups.push_back(group);
-        runs.emplace_back();
-      }
-      const double m = final_of(*r, metric);
-      runs[g].emplace_back(y, m);
-      if (std::isfinite(m)) values[{g, y}].push_back(m);
-    }
-    const size_t count = groups.size();
-    const double step = std::min(0.2, 0.6 / static_cast<double>(count));
-    std::ofstream dat(out / ("axis_" + key + ".dat"));
-    std::string plot;
-    size_t longest = 10;
-    for (size_t g = 0; g < count; ++g) {
-      const double shift = step * (static_cast<double>(g) - static_cast<double>(count - 1) / 2.0);
-      if (count > 1) dat << fmt::format("# group {}: {}\n", g + 1, groups[g]);
-      dat << "# runs: level metric\n";
-      for (const auto& [y, m] : runs[g]) dat << fmt::format("{} {}\n", static_cast<double>(y) + shift, m);
-      dat << "\n\n# means: level metric\n";
-      bool any = false;
-      for (size_t y = 0; y < names.size(); ++y) {
-        const auto it = values.find({g, y});
-        if (it == values.end()) continue;
-        double sum = 0;
-        for (double v : it->second) sum += v;
-        dat << fmt::format("{} {}\n", static_cast<double>(y) + shift, sum / static_cast<double>(it->second.size()));
-        any = true;
-      }
-      if (!any) dat << "0 NaN\n";  // an empty block would not count as a gnuplot index
-      dat << "\n\n";
-      const std::string file = "'axis_" + key + ".dat' index ";
-      if (count == 1) {
-        plot += file + "0 using 2:1 with points pt 7 ps 1.5 title 'run (one per seed)', \\\n     " + file +
-                "1 using 2:1 with points pt 3 ps 3 lw 2 lc 'black' title 'mean'";
-      } else {
-        plot += fmt::format("{}{} using 2:1 with points pt 7 ps 1.2 lc {} title {}, \\\n     ", file, 2 * g, g + 1,
-                            gnuplot_quote(groups[g]));
-        plot += fmt::format("{}{} using 2:1 with points pt 3 ps 3 lw 2 lc {} notitle, \\\n     ", file, 2 * g + 1,
-                            g + 1);
-        longest = std::max(longest, groups[g].size());
-      }
-    }
-    if (count > 1) plot += "NaN with points pt 3 ps 3 lw 2 lc 'black' title 'mean of a group''s runs (dots: one per seed)'";
+    const Marginal m = marginal_of(done, key, metric);
+    const std::string plot = write_marginal(out, key, m);
+    const int groups = static_cast<int>(m.groups.size());
     std::string tics;
-    for (size_t y = 0; y < names.size(); ++y) {
-      tics += (tics.empty() ? "" : ", ") + gnuplot_quote(names[y]) + " " + std::to_string(y);
-      longest = std::max(longest, names[y].size());
+    size_t longest = 10;
+    for (size_t y = 0; y < m.levels.size(); ++y) {
+      tics += (tics.empty() ? "" : ", ") + gnuplot_quote(m.levels[y]) + " " + std::to_string(y);
+      longest = std::max(longest, m.levels[y].size());
     }
+    for (const auto& g : m.groups) longest = std::max(longest, groups > 1 ? g.size() : 0);
     const std::string png = "metric_vs_" + key + ".png";
     std::ofstream gp(out / ("metric_vs_" + key + ".gp"));
     gp << terminal(700 + 7 * static_cast<int>(longest),
-                   200 + 45 * static_cast<int>(names.size()) + (count > 1 ? 20 * static_cast<int>(count + 1) : 0))
+                   200 + 45 * static_cast<int>(m.levels.size()) + (groups > 1 ? 20 * (groups + 1) : 0))
        << "set output '" << png << "'\n"
        << "set title " << gnuplot_quote(metric + " vs " + key) << "\nset ylabel " << gnuplot_quote(key)
        << "\nset xlabel " << gnuplot_quote(metric) << "\nset grid\nset ytics (" << tics << ")\n"
-       << "set yrange [" << names.size() - 0.5 << ":-0.5]\nset offsets graph 0.05, graph 0.05, 0, 0\n"
-       << (count > 1 ? "set key below left Left reverse maxcols 1 font ',9'\n" : "set key below\n")
+       << "set yrange [" << m.levels.size() - 0.5 << ":-0.5]\nset offsets graph 0.05, graph 0.05, 0, 0\n"
+       << (groups > 1 ? "set key below left Left reverse maxcols 1 font ',9'\n" : "set key below\n")
        << "plot " << plot << "\n";
     gp.close();
-    dat.close();
     run_gnuplot(out / ("metric_vs_" + key + ".gp"));
     pngs.push_back(png);
   }

@@ -190,6 +190,27 @@ void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& recor
              left == 1 ? "it" : "them");
 }
 
+ResultsLock open_results_for_run(const ResultsStore& store, const ExperimentRecord& record, bool force,
+                                 const std::string& command) {
+  store.refuse_foreign();  // before R.lock is created beside a folder or someone else's file
+  ResultsLock lock = store.lock();
+  const std::string results = store.file().string();
+  if (const auto aside = store.set_aside_unreadable()) {
+    // The runs' own files are what counts: R is rebuilt from them by the caller's publish.
+    fmt::print(stderr, "patchbay {}: results file '{}' could not be read; moved it to '{}' and "
+                       "rebuilding it from the run files in '{}'\n",
+               command, results, aside->string(), store.runs_dir().string());
+  }
+  if (const size_t restored = store.restore_run_files()) {
+    fmt::print(stderr, "patchbay {}: {} run{} in '{}' had no file in '{}' (a results file copied without its runs "
+                       "folder?); restored from the results file\n",
+               command, restored, restored == 1 ? "" : "s", results, store.runs_dir().string());
+  }
+  if (!force) refuse_changed_experiment(store, record);
+  else note_replaced_plan(store, record, command);
+  return lock;
+}
+
 PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
   // A patcher's grid depends only on its options and the input shape (the Patcher contract),
   // so points that share them share one build: a 10,000-point sweep over the masker or the

@@ -48,6 +48,13 @@ void refuse_changed_experiment(const ResultsStore& store, const ExperimentRecord
 // With --force: says on stderr how many of the earlier plan's started runs `record` leaves out
 // of the table (their run files stay, so nothing is lost). Call it before the publish.
 void note_replaced_plan(const ResultsStore& store, const ExperimentRecord& record, const std::string& command);
+// What `run` and `run-dist` (rank 0) do to R before a sweep touches it: refuse a path that is
+// not patchbay's results (before R.lock exists beside it), take the lock, set aside an
+// unreadable R and restore the run files R has and R.runs/ lacks (each said on stderr), then
+// refuse_changed_experiment, or note_replaced_plan with --force. Returns the lock; `command`
+// names the caller in the messages.
+ResultsLock open_results_for_run(const ResultsStore& store, const ExperimentRecord& record, bool force,
+                                 const std::string& command);
 
 // The cores this process may use: its affinity mask, capped by $SLURM_CPUS_PER_TASK (see
 // the definition).

@@ -185,21 +185,7 @@ int run_run(const std::vector<std::string>& args) {
     for (const auto& run : exp.runs) mine.push_back(&run);
   }
   const ResultsStore store(results);
-  store.refuse_foreign();  // before R.lock is created beside a folder or someone else's file
-  const auto lock = store.lock();
-  if (const auto aside = store.set_aside_unreadable()) {
-    // The runs' own files are what counts: R is rebuilt from them by the publish below.
-    fmt::print(stderr, "patchbay run: results file '{}' could not be read; moved it to '{}' and "
-                       "rebuilding it from the run files in '{}'\n",
-               results.string(), aside->string(), store.runs_dir().string());
-  }
-  if (const size_t restored = store.restore_run_files()) {
-    fmt::print(stderr, "patchbay run: {} run{} in '{}' had no file in '{}' (a results file copied without its runs "
-                       "folder?); restored from the results file\n",
-               restored, restored == 1 ? "" : "s", results.string(), store.runs_dir().string());
-  }
-  if (!p.vm.count("force")) refuse_changed_experiment(store, record);
-  else note_replaced_plan(store, record, "run");
+  const auto lock = open_results_for_run(store, record, p.vm.count("force") > 0, "run");
 
   // What to do.
   std::vector<const PlannedRun*> todo;

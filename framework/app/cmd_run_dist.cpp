@@ -129,19 +129,7 @@ int run_dist(const std::vector<std::string>& args) {
   std::optional<ResultsLock> lock;
   bool already_done = false;
   if (rank == 0) {
-    store.refuse_foreign();  // as `run`: before R.lock is created beside a folder or someone else's file
-    lock.emplace(store.lock());
-    if (const auto aside = store.set_aside_unreadable()) {
-      fmt::print(stderr, "patchbay run-dist: results file '{}' could not be read; moved it to '{}' and rebuilding "
-                         "it from the run files in '{}'\n",
-                 results.string(), aside->string(), store.runs_dir().string());
-    }
-    if (const size_t restored = store.restore_run_files()) {
-      fmt::print(stderr, "patchbay run-dist: {} run{} of '{}' had no file in '{}'; restored from the results file\n",
-                 restored, restored == 1 ? "" : "s", results.string(), store.runs_dir().string());
-    }
-    if (!p.vm.count("force")) refuse_changed_experiment(store, record);
-    else note_replaced_plan(store, record, "run-dist");
+    lock.emplace(open_results_for_run(store, record, p.vm.count("force") > 0, "run-dist"));
     const auto previous = store.read_run(run->id);
     already_done = previous && previous->status == RunStatus::completed;
   }

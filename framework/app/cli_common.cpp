@@ -6,8 +6,6 @@
 #include <climits>
 #include <cstdlib>
 #include <iostream>
-#include <map>
-#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -17,6 +15,7 @@
 #include "exit_codes.hpp"
 #include "patchbay/error.hpp"
 #include "patchbay/loader.hpp"
+#include "patchbay/point_grid.hpp"
 #include "patchbay/results.hpp"
 #include "text_util.hpp"
 
@@ -211,35 +210,7 @@ ResultsLock open_results_for_run(const ResultsStore& store, const ExperimentReco
   return lock;
 }
 
-PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) {
-  // A patcher's grid depends only on its options and the input shape (the Patcher contract),
-  // so points that share them share one build: a 10,000-point sweep over the masker or the
-  // seed builds one patcher, not 10,000 (each build initialises its weights at random).
-  std::string key = c.patcher.plugin + "\n" + c.masker.plugin + "\n" + c.token_dropper.plugin;
-  for (const auto* options : {&c.patcher.options, &c.masker.options, &c.token_dropper.options, &c.frontend,
-                              &c.backbone.options}) {
-    for (const auto& [k, v] : options->values()) key += "\n" + k + "=" + to_toml(v);
-    key += "\n--";
-  }
-  static std::mutex mutex;
-  static std::map<std::string, PatchGrid> checked;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = checked.find(key); it != checked.end()) return it->second;
-  }
-  PatcherContext pc;
-  pc.freq_bins = c.frontend.get_int("num_mel_bins");
-  pc.frames = c.frontend.get_int("target_frames");
-  pc.embed_dim = registry.backbone_embed_dim(c.backbone.plugin, c.backbone.options);
-  const PatchGrid grid = registry.make_patcher(c.patcher.plugin, c.patcher.options, pc)->grid();
-  registry.make_masker(c.masker.plugin, c.masker.options)->check(MaskContext(grid));
-  if (!c.token_dropper.plugin.empty() && c.token_dropper.plugin != "none") {
-    registry.make_token_dropper(c.token_dropper.plugin, c.token_dropper.options)->check(grid);
-  }
-  std::lock_guard<std::mutex> lock(mutex);
-  checked.emplace(key, grid);
-  return grid;
-}
+PatchGrid grid_of(const ResolvedConfig& c, const Registry& registry) { return point_grid(c, registry); }
 
 // The resolved TOML carries each plugin's version (a record of what ran); an experiment
 // file has no such key, so it is dropped before the text is loaded again.

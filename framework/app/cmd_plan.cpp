@@ -95,18 +95,9 @@ int run_plan(const std::vector<std::string>& args) {
     exp.runs = std::move(kept);
   }
   const bool swept = !exp.axes.empty();
+  // Each run's grid was checked when the file loaded (load_experiment): here it is only read.
   std::vector<PatchGrid> grids;
-  for (const auto& r : exp.runs) {
-    try {
-      grids.push_back(grid_of(r.config, registry));
-    } catch (const ShapeError& e) {
-      if (!swept) throw;
-      throw ShapeError(e.id(), fmt::format("run {}: {}", r.id, e.what()));
-    } catch (const ConfigError& e) {
-      if (!swept) throw;
-      throw ConfigError(e.id(), fmt::format("run {}: {}", r.id, e.what()));
-    }
-  }
+  for (const auto& r : exp.runs) grids.push_back(grid_of(r.config, registry));
   warn_unseen_input(exp, grids);
   if (p.vm.count("json")) {
     json out = {{"experiment", exp.name}, {"file", exp.file.string()},

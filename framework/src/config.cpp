@@ -15,9 +15,11 @@
 #include "patchbay/error.hpp"
 #include "patchbay/fbank.hpp"
 #include "patchbay/hash.hpp"
+#include "patchbay/point_grid.hpp"
 #include "config_internal.hpp"
 #include "patchbay/registry.hpp"
 #include "sweep_grammar.hpp"
+#include "train/averaging.hpp"
 #include "text_util.hpp"
 
 namespace fs = std::filesystem;
@@ -145,39 +147,84 @@ void check_device(const Options& train, const TableView& view, const Locator& wh
 // Checks that need two options, made here so that `plan` and `run` refuse them before
 // anything trains, at the file's line, instead of every run of a sweep failing one by one:
 // train.average_epochs within train.epochs, and the [frontend] as the front end checks it
-// (the mel range within Nyquist, a whole-sample frame shift, ...: Fbank's own checks).
+// (the mel range within Nyquist, a whole-sample frame shift, ...: Fbank's own checks), and
+// the patch grid against the input, the masker and the token dropper.
 void check_average_epochs(const Options& train, const TableView& view, const Locator& where, Diagnostics& diags) {
-  const auto range = train.get_int_pair("average_epochs");
-  const int64_t epochs = train.get_int("epochs");
-  if (range == std::array<int64_t, 2>{0, 0} || (range[0] >= 1 && range[0] <= range[1] && range[1] <= epochs)) return;
+  const std::string problem = average_epochs_problem(train.get_int_pair("average_epochs"), train.get_int("epochs"));
+  if (problem.empty()) return;
   const toml::node* node = view.get("average_epochs");
-  diags.add(node ? where.at("train.average_epochs", node->source()) : where.file(), "config.average_epochs",
-            fmt::format("train.average_epochs = [{}, {}] must be a range of trained epochs, 1 <= first <= last <= "
-                        "train.epochs = {}, or [0, 0] for none",
-                        range[0], range[1], epochs));
+  diags.add(node ? where.at("train.average_epochs", node->source()) : where.file(), "config.average_epochs", problem);
+}
+
+// Where a two-option problem is reported: at the value of the key of `view` that the message
+// names first (a whole word: "stride" is not found in "strides"), else at the table, else at
+// the file.
+std::string where_named(const TableView& view, const std::string& section, const std::string& message,
+                        const Locator& where) {
+  const auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  const auto first_use = [&](const std::string& key) {
+    for (size_t at = message.find(key); at != std::string::npos; at = message.find(key, at + 1)) {
+      const size_t end = at + key.size();
+      if ((at == 0 || !word_char(message[at - 1])) && (end == message.size() || !word_char(message[end]))) return at;
+    }
+    return std::string::npos;
+  };
+  size_t best = std::string::npos;
+  std::string named;
+  for (const auto& [key, entry] : view.entries) {
+    const size_t at = key == kSlotPlugin ? std::string::npos : first_use(key);
+    if (at < best) {
+      best = at;
+      named = key;
+    }
+  }
+  if (!named.empty()) return where.at(section + "." + named, view.get(named)->source());
+  return view.present ? where.at(section, view.region) : where.file();
 }
 
 void check_frontend(const Options& frontend, const TableView& view, const Locator& where, Diagnostics& diags) {
   try {
     FbankOptions::from(frontend).validate();
   } catch (const ConfigError& e) {
-    // At the first key the message names that the file (or an override) sets.
-    const std::string what = e.what();
-    for (const char* key : {"low_freq", "high_freq", "sample_rate", "frame_shift_ms", "frame_length_ms",
-                            "num_mel_bins", "preemphasis", "window", "normalize"}) {
-      const toml::node* node = view.get(key);
-      if (node && what.find(key) != std::string::npos) {
-        diags.add(where.at(std::string("frontend.") + key, node->source()), e.id(), what);
-        return;
-      }
-    }
-    diags.add(where.file(), e.id(), what);
+    diags.add(where_named(view, "frontend", e.what(), where), e.id(), e.what());
+  }
+}
+
+// The input's size is the front end's (num_mel_bins x target_frames): where the file or the
+// command line sets the side a patch does not fit (PatchGrid::make's "taller" and "longer"),
+// the refusal says so, since the fix may be there.
+std::string input_size_note(const std::string& message, const ResolvedConfig& cfg, const TableView& frontend,
+                            const Locator& where) {
+  const char* key = message.find("longer than the input") != std::string::npos  ? "target_frames"
+                    : message.find("taller than the input") != std::string::npos ? "num_mel_bins"
+                                                                                  : nullptr;
+  const toml::node* node = key ? frontend.get(key) : nullptr;
+  if (!node) return "";
+  return fmt::format("; the input's {} is frontend.{} = {}, set at {}",
+                     std::string(key) == "target_frames" ? "length" : "height", key, cfg.frontend.get_int(key),
+                     where.at(std::string("frontend.") + key, node->source()));
+}
+
+// The run's patch grid and the masker's and token dropper's checks against it (point_grid.hpp),
+// reported at the refusing table's key: "patcher.patch_frames = 400" is found here, at its
+// line, instead of when the run's model is built.
+void check_point_grid(const ResolvedConfig& cfg, const Views& views, const Registry& registry,
+                      const Locator& where, Diagnostics& diags) {
+  GridStage stage = GridStage::patcher;
+  try {
+    point_grid(cfg, registry, &stage);
+  } catch (const Error& e) {
+    const std::string section = section_of(stage);
+    std::string message = e.what();
+    if (stage == GridStage::patcher) message += input_size_note(message, cfg, views.at("frontend"), where);
+    diags.add(where_named(views.at(section), section, e.what(), where), e.id(), message);
   }
 }
 
 ResolvedConfig resolve_point(const Views& views, const Registry& registry, const Locator& where,
                              Diagnostics& diags) {
   ResolvedConfig cfg;
+  const size_t first_problem = diags.items().size();
   cfg.experiment = resolve_table(views.at("experiment"), "experiment", experiment_schema(),
                                  "[experiment]", where, diags);
   const size_t frontend_problems = diags.items().size();
@@ -198,6 +245,7 @@ ResolvedConfig resolve_point(const Views& views, const Registry& registry, const
                                    registry, where, diags);
   cfg.backbone = resolve_slot(views.at("backbone"), "backbone", PluginKind::backbone, registry,
                               where, diags);
+  if (diags.items().size() == first_problem) check_point_grid(cfg, views, registry, where, diags);
   return cfg;
 }
 

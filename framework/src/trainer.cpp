@@ -406,12 +406,8 @@ void run_training(const PlannedRun& run, const Registry& registry, const Trainer
   }
   if (dist) rec.final["world_size"] = static_cast<double>(world);
   const auto average_range = t.get_int_pair("average_epochs");
-  if (average_range != std::array<int64_t, 2>{0, 0} &&
-      (average_range[0] < 1 || average_range[0] > average_range[1] || average_range[1] > epochs)) {
-    throw ConfigError("config.average_epochs",
-                      fmt::format("train.average_epochs = [{}, {}] must be a range of trained epochs, "
-                                  "1 <= first <= last <= train.epochs = {}, or [0, 0] for none",
-                                  average_range[0], average_range[1], epochs));
+  if (const std::string problem = average_epochs_problem(average_range, epochs); !problem.empty()) {
+    throw ConfigError("config.average_epochs", problem);
   }
   const EpochSampler sampler(t.get_string("sampler"), t.get_int("epoch_size"), data.train.multi_hot);
   rec.final["epoch_clips"] = static_cast<double>(sampler.epoch_size());

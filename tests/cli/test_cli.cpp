@@ -19,9 +19,8 @@ std::string cli() { return std::string("'") + patchbay::test::kCli + "'"; }
 std::string quickstart() {
   return std::string("'") + patchbay::test::kSourceDir + "/experiments/examples/minimal.toml'";
 }
-std::string sweep_example() {
-  return std::string("'") + patchbay::test::kSourceDir + "/experiments/examples/sweep.toml'";
-}
+std::string sweep_example_path() { return std::string(patchbay::test::kSourceDir) + "/experiments/examples/sweep.toml"; }
+std::string sweep_example() { return "'" + sweep_example_path() + "'"; }
 }  // namespace
 
 TEST_SUITE("cli") {
@@ -248,9 +247,20 @@ TEST_CASE("cli: a sweep point with bad geometry names its run") {
   const auto r = patchbay::test::run(cli() + " plan " + sweep_example() + " frontend.target_frames=12");
   CHECK(r.code == 1);
   CHECK(r.out.empty());
-  CHECK(r.err.rfind("patchbay plan: error [shape.patch_geometry]: run ", 0) == 0);
-  CHECK(r.err.find("-budget0_square-patch-size16x16-stride10x10_s0: patcher 'square'") !=
-        std::string::npos);
+  // At the sweep key that sets each patcher, naming its runs and where the input's size comes from.
+  CHECK_MESSAGE(r.err.rfind("patchbay plan: error [shape.patch_geometry]: " + sweep_example_path() +
+                                ":44:45: runs 'budget0_square-patch-size16x16-stride10x10_s0', ",
+                            0) == 0,
+                r.err);
+  CHECK_MESSAGE(r.err.find("patcher 'square' (patch_size = [16, 16], stride = [10, 10]): a patch of 16 frames is "
+                           "longer than the input (input 128 mel bins x 12 frames, kernel 16 x 16, stride 10 x 10); "
+                           "choose a smaller patch or a longer input; the input's length is frontend.target_frames = 12, "
+                           "set at command line 'frontend.target_frames=12'\n") !=
+                    std::string::npos,
+                r.err);
+  CHECK_MESSAGE(r.err.find(sweep_example_path() + ":47:45: runs 'budget0_fftp-patch-frames16-stride4_s0'") !=
+                    std::string::npos,
+                r.err);
 }
 
 TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing on stdout") {
@@ -340,7 +350,8 @@ TEST_CASE("cli: bad input is an error on stderr with a non-zero exit and nothing
   CHECK_MESSAGE(r.err.find("quickstart.toml") != std::string::npos, r.err);
   r = patchbay::test::run(cli() + " plan " + quickstart() + " masker.plugin=specmask masker.budget=100000");
   CHECK(r.code == 1);
-  CHECK_MESSAGE(r.err.find("[specmask.budget]") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("[specmask.budget]: command line 'masker.budget=100000': masker 'specmask'") !=
+                    std::string::npos, r.err);
   r = patchbay::test::run(cli() + " plan " + quickstart() + " experiment.name=../../escape");
   CHECK(r.code == 1);
   CHECK_MESSAGE(r.err.find("[config.bad_name]") != std::string::npos, r.err);
@@ -360,10 +371,12 @@ TEST_CASE("cli: plan warns of patches that leave most of the input unseen, and p
 TEST_CASE("cli: plan refuses patch geometry that does not fit the input, before anything runs") {
   const auto r = patchbay::test::run(cli() + " plan " + quickstart() + " patcher.patch_frames=200");
   CHECK(r.code == 1);
-  CHECK(r.err == "patchbay plan: error [shape.patch_geometry]: patcher 'fftp' (patch_frames = 200, "
+  CHECK(r.err == "patchbay plan: error [shape.patch_geometry]: command line 'patcher.patch_frames=200': "
+                 "patcher 'fftp' (patch_frames = 200, "
                  "stride = 4): a patch of 200 frames is longer than the input (input 128 mel bins x "
                  "128 frames, kernel 128 x 200, stride 128 x 4); choose a smaller patch or a longer "
-                 "input\n");
+                 "input; the input's length is frontend.target_frames = 128, set at " +
+                 std::string(patchbay::test::kSourceDir) + "/experiments/examples/minimal.toml:17:17\n");
 }
 
 TEST_CASE("cli: cost builds the model and measures it") {

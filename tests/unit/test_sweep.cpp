@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include <ATen/ATen.h>
+
 #include "helpers.hpp"
 #include "patchbay/config.hpp"
 #include "patchbay/error.hpp"
@@ -11,6 +13,12 @@
 using namespace patchbay;
 
 namespace {
+
+// A masker that masks nothing, for a test plugin: loading a file builds each run's masker.
+class Unmasked final : public Masker {
+ public:
+  MaskResult apply(const at::Tensor& s, const MaskContext&, at::Generator&) const override { return {s, s, {}}; }
+};
 
 // Line numbers below refer to this text; [sweep] tables appended to it start on line 15.
 const std::string kBase = R"([experiment]
@@ -293,6 +301,26 @@ TEST_CASE("sweep: each point is validated; problems name the run and point at th
         "option 'patch_frames' (options: patch_size, stride)");
 }
 
+TEST_CASE("sweep: a patch grid that does not fit is refused when the file loads, at the key that sets it") {
+  const std::string fits_not =
+      "patcher 'fftp' (patch_frames = 400, stride = 4): a patch of 400 frames is longer than the input (input "
+      "128 mel bins x 128 frames, kernel 128 x 400, stride 128 x 4); choose a smaller patch or a longer input";
+  // A swept value: at the sweep key, naming the run.
+  CHECK(error_of("[sweep]\n\"patcher.patch_frames\" = [16, 400]\n") ==
+        "shape.patch_geometry: exp.toml:16:1: run 'patch-frames400': " + fits_not);
+  // A table value: at the value inside it.
+  CHECK(error_of("[[sweep.rows]]\npatcher = { plugin = \"fftp\" }\n[[sweep.rows]]\npatcher = { plugin = \"fftp\", "
+                 "patch_frames = 400 }\n") ==
+        "shape.patch_geometry: exp.toml:18:45: run 'fftp-patch-frames400': " + fits_not);
+  // A command-line override.
+  CHECK(error_of("", {"patcher.patch_frames=400"}) ==
+        "shape.patch_geometry: command line 'patcher.patch_frames=400': " + fits_not);
+  // The masker's check against the grid: at the masker's value its message names.
+  CHECK(error_of("[masker]\nplugin = \"specmask\"\nbudget = 16384\n").rfind(
+            "specmask.budget: exp.toml:17:10: masker 'specmask': budget = 16384 cells is the whole 128 x 128 "
+            "spectrogram", 0) == 0);
+}
+
 TEST_CASE("sweep: malformed sweeps are config.sweep_syntax (verbatim)") {
   CHECK(error_of("[sweep]\n\"patcher.stride\" = 4\n") ==
         "config.sweep_syntax: exp.toml:16:1: sweep axis 'patcher.stride' must be a list of values, "
@@ -396,9 +424,8 @@ TEST_CASE("sweep: slugs spell values readably, sanitized and at most 80 characte
   registry.register_library(origin, [](Registrar& r) {
     OptionSchema s;
     s.add_int("stride", 1, "a test option", Range::at_least(1));
-    r.add_masker({"strided", "a masker with a stride", s}, [](const Options&) -> std::shared_ptr<Masker> {
-      return nullptr;
-    });
+    r.add_masker({"strided", "a masker with a stride", s},
+                 [](const Options&) -> std::shared_ptr<Masker> { return std::make_shared<Unmasked>(); });
   });
   const auto shared = load("[masker]\nplugin = \"strided\"\n\n[sweep]\n\"patcher.stride\" = [2]\n"
                            "\"masker.stride\" = [3, 5]\n", {}, registry);

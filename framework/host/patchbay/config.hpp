@@ -138,7 +138,10 @@ struct Experiment {
                                  // empty without [sweep]
 };
 
-// Reads, overrides, validates and expands `file`. Throws ConfigError.
+// Reads, overrides, validates and expands `file`. Validation includes each run's patch grid
+// against its input, masker and token dropper (point_grid.hpp), so a patch longer than the
+// input is refused here. Throws ConfigError (its id the first problem's: "shape.patch_geometry"
+// for that one), every problem of the file in one message, each at its line.
 PATCHBAY_API Experiment load_experiment(const std::filesystem::path& file,
                                         const std::vector<std::string>& overrides,
                                         const Registry& registry);

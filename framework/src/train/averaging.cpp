@@ -1,11 +1,21 @@
 // EMA and epoch-range averages of a model's weights (contract in averaging.hpp).
 #include "train/averaging.hpp"
 
+#include <fmt/format.h>
 #include <torch/types.h>
 
 #include "patchbay/model.hpp"
 
 namespace patchbay {
+
+std::string average_epochs_problem(const std::array<int64_t, 2>& range, int64_t epochs) {
+  if (range == std::array<int64_t, 2>{0, 0} || (range[0] >= 1 && range[0] <= range[1] && range[1] <= epochs)) {
+    return "";
+  }
+  return fmt::format("train.average_epochs = [{}, {}] must be a range of trained epochs, 1 <= first <= last <= "
+                     "train.epochs = {}, or [0, 0] for none",
+                     range[0], range[1], epochs);
+}
 
 void ema_update(NamedTensors& ema, const Model& model, double decay) {
   if (ema.empty()) {

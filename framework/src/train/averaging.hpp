@@ -18,13 +18,21 @@
 // best-on-validation weights (trainer.cpp: ema_* and avg_* finals); neither changes what is
 // trained, which weights are tested first, or the recorded test predictions.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <string>
 
 #include "train/checkpoint.hpp"
 
 namespace patchbay {
 
 class Model;
+
+// train.average_epochs = [first, last] against train.epochs: "" for [0, 0] (none) or for
+// 1 <= first <= last <= epochs, else the message saying what is allowed. One text for both
+// callers: config.cpp reports it at the file's line, the trainer throws it for a
+// configuration built in code.
+std::string average_epochs_problem(const std::array<int64_t, 2>& range, int64_t epochs);
 
 // state empty: starts it as a copy of the model's state; else the EMA step above.
 void ema_update(NamedTensors& ema, const Model& model, double decay);

@@ -4,6 +4,9 @@
 #include <mutex>
 #include <string>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/Generator.h>
+
 #include "patchbay/config.hpp"
 #include "patchbay/registry.hpp"
 
@@ -32,6 +35,27 @@ std::string cache_key(const ResolvedConfig& c) {
   return key;
 }
 
+// Building a patcher initialises its weights from the default CPU generator. Loading a file
+// must not move it: a caller that seeds and then loads would build its model from other
+// weights than one that loads and then seeds. The guard puts the generator's state back.
+class KeepDefaultGenerator {
+ public:
+  KeepDefaultGenerator() : generator_(at::detail::getDefaultCPUGenerator()) {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    state_ = generator_.get_state();
+  }
+  ~KeepDefaultGenerator() {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    generator_.set_state(state_);
+  }
+  KeepDefaultGenerator(const KeepDefaultGenerator&) = delete;
+  KeepDefaultGenerator& operator=(const KeepDefaultGenerator&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Tensor state_;
+};
+
 }  // namespace
 
 PatchGrid point_grid(const ResolvedConfig& c, const Registry& registry, GridStage* stage) {
@@ -42,6 +66,7 @@ PatchGrid point_grid(const ResolvedConfig& c, const Registry& registry, GridStag
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = checked.find(key); it != checked.end()) return it->second;
   }
+  const KeepDefaultGenerator keep_generator;
   const auto enter = [stage](GridStage s) {
     if (stage) *stage = s;
   };

@@ -139,11 +139,15 @@ TEST_CASE("specmask: check() refuses a budget of the whole spectrogram before an
   CHECK_NOTHROW(masker("specmask")->check(MaskContext(kSquare)));
   // The base class accepts everything.
   CHECK_NOTHROW(masker("none")->check(MaskContext(kFftp)));
-  // And every run calls it: building the model refuses the run.
+  // And every run calls it: loading the file refuses it at the budget's value, and building
+  // the model refuses a configuration made in code.
   const std::string text =
       "[dataset]\nplugin = \"folder\"\nroot = \"data\"\n[patcher]\nplugin = \"fftp\"\n"
       "[masker]\nplugin = \"specmask\"\nbudget = 20000\n[backbone]\nplugin = \"linear_probe\"\n";
-  const auto config = load_experiment_text(text, "exp.toml", {}, registry()).runs.front().config;
+  CHECK_THROWS_WITH_AS(load_experiment_text(text, "exp.toml", {}, registry()),
+                       doctest::Contains("exp.toml:8:10: masker 'specmask': budget = 20000 cells"), ConfigError);
+  auto config = load_experiment_text(text, "exp.toml", {"masker.budget=1024"}, registry()).runs.front().config;
+  config.masker.options.set("budget", int64_t{20000});
   CHECK_THROWS_WITH_AS(build_model(config, registry(), 3), doctest::Contains("budget = 20000 cells"), ConfigError);
 }
 

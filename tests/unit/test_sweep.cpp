@@ -321,6 +321,17 @@ TEST_CASE("sweep: a patch grid that does not fit is refused when the file loads,
             "spectrogram", 0) == 0);
 }
 
+TEST_CASE("sweep: loading a file leaves the default CPU generator where it was") {
+  // The grid check builds each point's patcher, which draws its weights: a caller that seeds
+  // and then loads must build the same model as one that loads and then seeds.
+  at::manual_seed(7);
+  const at::Tensor before = at::detail::getDefaultCPUGenerator().get_state();
+  // Values no other test loads, so the patchers are built here, not found in the cache.
+  const auto exp = load("[sweep]\n\"patcher.patch_frames\" = [7, 9]\n\"patcher.stride\" = [3]\n");
+  REQUIRE(exp.runs.size() == 2);
+  CHECK(at::equal(at::detail::getDefaultCPUGenerator().get_state(), before));
+}
+
 TEST_CASE("sweep: malformed sweeps are config.sweep_syntax (verbatim)") {
   CHECK(error_of("[sweep]\n\"patcher.stride\" = 4\n") ==
         "config.sweep_syntax: exp.toml:16:1: sweep axis 'patcher.stride' must be a list of values, "

@@ -158,9 +158,14 @@ time_columns = 5
   const Model m = build_model(ok.runs.front().config, r, 3);
   CHECK(m.token_dropper_name == "patchout");
   CHECK(m.train_tokens() == m.grid().tokens() - 5);
-  // Dropping every column of FFTP's default grid.
-  const Experiment all = load_experiment_text(text, "drop.toml", {"token_dropper.time_columns=999"}, r);
-  CHECK_THROWS_WITH_AS(build_model(all.runs.front().config, r, 3), doctest::Contains("token_dropper.time_columns = 999"),
+  // Dropping every column of FFTP's default grid: refused when the file loads, at the
+  // override, and by build_model for a configuration made in code.
+  CHECK_THROWS_WITH_AS(load_experiment_text(text, "drop.toml", {"token_dropper.time_columns=999"}, r),
+                       doctest::Contains("command line 'token_dropper.time_columns=999': token_dropper.time_columns = "
+                                         "999 would drop every one of its 29 time columns"),
                        ConfigError);
+  auto all = ok.runs.front().config;
+  all.token_dropper.options.set("time_columns", int64_t{999});
+  CHECK_THROWS_WITH_AS(build_model(all, r, 3), doctest::Contains("token_dropper.time_columns = 999"), ConfigError);
 }
 }

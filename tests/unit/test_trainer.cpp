@@ -377,13 +377,20 @@ TEST_CASE("trainer: a token dropper trains on fewer tokens, evaluates on all of 
   auto frozen_drop = drop;
   frozen_drop.insert(frozen_drop.end(), {"train.epochs=1", "train.lr=0.0"});
   CHECK(train(text, frozen_drop).test_logits == frozen.test_logits);
-  // Too many columns: the run fails before training, saying which option and grid.
-  const RunRecord refused = train(text, {"token_dropper.plugin=patchout", "token_dropper.time_columns=7"});
+  // Too many columns: the file is refused when it loads; a configuration made in code fails
+  // its run before training, saying which option and grid.
+  CHECK_THROWS_WITH_AS(train(text, {"token_dropper.plugin=patchout", "token_dropper.time_columns=7"}),
+                       doctest::Contains("token_dropper.time_columns = 7 would drop every one"), ConfigError);
+  const auto& registry = test::linked_registry();
+  PlannedRun too_many = load_experiment_text(text, "tones.toml", drop, registry).runs.front();
+  too_many.config.token_dropper.options.set("time_columns", int64_t{7});
+  TrainerOptions opts;
+  opts.measure_latency = false;
+  const RunRecord refused = train_run(too_many, registry, opts, {});
   CHECK(refused.status == RunStatus::failed);
   CHECK(refused.reason.find("token_dropper.time_columns = 7") != std::string::npos);
   // A run without a token dropper keeps the id it had before token droppers existed; one
   // with a dropper is another run.
-  const auto& registry = test::linked_registry();
   const Experiment plain_plan = load_experiment_text(text, "tones.toml", {}, registry);
   const auto& base = plain_plan.runs.front();
   CHECK(base.config.hash() == test::id_hash_without_later_options(base.config));

@@ -15,6 +15,7 @@
 // Points that share these options share one build (thread-safe cache): a patcher's grid
 // depends only on its options and the input shape (the Patcher contract), so a 10,000-point
 // sweep over the seed builds one patcher, not 10,000 (each build initialises its weights).
+// The default CPU generator's state is the same after the call as before it.
 #pragma once
 
 #include "patchbay/export.hpp"
